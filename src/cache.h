@@ -1,0 +1,45 @@
+/* The in-memory cache: a striped hash table from primary key to the variants stored
+ * for it (one per Vary secondary key), each a reference-counted entry.
+ * Thread-safe; locks are held only while the table is looked at or changed. */
+#ifndef CP_CACHE_H
+#define CP_CACHE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "entry.h"
+#include "error.h"
+#include "headers.h"
+
+struct cache;
+
+/* Creates an empty cache. `generation`, if not NULL, points to a counter shared with
+ * other processes (store_generation_ptr): whenever it differs from the generation the
+ * cache last saw, every entry is dropped before the next lookup or insert, which is how
+ * `--clear-cache` empties a running server. Returns CP_ERR_NOMEM on failure. */
+cp_err cache_new(const _Atomic uint64_t *generation, struct cache **out);
+/* Drops every entry (clients still holding references keep theirs) and frees the cache. */
+void cache_free(struct cache *c);
+
+/* The generation new entries must carry to be accepted by cache_insert. */
+uint64_t cache_generation(struct cache *c);
+
+/* Finds a stored variant of `key` whose Vary secondary key matches `request`.
+ * Returns it with a reference the caller drops with entry_unref, or NULL.
+ * Freshness is the caller's business: stale entries are returned too. */
+struct entry *cache_lookup(struct cache *c, const char *key, const struct hdrs *request);
+
+/* Stores `e` (the cache takes its own reference), replacing a variant with the same
+ * key and vary_key. An entry of an older generation is refused with CP_ERR_STALE_GEN.
+ * Returns CP_ERR_NOMEM on allocation failure. */
+cp_err cache_insert(struct cache *c, struct entry *e);
+
+/* Removes every variant of `key`; returns how many were removed. */
+size_t cache_remove(struct cache *c, const char *key);
+/* Removes every entry; returns how many were removed. */
+size_t cache_clear(struct cache *c);
+/* Number of entries (variants) stored. */
+size_t cache_count(struct cache *c);
+
+#endif

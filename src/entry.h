@@ -1,0 +1,41 @@
+/* A cached response: the immutable object that the cache, the disk mirror and every
+ * client being answered from it share by reference count. Once published to the cache
+ * an entry is never modified, so readers need no lock. */
+#ifndef CP_ENTRY_H
+#define CP_ENTRY_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "headers.h"
+
+struct entry {
+    atomic_int refs;
+    char *key;            /* primary key: the origin URL of the request */
+    char *vary_key;       /* secondary key (http_vary_key), "" when no Vary */
+    int status;
+    struct hdrs headers;  /* end-to-end response fields as the origin sent them */
+    unsigned char *body;
+    size_t body_len;
+    time_t request_time;  /* when the request that fetched it was sent */
+    time_t response_time; /* when its response arrived */
+    int64_t initial_age;  /* corrected initial age at response_time (seconds) */
+    int64_t lifetime;     /* freshness lifetime (seconds) */
+    uint64_t generation;  /* cache generation it belongs to (see store.h) */
+};
+
+/* Returns a zeroed entry with one reference and empty headers, or NULL (no memory). */
+struct entry *entry_new(void);
+/* Adds a reference; returns `e` for convenience. */
+struct entry *entry_ref(struct entry *e);
+/* Drops a reference; frees the entry and everything it owns at zero. NULL is ignored. */
+void entry_unref(struct entry *e);
+
+/* Current age (seconds) of `e` at `now`. */
+int64_t entry_age(const struct entry *e, time_t now);
+/* True if `e` is still fresh at `now`. */
+int entry_is_fresh(const struct entry *e, time_t now);
+
+#endif

@@ -1,0 +1,60 @@
+/* An ordered list of HTTP header fields (name, value), as a message carries them.
+ * Names compare case-insensitively; repeated fields (Set-Cookie) stay separate entries.
+ * Also knows which fields are hop-by-hop (RFC 9110 section 7.6.1). */
+#ifndef CP_HEADERS_H
+#define CP_HEADERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+
+struct hdr {
+    char *name;
+    char *value;
+};
+
+struct hdrs {
+    struct hdr *v;
+    size_t n, cap;
+};
+
+/* Makes `h` an empty list. Never fails. */
+void hdrs_init(struct hdrs *h);
+/* Frees every field and leaves `h` empty (reusable). */
+void hdrs_free(struct hdrs *h);
+
+/* Appends a copy of name/value (value trimmed of surrounding whitespace).
+ * Returns CP_ERR_NOMEM, leaving `h` unchanged, if memory runs out. */
+cp_err hdrs_add(struct hdrs *h, const char *name, const char *value);
+/* Same with explicit lengths (the strings need not be NUL-terminated). */
+cp_err hdrs_addn(struct hdrs *h, const char *name, size_t name_len, const char *value,
+                 size_t value_len);
+
+/* Returns the value of the first field named `name`, or NULL. */
+const char *hdrs_get(const struct hdrs *h, const char *name);
+/* Number of fields named `name`. */
+size_t hdrs_count(const struct hdrs *h, const char *name);
+/* Removes every field named `name`; returns how many were removed. */
+size_t hdrs_remove(struct hdrs *h, const char *name);
+
+/* Sets *out to the values of every field named `name` joined with ", " (RFC 9110
+ * section 5.3), or to NULL if there is none. The caller frees *out.
+ * Returns CP_ERR_NOMEM on allocation failure. */
+cp_err hdrs_join(const struct hdrs *h, const char *name, char **out);
+
+/* True if a comma-separated list in any field named `name` holds `token`
+ * (case-insensitive, ignoring parameters after ';' and whitespace). */
+bool hdrs_has_token(const struct hdrs *h, const char *name, const char *token);
+
+/* Replaces `dst` (which must be initialised) by a deep copy of `src`.
+ * On CP_ERR_NOMEM `dst` is left empty. */
+cp_err hdrs_copy(struct hdrs *dst, const struct hdrs *src);
+
+/* True for the fixed hop-by-hop fields: Connection, Keep-Alive, TE, Trailer,
+ * Transfer-Encoding, Upgrade, Proxy-*. */
+bool hdrs_is_hop_by_hop(const char *name);
+/* Removes the hop-by-hop fields and every field that Connection names. */
+void hdrs_strip_hop_by_hop(struct hdrs *h);
+
+#endif

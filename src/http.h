@@ -1,0 +1,67 @@
+/* Pure HTTP parsing helpers for caching: Cache-Control directives (RFC 9111 section 5.2),
+ * HTTP dates (RFC 9110 section 5.6.7) and Vary secondary keys (RFC 9111 section 4.1).
+ * No I/O, no global state: every function is safe to call from any thread. */
+#ifndef CP_HTTP_H
+#define CP_HTTP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "error.h"
+#include "headers.h"
+
+/* Directives of a Cache-Control field (request or response). Delta-seconds
+ * directives are -1 when absent; a value too large saturates at INT32_MAX
+ * (RFC 9111 section 1.2.2). A directive with an invalid argument is treated as
+ * absent, except that an invalid max-age on a response counts as max-age=0
+ * (stale), which is the RFC's advice for the safe side. */
+struct cache_control {
+    bool no_store;
+    bool no_cache;          /* no-cache with or without field names */
+    bool no_cache_fields;   /* no-cache="field,..." (qualified form) */
+    bool private_;          /* private with or without field names */
+    bool private_fields;    /* private="field,..." */
+    bool public_;
+    bool must_revalidate;
+    bool proxy_revalidate;
+    bool no_transform;
+    bool only_if_cached;
+    bool immutable;
+    bool max_stale_any;     /* max-stale without a value */
+    int64_t max_age;
+    int64_t s_maxage;
+    int64_t max_stale;
+    int64_t min_fresh;
+    int64_t stale_while_revalidate;
+    int64_t stale_if_error;
+};
+
+/* Parses every Cache-Control field of `h` (joined) into *cc. Unknown directives
+ * are ignored. When a directive appears twice with different values the first
+ * one wins, except for max-age/s-maxage where the lowest (most conservative) wins.
+ * Never fails; a missing field gives all-false / -1. */
+void http_cache_control(const struct hdrs *h, struct cache_control *cc);
+
+/* Parses an HTTP-date in any of the three formats of RFC 9110 section 5.6.7
+ * (IMF-fixdate, RFC 850, asctime). Returns true and sets *out, or false if `s`
+ * is not a valid date. */
+bool http_parse_date(const char *s, time_t *out);
+
+/* Writes `t` as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") into buf. */
+void http_format_date(time_t t, char buf[30]);
+
+/* Builds the secondary cache key of a response's Vary field for a request:
+ * for each field name listed in `vary` (lower-cased, in the order listed) the
+ * request's value(s) for it, normalised (joined with ", ", whitespace
+ * around commas collapsed). Sets *out to a newly allocated string (the empty
+ * string if `vary` is NULL or empty) that the caller frees.
+ * Returns CP_ERR_BAD_TARGET if `vary` contains "*" (the response can never be
+ * reused), CP_ERR_NOMEM on allocation failure. */
+cp_err http_vary_key(const char *vary, const struct hdrs *request, char **out);
+
+/* Parses a non-negative decimal integer (delta-seconds, Age, Content-Length).
+ * Returns false for empty input, signs, or trailing garbage; saturates at INT64_MAX/2. */
+bool http_parse_uint(const char *s, int64_t *out);
+
+#endif

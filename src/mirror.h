@@ -1,0 +1,22 @@
+/* Writes entries to the disk mirror on a background thread, so that neither the
+ * front end nor the fetcher ever waits for the disk. */
+#ifndef CP_MIRROR_H
+#define CP_MIRROR_H
+
+#include "entry.h"
+#include "error.h"
+#include "store.h"
+
+struct mirror;
+
+/* Starts the writer thread over `s` (which must outlive the mirror).
+ * Returns CP_ERR_NOMEM or CP_ERR_INTERNAL (thread creation failed). */
+cp_err mirror_start(struct store *s, struct mirror **out);
+/* Queues `e` to be written (takes a reference). Never blocks on I/O. */
+void mirror_write(struct mirror *m, struct entry *e);
+/* Queues the removal of the file of this key and vary key (copies both). */
+void mirror_remove(struct mirror *m, const char *key, const char *vary_key);
+/* Writes everything queued, stops the thread and frees. NULL is ignored. */
+void mirror_stop(struct mirror *m);
+
+#endif

@@ -1,0 +1,30 @@
+/* The front end: a libmicrohttpd daemon with an internal thread pool (epoll). Hits are
+ * answered on the front-end thread from the cache; misses suspend the connection, go to
+ * the fetcher, and are resumed when the origin has answered. */
+#ifndef CP_SERVER_H
+#define CP_SERVER_H
+
+#include <stdint.h>
+
+#include "cache.h"
+#include "cli.h"
+#include "error.h"
+#include "fetch.h"
+#include "mirror.h"
+
+struct server;
+
+/* Starts listening on cfg->bind:cfg->port with cfg->threads threads. `cache`, `mirror`
+ * (may be NULL: no disk mirror) and `fetcher` must outlive the server.
+ * Returns CP_ERR_LISTEN (port in use, bad address), CP_ERR_NOMEM, CP_ERR_INTERNAL. */
+cp_err server_start(const struct config *cfg, struct cache *cache, struct mirror *mirror,
+                    struct fetcher *fetcher, struct server **out);
+
+/* Stops accepting connections; requests waiting on the origin are ended once the
+ * fetcher is stopped. Call before fetcher_stop. */
+void server_quiesce(struct server *s);
+
+/* Closes every connection and frees. Call after fetcher_stop. NULL is ignored. */
+void server_stop(struct server *s);
+
+#endif

@@ -1,1 +1,312 @@
-/* placeholder: being written */
+/* Encoding and decoding of one cache entry's file (see diskfmt.h), with explicit
+ * little-endian byte writes so that the format does not depend on the compiler's
+ * struct layout. The decoder trusts nothing it reads: every length is checked
+ * against what is left of the buffer before it is used. */
+#include "diskfmt.h"
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack: diskfmt_name cannot fail */
+#include <xxhash.h>
+
+/* Fixed header, 48 bytes:
+ *   0  magic "CPXE"        4  u32 version        8  u32 flags (none defined, must be 0)
+ *  12  u32 meta_len       16  u64 body_len      24  u64 XXH64 of the metadata
+ *  32  u64 XXH64 of body  40  u64 XXH64 of bytes 0..39, so a damaged length is caught
+ *                             before it is believed.
+ * Metadata: u32 key length + key, u32 vary key length + vary key, u32 status,
+ *   i64 request_time, i64 response_time, i64 initial_age, i64 lifetime, u64 generation,
+ *   u32 field count, then per field u32 name length + name, u32 value length + value.
+ * Strings carry no NUL terminator and may not contain NUL. */
+#define FIXED_LEN 48u
+#define OFF_HEADER_SUM 40u
+static const unsigned char magic[4] = {'C', 'P', 'X', 'E'};
+
+/* ---- writing ------------------------------------------------------------------ */
+
+static unsigned char *put_u32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        *p++ = (unsigned char)(v >> (8 * i));
+    return p;
+}
+
+static unsigned char *put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        *p++ = (unsigned char)(v >> (8 * i));
+    return p;
+}
+
+static unsigned char *put_str(unsigned char *p, const char *s, size_t len)
+{
+    p = put_u32(p, (uint32_t)len);
+    if (len > 0)
+        memcpy(p, s, len);
+    return p + len;
+}
+
+/* Adds a length-prefixed string's size to *total; false if it does not fit. */
+static bool add_str_len(size_t *total, size_t len)
+{
+    if (len > UINT32_MAX || *total > SIZE_MAX - 4 - len)
+        return false;
+    *total += 4 + len;
+    return true;
+}
+
+cp_err diskfmt_encode_head(const struct entry *e, unsigned char **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    const char *key = e->key != NULL ? e->key : "";
+    const char *vary = e->vary_key != NULL ? e->vary_key : "";
+    size_t key_len = strlen(key), vary_len = strlen(vary);
+
+    if (e->status < 0 || e->headers.n > UINT32_MAX)
+        return CP_ERR_TOO_LARGE;
+    size_t meta = 0;
+    if (!add_str_len(&meta, key_len) || !add_str_len(&meta, vary_len))
+        return CP_ERR_TOO_LARGE;
+    meta += 4 + 5 * 8 + 4; /* status, four times, generation, field count */
+    for (size_t i = 0; i < e->headers.n; i++) {
+        if (!add_str_len(&meta, strlen(e->headers.v[i].name)) ||
+            !add_str_len(&meta, strlen(e->headers.v[i].value)))
+            return CP_ERR_TOO_LARGE;
+    }
+    if (meta > UINT32_MAX)
+        return CP_ERR_TOO_LARGE;
+
+    unsigned char *buf = malloc(FIXED_LEN + meta);
+    if (buf == NULL)
+        return CP_ERR_NOMEM;
+
+    unsigned char *m = buf + FIXED_LEN;
+    unsigned char *p = m;
+    p = put_str(p, key, key_len);
+    p = put_str(p, vary, vary_len);
+    p = put_u32(p, (uint32_t)e->status);
+    p = put_u64(p, (uint64_t)(int64_t)e->request_time);
+    p = put_u64(p, (uint64_t)(int64_t)e->response_time);
+    p = put_u64(p, (uint64_t)e->initial_age);
+    p = put_u64(p, (uint64_t)e->lifetime);
+    p = put_u64(p, e->generation);
+    p = put_u32(p, (uint32_t)e->headers.n);
+    for (size_t i = 0; i < e->headers.n; i++) {
+        const struct hdr *h = &e->headers.v[i];
+        p = put_str(p, h->name, strlen(h->name));
+        p = put_str(p, h->value, strlen(h->value));
+    }
+
+    p = buf;
+    memcpy(p, magic, sizeof magic);
+    p = put_u32(p + 4, DISKFMT_VERSION);
+    p = put_u32(p, 0);
+    p = put_u32(p, (uint32_t)meta);
+    p = put_u64(p, (uint64_t)e->body_len);
+    p = put_u64(p, XXH64(m, meta, 0));
+    p = put_u64(p, XXH64(e->body_len > 0 ? e->body : (const unsigned char *)"", e->body_len, 0));
+    put_u64(p, XXH64(buf, OFF_HEADER_SUM, 0));
+
+    *out = buf;
+    *len = FIXED_LEN + meta;
+    return CP_OK;
+}
+
+/* ---- reading ------------------------------------------------------------------ */
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* A bounded reader over the metadata: once `ok` is false every read fails, so the
+ * parser can check once at the end instead of after each field. */
+struct reader {
+    const unsigned char *p;
+    size_t left;
+    bool ok;
+};
+
+static uint32_t rd_u32(struct reader *r)
+{
+    if (!r->ok || r->left < 4) {
+        r->ok = false;
+        return 0;
+    }
+    uint32_t v = get_u32(r->p);
+    r->p += 4;
+    r->left -= 4;
+    return v;
+}
+
+static uint64_t rd_u64(struct reader *r)
+{
+    if (!r->ok || r->left < 8) {
+        r->ok = false;
+        return 0;
+    }
+    uint64_t v = get_u64(r->p);
+    r->p += 8;
+    r->left -= 8;
+    return v;
+}
+
+/* Points *s at a length-prefixed string inside the buffer (not terminated). */
+static void rd_str(struct reader *r, const char **s, size_t *len)
+{
+    size_t n = rd_u32(r);
+    *s = NULL;
+    *len = 0;
+    if (!r->ok)
+        return;
+    /* An embedded NUL would silently shorten the string once it is a C string. */
+    if (n > r->left || memchr(r->p, '\0', n) != NULL) {
+        r->ok = false;
+        return;
+    }
+    *s = (const char *)r->p;
+    *len = n;
+    r->p += n;
+    r->left -= n;
+}
+
+static char *dup_n(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d == NULL)
+        return NULL;
+    if (n > 0)
+        memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+/* time_t may be narrower than the format's 64 bits. */
+static bool fits_time_t(int64_t v)
+{
+    time_t t = (time_t)v;
+    return (int64_t)t == v;
+}
+
+static cp_err decode_meta(const unsigned char *meta, size_t meta_len, struct entry *e)
+{
+    struct reader r = {meta, meta_len, true};
+    const char *s;
+    size_t n;
+
+    rd_str(&r, &s, &n);
+    if (!r.ok)
+        return CP_ERR_CORRUPT;
+    if ((e->key = dup_n(s, n)) == NULL)
+        return CP_ERR_NOMEM;
+    rd_str(&r, &s, &n);
+    if (!r.ok)
+        return CP_ERR_CORRUPT;
+    if ((e->vary_key = dup_n(s, n)) == NULL)
+        return CP_ERR_NOMEM;
+
+    uint32_t status = rd_u32(&r);
+    int64_t req = (int64_t)rd_u64(&r);
+    int64_t resp = (int64_t)rd_u64(&r);
+    e->initial_age = (int64_t)rd_u64(&r);
+    e->lifetime = (int64_t)rd_u64(&r);
+    e->generation = rd_u64(&r);
+    uint32_t count = rd_u32(&r);
+    if (!r.ok || status > INT_MAX || !fits_time_t(req) || !fits_time_t(resp))
+        return CP_ERR_CORRUPT;
+    e->status = (int)status;
+    e->request_time = (time_t)req;
+    e->response_time = (time_t)resp;
+
+    /* Each field takes at least 8 bytes: a huge count is caught before any work. */
+    if (count > r.left / 8)
+        return CP_ERR_CORRUPT;
+    for (uint32_t i = 0; i < count; i++) {
+        const char *name, *value;
+        size_t name_len, value_len;
+        rd_str(&r, &name, &name_len);
+        rd_str(&r, &value, &value_len);
+        if (!r.ok)
+            return CP_ERR_CORRUPT;
+        if (hdrs_addn(&e->headers, name, name_len, value, value_len) != CP_OK)
+            return CP_ERR_NOMEM;
+    }
+    /* Trailing bytes mean the writer and this reader disagree on the layout. */
+    return r.left == 0 ? CP_OK : CP_ERR_CORRUPT;
+}
+
+cp_err diskfmt_decode(const unsigned char *buf, size_t len, struct entry **out)
+{
+    *out = NULL;
+    if (len < 8 || memcmp(buf, magic, sizeof magic) != 0)
+        return CP_ERR_CORRUPT;
+    /* The version comes before anything else is trusted: another version may not
+     * even have the same fixed header. */
+    if (get_u32(buf + 4) != DISKFMT_VERSION)
+        return CP_ERR_VERSION;
+    if (len < FIXED_LEN || XXH64(buf, OFF_HEADER_SUM, 0) != get_u64(buf + OFF_HEADER_SUM))
+        return CP_ERR_CORRUPT;
+
+    uint32_t flags = get_u32(buf + 8);
+    uint64_t meta_len = get_u32(buf + 12);
+    uint64_t body_len = get_u64(buf + 16);
+    if (flags != 0 || body_len > len - FIXED_LEN || meta_len != len - FIXED_LEN - body_len)
+        return CP_ERR_CORRUPT;
+    const unsigned char *meta = buf + FIXED_LEN;
+    const unsigned char *body = meta + meta_len;
+    if (XXH64(meta, (size_t)meta_len, 0) != get_u64(buf + 24) ||
+        XXH64(body, (size_t)body_len, 0) != get_u64(buf + 32))
+        return CP_ERR_CORRUPT;
+
+    struct entry *e = entry_new();
+    if (e == NULL)
+        return CP_ERR_NOMEM;
+    cp_err err = decode_meta(meta, (size_t)meta_len, e);
+    if (err == CP_OK && body_len > 0) {
+        if ((e->body = malloc((size_t)body_len)) == NULL)
+            err = CP_ERR_NOMEM;
+        else
+            memcpy(e->body, body, (size_t)body_len);
+    }
+    if (err != CP_OK) {
+        entry_unref(e);
+        return err;
+    }
+    e->body_len = (size_t)body_len;
+    *out = e;
+    return CP_OK;
+}
+
+void diskfmt_name(const char *key, const char *vary_key, char out[DISKFMT_NAME_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    XXH3_state_t st;
+    XXH3_INITSTATE(&st);
+    XXH3_128bits_reset(&st);
+    XXH3_128bits_update(&st, key, strlen(key));
+    /* The separator keeps ("ab", "c") and ("a", "bc") apart. */
+    XXH3_128bits_update(&st, "", 1);
+    XXH3_128bits_update(&st, vary_key, strlen(vary_key));
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits_digest(&st));
+    for (size_t i = 0; i < sizeof c.digest; i++) {
+        out[2 * i] = hex[c.digest[i] >> 4];
+        out[2 * i + 1] = hex[c.digest[i] & 0xf];
+    }
+    out[DISKFMT_NAME_LEN] = '\0';
+}

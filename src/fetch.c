@@ -1,1 +1,495 @@
-/* placeholder: being written */
+/* Origin requests on one thread driving a libcurl multi handle (see fetch.h).
+ * The multi handle keeps the connection pool; a share handle adds DNS and TLS session
+ * caches. Redirects are followed by hand so that each hop can be checked against the
+ * origin's host before anything is sent to it. */
+#include "fetch.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "log.h"
+
+struct job {
+    struct job *next;
+    struct fetch_request req;
+    void (*done)(void *arg, struct fetch_result *res);
+    void *arg;
+    CURL *easy;
+    struct curl_slist *slist;
+    struct fetch_result res;
+    size_t body_cap;
+    int hops;              /* redirects followed so far */
+    struct timespec start; /* for the whole-transfer timeout across hops */
+};
+
+struct fetcher {
+    struct fetch_opts opts;
+    char *cacert;
+    CURLM *multi;
+    CURLSH *share;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    struct job *pending;   /* submitted, not yet given to curl (guarded by lock) */
+    struct job *active;    /* owned by the fetch thread */
+    bool stopping;         /* guarded by lock */
+    bool started;
+};
+
+void fetch_result_free(struct fetch_result *r)
+{
+    hdrs_free(&r->headers);
+    free(r->body);
+    r->body = NULL;
+    r->body_len = 0;
+}
+
+void fetch_request_free(struct fetch_request *r)
+{
+    free(r->method);
+    free(r->url);
+    hdrs_free(&r->headers);
+    free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+static void job_free(struct job *j)
+{
+    if (j->easy)
+        curl_easy_cleanup(j->easy);
+    curl_slist_free_all(j->slist);
+    fetch_request_free(&j->req);
+    fetch_result_free(&j->res);
+    free(j);
+}
+
+/* Hands the result to the submitter and frees the job (and whatever of the result the
+ * submitter did not take). */
+static void job_finish(struct job *j, cp_err err)
+{
+    j->res.err = err;
+    j->done(j->arg, &j->res);
+    job_free(j);
+}
+
+static size_t on_header(char *buf, size_t size, size_t n, void *arg)
+{
+    struct job *j = arg;
+    size_t len = size * n;
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        len--;
+    if (len >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
+        /* A new status line: an interim (1xx) or earlier response's fields are dropped
+         * so that only the final response's remain. */
+        hdrs_free(&j->res.headers);
+        const char *sp = memchr(buf, ' ', len);
+        j->res.status = sp ? atoi(sp + 1) : 0;
+        return size * n;
+    }
+    if (len == 0)
+        return size * n;
+    if ((buf[0] == ' ' || buf[0] == '\t') && j->res.headers.n > 0) {
+        /* obs-fold (RFC 9112 section 5.2): join the continuation with a space. */
+        struct hdr *last = &j->res.headers.v[j->res.headers.n - 1];
+        size_t old = strlen(last->value);
+        char *v = realloc(last->value, old + len + 2);
+        if (v == NULL)
+            return 0;
+        v[old] = ' ';
+        memcpy(v + old + 1, buf, len);
+        v[old + 1 + len] = '\0';
+        last->value = v;
+        return size * n;
+    }
+    const char *colon = memchr(buf, ':', len);
+    if (colon == NULL || colon == buf)
+        return size * n; /* not a field line; ignore it as a lenient recipient */
+    size_t name_len = (size_t)(colon - buf);
+    if (hdrs_addn(&j->res.headers, buf, name_len, colon + 1, len - name_len - 1) != CP_OK)
+        return 0;
+    return size * n;
+}
+
+static size_t on_body(char *buf, size_t size, size_t n, void *arg)
+{
+    struct job *j = arg;
+    size_t len = size * n;
+    if (j->res.body_len + len > j->body_cap) {
+        size_t cap = j->body_cap ? j->body_cap : 16384;
+        while (cap < j->res.body_len + len)
+            cap *= 2;
+        unsigned char *b = realloc(j->res.body, cap);
+        if (b == NULL)
+            return 0; /* makes curl fail the transfer with CURLE_WRITE_ERROR */
+        j->res.body = b;
+        j->body_cap = cap;
+    }
+    memcpy(j->res.body + j->res.body_len, buf, len);
+    j->res.body_len += len;
+    return len;
+}
+
+static long elapsed_ms(const struct timespec *since)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+/* Adds a field line to the job's curl header list. */
+static cp_err slist_add(struct job *j, const char *name, const char *value)
+{
+    size_t len = strlen(name) + strlen(value) + 3;
+    char *line = malloc(len);
+    if (line == NULL)
+        return CP_ERR_NOMEM;
+    /* "Name:" with nothing after it tells curl to send no such field at all. */
+    snprintf(line, len, value[0] ? "%s: %s" : "%s:", name, value);
+    struct curl_slist *s = curl_slist_append(j->slist, line);
+    free(line);
+    if (s == NULL)
+        return CP_ERR_NOMEM;
+    j->slist = s;
+    return CP_OK;
+}
+
+/* Creates the easy handle for the job's current request and adds it to the multi. */
+static cp_err job_start(struct fetcher *f, struct job *j)
+{
+    struct fetch_request *rq = &j->req;
+    long left = f->opts.timeout_ms - elapsed_ms(&j->start);
+    if (left <= 0)
+        return CP_ERR_ORIGIN_TIMEOUT;
+
+    j->easy = curl_easy_init();
+    if (j->easy == NULL)
+        return CP_ERR_NOMEM;
+    curl_slist_free_all(j->slist);
+    j->slist = NULL;
+    for (size_t i = 0; i < rq->headers.n; i++) {
+        /* A field with an empty value would read as "remove this field" to curl. */
+        const char *v = rq->headers.v[i].value;
+        if (slist_add(j, rq->headers.v[i].name, v[0] ? v : " ") != CP_OK)
+            return CP_ERR_NOMEM;
+    }
+    /* Fields curl would add of its own accord: send only what the client sent. */
+    if (hdrs_get(&rq->headers, "Accept") == NULL && slist_add(j, "Accept", "") != CP_OK)
+        return CP_ERR_NOMEM;
+    if (hdrs_get(&rq->headers, "Expect") == NULL && slist_add(j, "Expect", "") != CP_OK)
+        return CP_ERR_NOMEM;
+    if (hdrs_get(&rq->headers, "Content-Type") == NULL &&
+        slist_add(j, "Content-Type", "") != CP_OK)
+        return CP_ERR_NOMEM;
+
+    CURL *e = j->easy;
+    curl_easy_setopt(e, CURLOPT_URL, rq->url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, j);
+    curl_easy_setopt(e, CURLOPT_SHARE, f->share);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, j->slist);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, j);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, j);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, f->opts.connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, left);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (f->cacert)
+        curl_easy_setopt(e, CURLOPT_CAINFO, f->cacert);
+
+    if (strcmp(rq->method, "GET") == 0 && rq->body_len == 0) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else if (strcmp(rq->method, "HEAD") == 0) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, rq->method);
+        if (rq->body_len > 0 || strcmp(rq->method, "POST") == 0) {
+            /* The body is ours until the job ends, so curl need not copy it. */
+            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, rq->body ? (char *)rq->body : "");
+        }
+    }
+    j->res.request_time = time(NULL);
+    if (curl_multi_add_handle(f->multi, e) != CURLM_OK)
+        return CP_ERR_INTERNAL;
+    return CP_OK;
+}
+
+static cp_err map_curl_error(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OK:
+        return CP_OK;
+    case CURLE_OPERATION_TIMEDOUT:
+        return CP_ERR_ORIGIN_TIMEOUT;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SEND_ERROR:
+        return CP_ERR_ORIGIN_CONNECT;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+        return CP_ERR_ORIGIN_TLS;
+    case CURLE_OUT_OF_MEMORY:
+    case CURLE_WRITE_ERROR:
+        return CP_ERR_NOMEM;
+    default:
+        return CP_ERR_ORIGIN_PROTOCOL;
+    }
+}
+
+static bool is_redirect(int status)
+{
+    return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+/* If the finished response is a redirect we follow, turns the job into its next hop and
+ * returns true. Methods change as browsers and curl do: 303 becomes GET (HEAD stays
+ * HEAD), and so does a POST answered by 301/302; 307/308 keep method and body. */
+static bool job_redirect(struct fetcher *f, struct job *j, cp_err *err)
+{
+    *err = CP_OK;
+    if (!f->opts.follow_redirects || !is_redirect(j->res.status))
+        return false;
+    const char *loc = hdrs_get(&j->res.headers, "Location");
+    char *next = NULL;
+    if (loc == NULL || url_resolve(j->req.url, loc, &next) != CP_OK)
+        return false;
+    if (!url_on_origin(f->opts.origin, next)) {
+        free(next); /* another host: the client gets the redirect itself */
+        return false;
+    }
+    if (j->hops >= f->opts.max_redirects) {
+        free(next);
+        *err = CP_ERR_REDIRECT_LOOP;
+        return true;
+    }
+    j->hops++;
+    bool to_get = (j->res.status == 303 && strcmp(j->req.method, "HEAD") != 0) ||
+                  ((j->res.status == 301 || j->res.status == 302) &&
+                   strcmp(j->req.method, "POST") == 0);
+    if (to_get) {
+        char *get = strdup("GET");
+        if (get == NULL) {
+            free(next);
+            *err = CP_ERR_NOMEM;
+            return true;
+        }
+        free(j->req.method);
+        j->req.method = get;
+        free(j->req.body);
+        j->req.body = NULL;
+        j->req.body_len = 0;
+        hdrs_remove(&j->req.headers, "Content-Type");
+    }
+    free(j->req.url);
+    j->req.url = next;
+    curl_multi_remove_handle(f->multi, j->easy);
+    curl_easy_cleanup(j->easy);
+    j->easy = NULL;
+    fetch_result_free(&j->res);
+    j->res.status = 0;
+    j->body_cap = 0;
+    *err = job_start(f, j);
+    return true;
+}
+
+static void active_unlink(struct fetcher *f, struct job *j)
+{
+    for (struct job **p = &f->active; *p; p = &(*p)->next) {
+        if (*p == j) {
+            *p = j->next;
+            return;
+        }
+    }
+}
+
+static void on_transfer_done(struct fetcher *f, CURL *easy, CURLcode rc)
+{
+    struct job *j = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&j);
+    j->res.response_time = time(NULL);
+    cp_err err = map_curl_error(rc);
+    if (err == CP_OK) {
+        cp_err rerr;
+        if (job_redirect(f, j, &rerr)) {
+            if (rerr == CP_OK)
+                return; /* the next hop is under way */
+            err = rerr;
+        }
+    } else if (rc != CURLE_OK) {
+        log_debug("origin request %s %s failed: %s", j->req.method, j->req.url,
+                  curl_easy_strerror(rc));
+    }
+    if (j->easy)
+        curl_multi_remove_handle(f->multi, j->easy);
+    active_unlink(f, j);
+    job_finish(j, err);
+}
+
+static void start_pending(struct fetcher *f)
+{
+    pthread_mutex_lock(&f->lock);
+    struct job *list = f->pending;
+    f->pending = NULL;
+    pthread_mutex_unlock(&f->lock);
+    while (list) {
+        struct job *j = list;
+        list = j->next;
+        cp_err err = job_start(f, j);
+        if (err != CP_OK) {
+            if (j->easy) {
+                curl_multi_remove_handle(f->multi, j->easy);
+            }
+            job_finish(j, err);
+            continue;
+        }
+        j->next = f->active;
+        f->active = j;
+    }
+}
+
+static void *fetch_thread(void *arg)
+{
+    struct fetcher *f = arg;
+    for (;;) {
+        pthread_mutex_lock(&f->lock);
+        bool stop = f->stopping;
+        pthread_mutex_unlock(&f->lock);
+        if (stop)
+            break;
+        start_pending(f);
+        int running = 0;
+        curl_multi_perform(f->multi, &running);
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(f->multi, &left)) != NULL) {
+            if (msg->msg == CURLMSG_DONE)
+                on_transfer_done(f, msg->easy_handle, msg->data.result);
+        }
+        curl_multi_poll(f->multi, NULL, 0, 1000, NULL);
+    }
+    /* Stopping: whatever is still queued or under way ends with CP_ERR_SHUTDOWN. */
+    while (f->active) {
+        struct job *j = f->active;
+        f->active = j->next;
+        curl_multi_remove_handle(f->multi, j->easy);
+        job_finish(j, CP_ERR_SHUTDOWN);
+    }
+    pthread_mutex_lock(&f->lock);
+    struct job *list = f->pending;
+    f->pending = NULL;
+    pthread_mutex_unlock(&f->lock);
+    while (list) {
+        struct job *j = list;
+        list = j->next;
+        job_finish(j, CP_ERR_SHUTDOWN);
+    }
+    return NULL;
+}
+
+cp_err fetcher_start(const struct fetch_opts *opts, struct fetcher **out)
+{
+    struct fetcher *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return CP_ERR_NOMEM;
+    f->opts = *opts;
+    if (opts->cacert && (f->cacert = strdup(opts->cacert)) == NULL)
+        goto nomem;
+    f->opts.cacert = f->cacert;
+    f->multi = curl_multi_init();
+    f->share = curl_share_init();
+    if (f->multi == NULL || f->share == NULL)
+        goto nomem;
+    /* Only the fetch thread uses the share handle, so it needs no lock callbacks. */
+    curl_share_setopt(f->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(f->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
+    curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, 256L);
+    pthread_mutex_init(&f->lock, NULL);
+    if (pthread_create(&f->thread, NULL, fetch_thread, f) != 0) {
+        pthread_mutex_destroy(&f->lock);
+        curl_multi_cleanup(f->multi);
+        curl_share_cleanup(f->share);
+        free(f->cacert);
+        free(f);
+        return CP_ERR_INTERNAL;
+    }
+    f->started = true;
+    *out = f;
+    return CP_OK;
+nomem:
+    if (f->multi)
+        curl_multi_cleanup(f->multi);
+    if (f->share)
+        curl_share_cleanup(f->share);
+    free(f->cacert);
+    free(f);
+    return CP_ERR_NOMEM;
+}
+
+cp_err fetch_submit(struct fetcher *f, struct fetch_request *req,
+                    void (*done)(void *arg, struct fetch_result *res), void *arg)
+{
+    struct job *j = calloc(1, sizeof *j);
+    if (j == NULL) {
+        fetch_request_free(req);
+        return CP_ERR_NOMEM;
+    }
+    j->req = *req;
+    memset(req, 0, sizeof *req);
+    j->done = done;
+    j->arg = arg;
+    hdrs_init(&j->res.headers);
+    clock_gettime(CLOCK_MONOTONIC, &j->start);
+
+    pthread_mutex_lock(&f->lock);
+    if (f->stopping) {
+        pthread_mutex_unlock(&f->lock);
+        job_free(j);
+        return CP_ERR_SHUTDOWN;
+    }
+    j->next = f->pending;
+    f->pending = j;
+    pthread_mutex_unlock(&f->lock);
+    curl_multi_wakeup(f->multi);
+    return CP_OK;
+}
+
+void fetcher_stop(struct fetcher *f)
+{
+    if (f == NULL || !f->started)
+        return;
+    pthread_mutex_lock(&f->lock);
+    f->stopping = true;
+    pthread_mutex_unlock(&f->lock);
+    curl_multi_wakeup(f->multi);
+    pthread_join(f->thread, NULL);
+    f->started = false;
+}
+
+void fetcher_free(struct fetcher *f)
+{
+    if (f == NULL)
+        return;
+    fetcher_stop(f);
+    curl_multi_cleanup(f->multi);
+    curl_share_cleanup(f->share);
+    pthread_mutex_destroy(&f->lock);
+    free(f->cacert);
+    free(f);
+}

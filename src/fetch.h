@@ -54,14 +54,18 @@ struct fetcher;
 cp_err fetcher_start(const struct fetch_opts *opts, struct fetcher **out);
 
 /* Queues `req` (ownership taken, even on failure). `done` is later called exactly once,
- * on the fetch thread, with the result (which it owns and must free with
- * fetch_result_free). Returns CP_ERR_SHUTDOWN if the fetcher is stopping, in which
+ * on the fetch thread, with the result. `res` is valid only during that call: `done`
+ * may take its headers and body by moving them out (the usual way: copy the struct,
+ * then zero it); whatever is left in it is freed afterwards. Returns CP_ERR_SHUTDOWN if the fetcher is stopping, in which
  * case `done` is not called. */
 cp_err fetch_submit(struct fetcher *f, struct fetch_request *req,
                     void (*done)(void *arg, struct fetch_result *res), void *arg);
 
-/* Aborts transfers still under way (their `done` gets CP_ERR_SHUTDOWN), stops the
- * thread and frees. NULL is ignored. */
+/* Aborts transfers still under way (their `done` gets CP_ERR_SHUTDOWN) and stops the
+ * thread. Later fetch_submit calls fail with CP_ERR_SHUTDOWN, so front-end threads may
+ * still call it until the front end is stopped. NULL is ignored. */
 void fetcher_stop(struct fetcher *f);
+/* Frees a stopped fetcher. NULL is ignored. */
+void fetcher_free(struct fetcher *f);
 
 #endif

@@ -1,2 +1,165 @@
-/* placeholder */
-int main(void){return 0;}
+/* caching-proxy's entry point: parse the command line, then either clear the cache
+ * directory or wire the modules together (disk store, cache, fetcher, front end), serve
+ * until SIGINT/SIGTERM, and shut down cleanly. Errors become messages here. */
+#include <curl/curl.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "cli.h"
+#include "fetch.h"
+#include "log.h"
+#include "mirror.h"
+#include "server.h"
+#include "store.h"
+
+#define EXIT_RUNTIME 1 /* the configuration is valid but something failed */
+#define EXIT_USAGE 2   /* the command line is wrong */
+
+/* Prints the one line that explains a failure: "caching-proxy: <what>: <detail>". */
+static void report(cp_err err, const char *detail)
+{
+    if (detail && detail[0])
+        fprintf(stderr, "caching-proxy: %s: %s\n", cp_strerror(err), detail);
+    else
+        fprintf(stderr, "caching-proxy: %s\n", cp_strerror(err));
+}
+
+static int clear_cache(const struct config *cfg)
+{
+    size_t entries = 0;
+    uint64_t bytes = 0;
+    cp_err err = store_clear(cfg->cache_dir, &entries, &bytes);
+    if (err != CP_OK) {
+        report(err, cfg->cache_dir);
+        return EXIT_RUNTIME;
+    }
+    printf("caching-proxy: removed %zu entries (%llu bytes) from %s\n", entries,
+           (unsigned long long)bytes, cfg->cache_dir);
+    return EXIT_SUCCESS;
+}
+
+static void load_one(void *arg, struct entry *e)
+{
+    cache_insert(arg, e);
+    entry_unref(e);
+}
+
+static int serve(const struct config *cfg)
+{
+    int rc = EXIT_RUNTIME;
+    char why[256] = "";
+    struct store *store = NULL;
+    struct cache *cache = NULL;
+    struct fetcher *fetcher = NULL;
+    struct mirror *mirror = NULL;
+    struct server *server = NULL;
+    cp_err err;
+
+    /* Every thread started from here on inherits this mask, so the signals are only
+     * ever taken by sigwait() below, never by a worker in the middle of its work. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        report(CP_ERR_INTERNAL, "libcurl failed to initialise");
+        return EXIT_RUNTIME;
+    }
+    if ((err = store_open(cfg->cache_dir, &store)) != CP_OK) {
+        report(err, cfg->cache_dir);
+        goto out;
+    }
+    if ((err = cache_new(store_generation_ptr(store), &cache)) != CP_OK) {
+        report(err, NULL);
+        goto out;
+    }
+    size_t loaded = 0, removed = 0;
+    if ((err = store_load(store, load_one, cache, &loaded, &removed)) != CP_OK) {
+        report(err, cfg->cache_dir);
+        goto out;
+    }
+    struct fetch_opts fo = {
+        .origin = &cfg->origin,
+        .cacert = cfg->origin_cacert,
+        .connect_timeout_ms = cfg->connect_timeout_ms,
+        .timeout_ms = cfg->origin_timeout_ms,
+        .follow_redirects = cfg->follow_redirects,
+        .max_redirects = 5,
+    };
+    if ((err = fetcher_start(&fo, &fetcher)) != CP_OK || (err = mirror_start(store, &mirror)) != CP_OK) {
+        report(err, NULL);
+        goto out;
+    }
+    if ((err = server_start(cfg, cache, mirror, fetcher, &server, why, sizeof why)) != CP_OK) {
+        report(err, why);
+        goto out;
+    }
+    log_info("listening on %s, origin %s, cache %s (%zu entries loaded%s)",
+             server_address(server), cfg->origin.prefix, cfg->cache_dir, loaded,
+             removed ? ", damaged files removed" : "");
+
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    log_info("%s received, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    rc = EXIT_SUCCESS;
+out:
+    /* Order matters: stop taking requests, end the ones waiting on the origin (which
+     * resumes their connections), close the front end, then flush the disk mirror. */
+    server_quiesce(server);
+    fetcher_stop(fetcher);
+    server_stop(server);
+    fetcher_free(fetcher);
+    mirror_stop(mirror);
+    cache_free(cache);
+    store_close(store);
+    curl_global_cleanup();
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    char why[256] = "";
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    cp_err err = cli_parse(argc, argv, getenv("XDG_CACHE_HOME"), getenv("HOME"),
+                           ncpu > 0 ? (unsigned)ncpu : 1, &cfg, why, sizeof why);
+    if (err != CP_OK) {
+        report(err, why);
+        if (err != CP_ERR_NOMEM && err != CP_ERR_CACHE_DIR)
+            fprintf(stderr, "Try 'caching-proxy --help' for more information.\n");
+        cli_config_free(&cfg);
+        return err == CP_ERR_CACHE_DIR || err == CP_ERR_NOMEM ? EXIT_RUNTIME : EXIT_USAGE;
+    }
+    if (cfg.verbose)
+        log_set_level(LOG_LVL_DEBUG);
+    else if (cfg.quiet)
+        log_set_level(LOG_LVL_WARN);
+
+    int rc = EXIT_SUCCESS;
+    switch (cfg.action) {
+    case CLI_HELP:
+        fputs(cli_usage(), stdout);
+        break;
+    case CLI_VERSION:
+        printf("caching-proxy %s (libmicrohttpd %s, %s)\n", CP_VERSION, MHD_get_version(),
+               curl_version());
+        break;
+    case CLI_CLEAR_CACHE:
+        rc = clear_cache(&cfg);
+        break;
+    case CLI_SERVE:
+        rc = serve(&cfg);
+        break;
+    }
+    cli_config_free(&cfg);
+    return rc;
+}

@@ -1,1 +1,147 @@
-/* placeholder: being written */
+/* The disk mirror's writer thread (see mirror.h): callers append operations to a
+ * queue under a mutex and return at once; one thread applies them to the store in
+ * order, so a write followed by a removal of the same key ends with no file. */
+#include "mirror.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+struct mirror_op {
+    struct mirror_op *next;
+    struct entry *entry; /* write this entry, or, when NULL, remove key/vary_key */
+    char *key;
+    char *vary_key;
+};
+
+struct mirror {
+    struct store *store;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct mirror_op *head, *tail; /* FIFO */
+    bool stopping;
+};
+
+static void op_free(struct mirror_op *op)
+{
+    entry_unref(op->entry);
+    free(op->key);
+    free(op->vary_key);
+    free(op);
+}
+
+static void *writer_main(void *arg)
+{
+    struct mirror *m = arg;
+    pthread_mutex_lock(&m->lock);
+    for (;;) {
+        while (m->head == NULL && !m->stopping)
+            pthread_cond_wait(&m->wake, &m->lock);
+        /* Stopping only once the queue is empty: mirror_stop promises a full drain. */
+        if (m->head == NULL)
+            break;
+        struct mirror_op *op = m->head;
+        m->head = op->next;
+        if (m->head == NULL)
+            m->tail = NULL;
+        /* The disk work happens unlocked so that producers never wait for it. */
+        pthread_mutex_unlock(&m->lock);
+        if (op->entry != NULL)
+            store_write(m->store, op->entry); /* failures are logged by the store */
+        else
+            store_remove(m->store, op->key, op->vary_key);
+        op_free(op);
+        pthread_mutex_lock(&m->lock);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return NULL;
+}
+
+cp_err mirror_start(struct store *s, struct mirror **out)
+{
+    *out = NULL;
+    struct mirror *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return CP_ERR_NOMEM;
+    m->store = s;
+    if (pthread_mutex_init(&m->lock, NULL) != 0) {
+        free(m);
+        return CP_ERR_INTERNAL;
+    }
+    if (pthread_cond_init(&m->wake, NULL) != 0) {
+        pthread_mutex_destroy(&m->lock);
+        free(m);
+        return CP_ERR_INTERNAL;
+    }
+    /* The thread starts with every signal blocked, so that signals meant for the
+     * process (SIGINT, SIGTERM) are handled by the threads that expect them. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&m->thread, NULL, writer_main, m);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        pthread_cond_destroy(&m->wake);
+        pthread_mutex_destroy(&m->lock);
+        free(m);
+        return CP_ERR_INTERNAL;
+    }
+    *out = m;
+    return CP_OK;
+}
+
+static void enqueue(struct mirror *m, struct mirror_op *op)
+{
+    pthread_mutex_lock(&m->lock);
+    if (m->tail != NULL)
+        m->tail->next = op;
+    else
+        m->head = op;
+    m->tail = op;
+    pthread_cond_signal(&m->wake);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void mirror_write(struct mirror *m, struct entry *e)
+{
+    struct mirror_op *op = calloc(1, sizeof *op);
+    if (op == NULL) {
+        /* The entry stays in memory; only its copy on disk is missed. */
+        log_warn("cannot queue cache entry %s for the disk: out of memory", e->key);
+        return;
+    }
+    op->entry = entry_ref(e);
+    enqueue(m, op);
+}
+
+void mirror_remove(struct mirror *m, const char *key, const char *vary_key)
+{
+    struct mirror_op *op = calloc(1, sizeof *op);
+    if (op == NULL || (op->key = strdup(key)) == NULL ||
+        (op->vary_key = strdup(vary_key)) == NULL) {
+        log_warn("cannot queue removal of cache file for %s: out of memory", key);
+        if (op != NULL)
+            op_free(op);
+        return;
+    }
+    enqueue(m, op);
+}
+
+void mirror_stop(struct mirror *m)
+{
+    if (m == NULL)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->stopping = true;
+    pthread_cond_signal(&m->wake);
+    pthread_mutex_unlock(&m->lock);
+    pthread_join(m->thread, NULL);
+    pthread_cond_destroy(&m->wake);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}

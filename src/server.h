@@ -14,11 +14,15 @@
 
 struct server;
 
-/* Starts listening on cfg->bind:cfg->port with cfg->threads threads. `cache`, `mirror`
- * (may be NULL: no disk mirror) and `fetcher` must outlive the server.
- * Returns CP_ERR_LISTEN (port in use, bad address), CP_ERR_NOMEM, CP_ERR_INTERNAL. */
+/* Starts listening on cfg->bind:cfg->port with cfg->threads threads. `cfg`, `cache`,
+ * `mirror` (may be NULL: no disk mirror) and `fetcher` must outlive the server.
+ * Returns CP_ERR_LISTEN (port in use, address not available) with the address and the
+ * system's reason written to `why`, CP_ERR_NOMEM, CP_ERR_INTERNAL. */
 cp_err server_start(const struct config *cfg, struct cache *cache, struct mirror *mirror,
-                    struct fetcher *fetcher, struct server **out);
+                    struct fetcher *fetcher, struct server **out, char *why, size_t why_len);
+
+/* The address the server listens on, as "http://127.0.0.1:3000" (static to the server). */
+const char *server_address(const struct server *s);
 
 /* Stops accepting connections; requests waiting on the origin are ended once the
  * fetcher is stopped. Call before fetcher_stop. */

@@ -170,6 +170,11 @@ static cp_err job_start(struct fetcher *f, struct job *j)
     curl_slist_free_all(j->slist);
     j->slist = NULL;
     for (size_t i = 0; i < rq->headers.n; i++) {
+        /* The body is complete by now: curl states its length itself, and there is
+         * nothing to wait for a 100 (Continue) for. */
+        const char *name = rq->headers.v[i].name;
+        if (strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Expect") == 0)
+            continue;
         /* A field with an empty value would read as "remove this field" to curl. */
         const char *v = rq->headers.v[i].value;
         if (slist_add(j, rq->headers.v[i].name, v[0] ? v : " ") != CP_OK)
@@ -178,7 +183,7 @@ static cp_err job_start(struct fetcher *f, struct job *j)
     /* Fields curl would add of its own accord: send only what the client sent. */
     if (hdrs_get(&rq->headers, "Accept") == NULL && slist_add(j, "Accept", "") != CP_OK)
         return CP_ERR_NOMEM;
-    if (hdrs_get(&rq->headers, "Expect") == NULL && slist_add(j, "Expect", "") != CP_OK)
+    if (slist_add(j, "Expect", "") != CP_OK)
         return CP_ERR_NOMEM;
     if (hdrs_get(&rq->headers, "Content-Type") == NULL &&
         slist_add(j, "Content-Type", "") != CP_OK)

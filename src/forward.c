@@ -1,1 +1,150 @@
-/* placeholder: being written */
+/* Header rewriting between client and origin (see forward.h): what a reverse proxy
+ * removes (hop-by-hop fields, framing), and what it adds about itself (Via,
+ * X-Forwarded-*, X-Cache, Age). */
+#include "forward.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define VIA_SELF "1.1 caching-proxy"
+
+const char *forward_verdict_name(enum cache_verdict v)
+{
+    switch (v) {
+    case VERDICT_HIT:
+        return "HIT";
+    case VERDICT_BYPASS:
+        return "BYPASS";
+    case VERDICT_MISS:
+    default:
+        return "MISS";
+    }
+}
+
+/* Makes `name` a single field holding `value`: it takes the place of the first
+ * field of that name (so the order of the others is kept), or goes last. */
+static cp_err set_field(struct hdrs *h, const char *name, const char *value)
+{
+    size_t i = 0;
+    while (i < h->n && strcasecmp(h->v[i].name, name) != 0)
+        i++;
+    if (i == h->n)
+        return hdrs_add(h, name, value);
+    char *copy = strdup(value);
+    if (copy == NULL)
+        return CP_ERR_NOMEM;
+    free(h->v[i].value);
+    h->v[i].value = copy;
+    size_t j = i + 1;
+    for (size_t k = i + 1; k < h->n; k++) {
+        if (strcasecmp(h->v[k].name, name) == 0) {
+            free(h->v[k].name);
+            free(h->v[k].value);
+        } else {
+            h->v[j++] = h->v[k];
+        }
+    }
+    h->n = j;
+    return CP_OK;
+}
+
+/* Appends `member` to the comma list of every field `name` (joined into one field),
+ * or creates the field. */
+static cp_err append_member(struct hdrs *h, const char *name, const char *member)
+{
+    char *old = NULL;
+    if (hdrs_join(h, name, &old) != CP_OK)
+        return CP_ERR_NOMEM;
+    if (old == NULL || old[0] == '\0') {
+        free(old);
+        return set_field(h, name, member);
+    }
+    size_t len = strlen(old) + 2 + strlen(member) + 1;
+    char *joined = malloc(len);
+    if (joined == NULL) {
+        free(old);
+        return CP_ERR_NOMEM;
+    }
+    snprintf(joined, len, "%s, %s", old, member);
+    free(old);
+    cp_err err = set_field(h, name, joined);
+    free(joined);
+    return err;
+}
+
+cp_err forward_request_headers(const struct hdrs *in, const char *client_ip,
+                               struct hdrs *out)
+{
+    cp_err err = hdrs_copy(out, in);
+    if (err != CP_OK)
+        return err;
+    hdrs_strip_hop_by_hop(out);
+
+    /* The client's Host names us; the origin gets its own from the fetcher, and
+     * learns ours from X-Forwarded-Host. A Host sent by the client replaces any
+     * X-Forwarded-Host it sent, which it could have made up. */
+    char *host = NULL;
+    const char *h = hdrs_get(out, "Host");
+    if (h != NULL && (host = strdup(h)) == NULL) {
+        err = CP_ERR_NOMEM;
+        goto fail;
+    }
+    hdrs_remove(out, "Host");
+    if (host != NULL && (err = set_field(out, "X-Forwarded-Host", host)) != CP_OK)
+        goto fail;
+    if ((err = append_member(out, "Via", VIA_SELF)) != CP_OK)
+        goto fail;
+    if (client_ip != NULL && client_ip[0] != '\0' &&
+        (err = append_member(out, "X-Forwarded-For", client_ip)) != CP_OK)
+        goto fail;
+    if ((err = set_field(out, "X-Forwarded-Proto", "http")) != CP_OK)
+        goto fail;
+    free(host);
+    return CP_OK;
+
+fail:
+    free(host);
+    hdrs_free(out);
+    return err;
+}
+
+cp_err forward_response_headers(const struct hdrs *in, enum cache_verdict verdict,
+                                int64_t age, struct hdrs *out)
+{
+    cp_err err = hdrs_copy(out, in);
+    if (err != CP_OK)
+        return err;
+    hdrs_strip_hop_by_hop(out);
+    /* The front end frames the body it sends itself, and X-Cache / Age describe
+     * this cache, not one further up. */
+    hdrs_remove(out, "Content-Length");
+    hdrs_remove(out, "X-Cache");
+    hdrs_remove(out, "Age");
+    if ((err = append_member(out, "Via", VIA_SELF)) != CP_OK)
+        goto fail;
+    if ((err = hdrs_add(out, "X-Cache", forward_verdict_name(verdict))) != CP_OK)
+        goto fail;
+    if (age >= 0) {
+        char buf[24];
+        snprintf(buf, sizeof buf, "%" PRId64, age);
+        if ((err = hdrs_add(out, "Age", buf)) != CP_OK)
+            goto fail;
+    }
+    return CP_OK;
+
+fail:
+    hdrs_free(out);
+    return err;
+}
+
+cp_err forward_storable_headers(const struct hdrs *in, struct hdrs *out)
+{
+    cp_err err = hdrs_copy(out, in);
+    if (err != CP_OK)
+        return err;
+    hdrs_strip_hop_by_hop(out);
+    return CP_OK;
+}

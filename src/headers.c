@@ -1,1 +1,279 @@
-/* placeholder: being written */
+/* Ordered HTTP header lists (see headers.h): a growable array of owned name/value
+ * strings, looked up case-insensitively, plus the comma-list and hop-by-hop rules
+ * a proxy needs (RFC 9110 sections 5.3, 5.6.1 and 7.6.1). */
+#include "headers.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static bool is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Like strndup but for a pointer that may be NULL when len is 0. */
+static char *dup_n(const char *s, size_t len)
+{
+    char *p = malloc(len + 1);
+    if (p == NULL)
+        return NULL;
+    if (len > 0)
+        memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}
+
+void hdrs_init(struct hdrs *h)
+{
+    h->v = NULL;
+    h->n = 0;
+    h->cap = 0;
+}
+
+void hdrs_free(struct hdrs *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        free(h->v[i].name);
+        free(h->v[i].value);
+    }
+    free(h->v);
+    hdrs_init(h);
+}
+
+static cp_err reserve_one(struct hdrs *h)
+{
+    if (h->n < h->cap)
+        return CP_OK;
+    size_t cap = h->cap ? h->cap * 2 : 8;
+    if (cap < h->cap || cap > SIZE_MAX / sizeof *h->v)
+        return CP_ERR_NOMEM;
+    struct hdr *v = realloc(h->v, cap * sizeof *v);
+    if (v == NULL)
+        return CP_ERR_NOMEM;
+    h->v = v;
+    h->cap = cap;
+    return CP_OK;
+}
+
+cp_err hdrs_addn(struct hdrs *h, const char *name, size_t name_len, const char *value,
+                 size_t value_len)
+{
+    /* Leading and trailing whitespace is not part of a field value (RFC 9110 5.5);
+     * CR/LF are trimmed too so that a raw line ending never leaks into a value. */
+    while (value_len > 0 && (is_ows(*value) || *value == '\r' || *value == '\n')) {
+        value++;
+        value_len--;
+    }
+    while (value_len > 0 && (is_ows(value[value_len - 1]) || value[value_len - 1] == '\r' ||
+                             value[value_len - 1] == '\n'))
+        value_len--;
+
+    if (reserve_one(h) != CP_OK)
+        return CP_ERR_NOMEM;
+    char *n = dup_n(name, name_len);
+    char *v = dup_n(value, value_len);
+    if (n == NULL || v == NULL) {
+        free(n);
+        free(v);
+        return CP_ERR_NOMEM;
+    }
+    h->v[h->n].name = n;
+    h->v[h->n].value = v;
+    h->n++;
+    return CP_OK;
+}
+
+cp_err hdrs_add(struct hdrs *h, const char *name, const char *value)
+{
+    if (value == NULL)
+        value = "";
+    return hdrs_addn(h, name, strlen(name), value, strlen(value));
+}
+
+/* Entries whose name is NULL are being removed (see hdrs_strip_hop_by_hop). */
+static bool name_is(const struct hdr *f, const char *name)
+{
+    return f->name != NULL && strcasecmp(f->name, name) == 0;
+}
+
+const char *hdrs_get(const struct hdrs *h, const char *name)
+{
+    for (size_t i = 0; i < h->n; i++)
+        if (name_is(&h->v[i], name))
+            return h->v[i].value;
+    return NULL;
+}
+
+size_t hdrs_count(const struct hdrs *h, const char *name)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < h->n; i++)
+        if (name_is(&h->v[i], name))
+            count++;
+    return count;
+}
+
+/* Drops the entries marked by a NULL name, keeping the others in order. */
+static size_t compact(struct hdrs *h)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < h->n; i++)
+        if (h->v[i].name != NULL)
+            h->v[j++] = h->v[i];
+    size_t removed = h->n - j;
+    h->n = j;
+    return removed;
+}
+
+static void mark_removed(struct hdr *f)
+{
+    free(f->name);
+    free(f->value);
+    f->name = NULL;
+    f->value = NULL;
+}
+
+size_t hdrs_remove(struct hdrs *h, const char *name)
+{
+    for (size_t i = 0; i < h->n; i++)
+        if (name_is(&h->v[i], name))
+            mark_removed(&h->v[i]);
+    return compact(h);
+}
+
+cp_err hdrs_join(const struct hdrs *h, const char *name, char **out)
+{
+    *out = NULL;
+    size_t len = 0, count = 0;
+    bool found = false;
+    /* Empty field lines add no list members, so they are left out of the join
+     * rather than producing ", ," (but an all-empty field still yields ""). */
+    for (size_t i = 0; i < h->n; i++) {
+        if (!name_is(&h->v[i], name))
+            continue;
+        found = true;
+        size_t l = strlen(h->v[i].value);
+        if (l == 0)
+            continue;
+        len += l + (count > 0 ? 2 : 0);
+        count++;
+    }
+    if (!found)
+        return CP_OK;
+    char *s = malloc(len + 1);
+    if (s == NULL)
+        return CP_ERR_NOMEM;
+    char *p = s;
+    count = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        if (!name_is(&h->v[i], name) || h->v[i].value[0] == '\0')
+            continue;
+        if (count++ > 0) {
+            *p++ = ',';
+            *p++ = ' ';
+        }
+        size_t l = strlen(h->v[i].value);
+        memcpy(p, h->v[i].value, l);
+        p += l;
+    }
+    *p = '\0';
+    *out = s;
+    return CP_OK;
+}
+
+/* True if the comma-separated list `list` has a member whose first part (before any
+ * ';' parameters, whitespace trimmed) equals `token` case-insensitively. Commas and
+ * semicolons inside quoted strings do not separate anything. */
+static bool list_has_token(const char *list, const char *token)
+{
+    size_t tlen = strlen(token);
+    const char *p = list;
+    while (*p != '\0') {
+        while (is_ows(*p) || *p == ',')
+            p++;
+        if (*p == '\0')
+            break;
+        const char *start = p, *end = NULL;
+        bool quoted = false;
+        for (; *p != '\0'; p++) {
+            if (quoted) {
+                if (*p == '\\' && p[1] != '\0')
+                    p++;
+                else if (*p == '"')
+                    quoted = false;
+            } else if (*p == '"') {
+                quoted = true;
+            } else if (*p == ';' && end == NULL) {
+                end = p;
+            } else if (*p == ',') {
+                break;
+            }
+        }
+        if (end == NULL)
+            end = p;
+        while (end > start && is_ows(end[-1]))
+            end--;
+        if ((size_t)(end - start) == tlen && strncasecmp(start, token, tlen) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool hdrs_has_token(const struct hdrs *h, const char *name, const char *token)
+{
+    for (size_t i = 0; i < h->n; i++)
+        if (name_is(&h->v[i], name) && list_has_token(h->v[i].value, token))
+            return true;
+    return false;
+}
+
+cp_err hdrs_copy(struct hdrs *dst, const struct hdrs *src)
+{
+    /* Built aside first so that dst == src works. */
+    struct hdrs tmp;
+    hdrs_init(&tmp);
+    for (size_t i = 0; i < src->n; i++) {
+        const struct hdr *f = &src->v[i];
+        if (hdrs_addn(&tmp, f->name, strlen(f->name), f->value, strlen(f->value)) != CP_OK) {
+            hdrs_free(&tmp);
+            hdrs_free(dst);
+            return CP_ERR_NOMEM;
+        }
+    }
+    hdrs_free(dst);
+    *dst = tmp;
+    return CP_OK;
+}
+
+bool hdrs_is_hop_by_hop(const char *name)
+{
+    static const char *const fixed[] = {
+        "Connection", "Keep-Alive", "TE", "Trailer",
+        "Trailers", /* the RFC 2616 spelling, still seen in the wild */
+        "Transfer-Encoding", "Upgrade",
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (strcasecmp(name, fixed[i]) == 0)
+            return true;
+    /* Proxy-Authorization, Proxy-Authenticate, Proxy-Connection: all for the next hop. */
+    return strncasecmp(name, "Proxy-", 6) == 0;
+}
+
+void hdrs_strip_hop_by_hop(struct hdrs *h)
+{
+    /* The Connection fields must stay readable while the fields they name are
+     * marked, so they go last. Marking (not compacting) keeps this allocation-free. */
+    for (size_t i = 0; i < h->n; i++) {
+        struct hdr *f = &h->v[i];
+        if (strcasecmp(f->name, "Connection") == 0)
+            continue;
+        if (hdrs_is_hop_by_hop(f->name) || hdrs_has_token(h, "Connection", f->name))
+            mark_removed(f);
+    }
+    for (size_t i = 0; i < h->n; i++)
+        if (name_is(&h->v[i], "Connection"))
+            mark_removed(&h->v[i]);
+    compact(h);
+}

@@ -39,8 +39,8 @@ static int clear_cache(const struct config *cfg)
         report(err, cfg->cache_dir);
         return EXIT_RUNTIME;
     }
-    printf("caching-proxy: removed %zu entries (%llu bytes) from %s\n", entries,
-           (unsigned long long)bytes, cfg->cache_dir);
+    printf("caching-proxy: removed %zu %s (%llu bytes) from %s\n", entries,
+           entries == 1 ? "entry" : "entries", (unsigned long long)bytes, cfg->cache_dir);
     return EXIT_SUCCESS;
 }
 

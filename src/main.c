@@ -2,6 +2,7 @@
  * directory or wire the modules together (disk store, cache, fetcher, front end), serve
  * until SIGINT/SIGTERM, and shut down cleanly. Errors become messages here. */
 #include <curl/curl.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <signal.h>
@@ -30,13 +31,21 @@ static void report(cp_err err, const char *detail)
         fprintf(stderr, "caching-proxy: %s\n", cp_strerror(err));
 }
 
+/* Same, for a failure on a path, with the system's reason from errno. */
+static void report_path(cp_err err, const char *path)
+{
+    char detail[512];
+    snprintf(detail, sizeof detail, "%s: %s", path, strerror(errno));
+    report(err, detail);
+}
+
 static int clear_cache(const struct config *cfg)
 {
     size_t entries = 0;
     uint64_t bytes = 0;
     cp_err err = store_clear(cfg->cache_dir, &entries, &bytes);
     if (err != CP_OK) {
-        report(err, cfg->cache_dir);
+        report_path(err, cfg->cache_dir);
         return EXIT_RUNTIME;
     }
     printf("caching-proxy: removed %zu %s (%llu bytes) from %s\n", entries,
@@ -75,7 +84,7 @@ static int serve(const struct config *cfg)
         return EXIT_RUNTIME;
     }
     if ((err = store_open(cfg->cache_dir, &store)) != CP_OK) {
-        report(err, cfg->cache_dir);
+        report_path(err, cfg->cache_dir);
         goto out;
     }
     if ((err = cache_new(store_generation_ptr(store), &cache)) != CP_OK) {
@@ -134,8 +143,6 @@ int main(int argc, char **argv)
                            ncpu > 0 ? (unsigned)ncpu : 1, &cfg, why, sizeof why);
     if (err != CP_OK) {
         report(err, why);
-        if (err != CP_ERR_NOMEM && err != CP_ERR_CACHE_DIR)
-            fprintf(stderr, "Try 'caching-proxy --help' for more information.\n");
         cli_config_free(&cfg);
         return err == CP_ERR_CACHE_DIR || err == CP_ERR_NOMEM ? EXIT_RUNTIME : EXIT_USAGE;
     }

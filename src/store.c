@@ -102,11 +102,13 @@ static cp_err map_generation(const char *dir, _Atomic uint64_t **out)
     *out = map;
     err = CP_OK;
 out:
-    if (err != CP_OK)
-        log_warn("cannot use %s: %s", path, strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    free(path);
+    {
+        int saved = errno; /* the caller reports why, from errno */
+        if (fd >= 0)
+            close(fd);
+        free(path);
+        errno = saved;
+    }
     return err;
 }
 
@@ -118,7 +120,6 @@ cp_err store_open(const char *dir, struct store **out)
     if (mkdir_p(dir) != 0 || access(dir, W_OK | X_OK) != 0) {
         if (errno == ENOMEM)
             return CP_ERR_NOMEM;
-        log_warn("cannot use cache directory %s: %s", dir, strerror(errno));
         return CP_ERR_CACHE_DIR;
     }
     struct store *s = calloc(1, sizeof *s);
@@ -398,11 +399,10 @@ cp_err store_clear(const char *dir, size_t *entries, uint64_t *bytes)
     if (stat(dir, &st) != 0) {
         if (errno == ENOENT)
             return CP_OK;
-        log_warn("cannot use cache directory %s: %s", dir, strerror(errno));
         return CP_ERR_CACHE_DIR;
     }
     if (!S_ISDIR(st.st_mode)) {
-        log_warn("cannot use cache directory %s: %s", dir, strerror(ENOTDIR));
+        errno = ENOTDIR;
         return CP_ERR_CACHE_DIR;
     }
 

@@ -15,7 +15,7 @@ struct store;
 
 /* Opens (creating it and its parents if needed) the cache directory `dir` and maps its
  * generation file. Returns CP_ERR_CACHE_DIR if the directory cannot be created or is not
- * writable, CP_ERR_NOMEM. */
+ * writable (errno then says why; nothing is logged), CP_ERR_NOMEM. */
 cp_err store_open(const char *dir, struct store **out);
 /* Unmaps and frees. NULL is ignored. */
 void store_close(struct store *s);
@@ -42,7 +42,7 @@ cp_err store_load(struct store *s, void (*cb)(void *arg, struct entry *e), void 
 /* Empties the cache directory `dir`: increments its generation counter (so a running
  * server drops its in-memory entries) and removes every entry file. Sets *entries and
  * *bytes to what was removed. A missing directory is an empty cache (CP_OK).
- * Returns CP_ERR_CACHE_DIR or CP_ERR_IO. */
+ * Returns CP_ERR_CACHE_DIR (errno then says why; nothing is logged) or CP_ERR_IO. */
 cp_err store_clear(const char *dir, size_t *entries, uint64_t *bytes);
 
 #endif

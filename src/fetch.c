@@ -346,20 +346,26 @@ static void on_transfer_done(struct fetcher *f, CURL *easy, CURLcode rc)
     job_finish(j, err);
 }
 
-static void start_pending(struct fetcher *f)
+/* Takes the whole list of submitted jobs, leaving it empty. */
+static struct job *take_pending(struct fetcher *f)
 {
     pthread_mutex_lock(&f->lock);
     struct job *list = f->pending;
     f->pending = NULL;
     pthread_mutex_unlock(&f->lock);
+    return list;
+}
+
+static void start_pending(struct fetcher *f)
+{
+    struct job *list = take_pending(f);
     while (list) {
         struct job *j = list;
         list = j->next;
         cp_err err = job_start(f, j);
         if (err != CP_OK) {
-            if (j->easy) {
+            if (j->easy)
                 curl_multi_remove_handle(f->multi, j->easy);
-            }
             job_finish(j, err);
             continue;
         }
@@ -395,11 +401,7 @@ static void *fetch_thread(void *arg)
         curl_multi_remove_handle(f->multi, j->easy);
         job_finish(j, CP_ERR_SHUTDOWN);
     }
-    pthread_mutex_lock(&f->lock);
-    struct job *list = f->pending;
-    f->pending = NULL;
-    pthread_mutex_unlock(&f->lock);
-    while (list) {
+    for (struct job *list = take_pending(f); list;) {
         struct job *j = list;
         list = j->next;
         job_finish(j, CP_ERR_SHUTDOWN);

@@ -190,6 +190,34 @@ static void client_ip(struct MHD_Connection *conn, char *buf, size_t len)
     }
 }
 
+/* Writes "ip:port" of the local address the client connected to (the proxy as the
+ * client named it), or an empty string if unknown. */
+static void self_authority(struct MHD_Connection *conn, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (ci == NULL || getsockname(ci->connect_fd, (struct sockaddr *)&ss, &sl) != 0)
+        return;
+    char ip[INET6_ADDRSTRLEN];
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
+        snprintf(buf, len, "%s:%u", ip, ntohs(s4->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+            inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], ip, sizeof ip);
+            snprintf(buf, len, "%s:%u", ip, ntohs(s6->sin6_port));
+        } else {
+            inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
+            snprintf(buf, len, "[%s]:%u", ip, ntohs(s6->sin6_port));
+        }
+    }
+}
+
 /* Runs on the fetch thread: hands the result over and wakes the connection. */
 static void on_fetched(void *arg, struct fetch_result *res)
 {
@@ -320,8 +348,10 @@ static enum MHD_Result begin(struct request *rq, const char *method)
     if (strcmp(method, "CONNECT") == 0)
         return respond_text(rq, 405, "Method Not Allowed: this is not a forward proxy",
                             VERDICT_BYPASS);
-    cp_err err = url_for_target(&srv->cfg->origin, rq->target,
-                                hdrs_get(&rq->headers, "Host"), &rq->url);
+    char self[INET6_ADDRSTRLEN + 10] = "";
+    if (rq->target[0] != '/') /* only an absolute-form target needs to know */
+        self_authority(rq->conn, self, sizeof self);
+    cp_err err = url_for_target(&srv->cfg->origin, rq->target, self, &rq->url);
     if (err != CP_OK)
         return respond_text(rq, 400, "Bad Request: request target not allowed",
                             VERDICT_BYPASS);

@@ -252,16 +252,17 @@ static bool same_authority(const struct parts *a, const char *host, int port)
     return a->port == port && strcasecmp(a->host, host) == 0;
 }
 
-/* Does the authority of an absolute-form target name the proxy itself, as the
- * client's Host header does? Parsed as an http URL so libcurl does the splitting of
- * host, brackets and port. */
-static cp_err is_host_header(const struct parts *t, const char *host_header, bool *yes)
+/* Does the authority of an absolute-form target name the proxy itself, that is the
+ * address the client connected to? (Never the client's Host header: a client naming
+ * another host sends a Host header to match.) Parsed as an http URL so libcurl does
+ * the splitting of host, brackets and port. */
+static cp_err is_self(const struct parts *t, const char *self, bool *yes)
 {
     *yes = false;
-    if (host_header == NULL || host_header[0] == '\0' || strpbrk(host_header, "/?#@\\"))
+    if (self == NULL || self[0] == '\0' || strpbrk(self, "/?#@\\"))
         return CP_OK;
     char *u = NULL;
-    if (asprintf(&u, "http://%s/", host_header) < 0)
+    if (asprintf(&u, "http://%s/", self) < 0)
         return CP_ERR_NOMEM;
     struct parts hp;
     cp_err err = parse_abs(u, NULL, &hp);
@@ -314,7 +315,7 @@ static cp_err join_origin_form(const struct origin *o, const char *target, char 
     return CP_OK;
 }
 
-cp_err url_for_target(const struct origin *o, const char *target, const char *host_header,
+cp_err url_for_target(const struct origin *o, const char *target, const char *self,
                       char **out)
 {
     *out = NULL;
@@ -338,7 +339,7 @@ cp_err url_for_target(const struct origin *o, const char *target, const char *ho
         return err;
     bool ok = !t.has_user;
     if (ok && !same_authority(&t, o->host, o->port)) {
-        err = is_host_header(&t, host_header, &ok);
+        err = is_self(&t, self, &ok);
         if (err != CP_OK) {
             parts_free(&t);
             return err;

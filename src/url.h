@@ -25,11 +25,11 @@ void url_origin_free(struct origin *o);
 
 /* Turns the raw request target of a client request into the origin URL to fetch.
  * `target` is origin-form ("/path?query"), or absolute-form ("http://host/path") which
- * is accepted only when its authority is `host_header` (the proxy itself) or the
- * origin's. The path and query are kept byte for byte, appended to the base path.
+ * is accepted only when its authority is `self` ("host:port" of the address the client
+ * connected to, i.e. the proxy itself; may be NULL) or the origin's. The path and query are kept byte for byte, appended to the base path.
  * Sets *out (caller frees). Returns CP_ERR_BAD_TARGET for any other target
  * (another host, "*", authority-form, control characters), CP_ERR_NOMEM. */
-cp_err url_for_target(const struct origin *o, const char *target, const char *host_header,
+cp_err url_for_target(const struct origin *o, const char *target, const char *self,
                       char **out);
 
 /* Resolves `location` (absolute or relative) against `base`. Sets *out (caller frees).

@@ -1,0 +1,1326 @@
+/* The integration test world: an in-process origin (libmicrohttpd), the caching-proxy
+ * binary run as a child, and clients (libcurl, raw sockets) that talk to it. Every wait
+ * here is bounded so a broken proxy fails a test instead of hanging it. */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+extern char **environ;
+
+/* ---- small utilities ------------------------------------------------------------- */
+
+double hx_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_s(double s)
+{
+    struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (p == NULL) {
+        fprintf(stderr, "harness: out of memory\n");
+        abort();
+    }
+    return p;
+}
+
+static void *xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n ? n : 1);
+    if (p == NULL) {
+        fprintf(stderr, "harness: out of memory\n");
+        abort();
+    }
+    return p;
+}
+
+static char *xstrdup(const char *s)
+{
+    size_t n = strlen(s);
+    char *d = xmalloc(n + 1);
+    memcpy(d, s, n + 1);
+    return d;
+}
+
+static char *xstrndup(const char *s, size_t n)
+{
+    char *d = xmalloc(n + 1);
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* A growable byte buffer. */
+struct buf {
+    unsigned char *p;
+    size_t len, cap;
+};
+
+static void buf_add(struct buf *b, const void *data, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        b->p = xrealloc(b->p, cap);
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->p + b->len, data, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void buf_adds(struct buf *b, const char *s)
+{
+    buf_add(b, s, strlen(s));
+}
+
+unsigned char hx_pattern(size_t i)
+{
+    return (unsigned char)((i * 7u + i / 251u) % 256u);
+}
+
+char *hx_read_file(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    struct buf b = { 0 };
+    buf_add(&b, "", 0);
+    char chunk[65536];
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        buf_add(&b, chunk, (size_t)n);
+    }
+    close(fd);
+    if (len)
+        *len = b.len;
+    return (char *)b.p;
+}
+
+int hx_write_file(const char *path, const void *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    const unsigned char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            close(fd);
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return close(fd) == 0 ? 0 : -1;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    /* A directory made unreadable by a test must still go away. */
+    chmod(path, 0700);
+    remove(path);
+    return 0;
+}
+
+void hx_rmtree(const char *path)
+{
+    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char **hx_list(const char *dir, const char *suffix)
+{
+    size_t n = 0;
+    char **v = xmalloc(sizeof *v);
+    v[0] = NULL;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return v;
+    size_t sl = strlen(suffix);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t l = strlen(de->d_name);
+        if (l < sl || strcmp(de->d_name + l - sl, suffix) != 0)
+            continue;
+        v = xrealloc(v, (n + 2) * sizeof *v);
+        v[n++] = xasprintf("%s/%s", dir, de->d_name);
+        v[n] = NULL;
+    }
+    closedir(d);
+    qsort(v, n, sizeof *v, cmp_str);
+    return v;
+}
+
+size_t hx_strv_len(char **v)
+{
+    size_t n = 0;
+    while (v && v[n])
+        n++;
+    return n;
+}
+
+void hx_strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+size_t hx_count_lines(const char *s)
+{
+    size_t n = 0;
+    if (s == NULL)
+        return 0;
+    for (const char *p = s; *p; p++)
+        if (*p == '\n')
+            n++;
+    size_t l = strlen(s);
+    if (l > 0 && s[l - 1] != '\n')
+        n++;
+    return n;
+}
+
+bool hx_has_number(const char *s, long n)
+{
+    if (s == NULL)
+        return false;
+    for (const char *p = s; *p;) {
+        if (*p >= '0' && *p <= '9') {
+            char *end;
+            long v = strtol(p, &end, 10);
+            if (v == n)
+                return true;
+            p = end;
+        } else {
+            p++;
+        }
+    }
+    return false;
+}
+
+bool hx_wait_files(const char *dir, const char *suffix, size_t n, double timeout_s)
+{
+    double end = hx_now() + timeout_s;
+    for (;;) {
+        char **v = hx_list(dir, suffix);
+        size_t have = hx_strv_len(v);
+        hx_strv_free(v);
+        if (have >= n)
+            return true;
+        if (hx_now() > end)
+            return false;
+        sleep_s(0.02);
+    }
+}
+
+/* ---- the origin ------------------------------------------------------------------ */
+
+struct path_count {
+    char *path;
+    unsigned n;
+};
+
+struct orig {
+    struct MHD_Daemon *d;
+    uint16_t port;
+    char url[64];
+    char *cert, *key;            /* PEM text, kept alive for the daemon */
+    pthread_mutex_t lock;
+    struct path_count *counts;
+    size_t ncounts;
+    unsigned total;
+    struct orig_req last;
+    bool have_last;
+    char *redirect_other;
+    unsigned char *gz;
+    size_t gz_len;
+};
+
+/* What one request has accumulated between calls of the access handler. */
+struct oconn {
+    struct buf body;
+    unsigned n;      /* this request's number for its path */
+};
+
+static unsigned count_path(struct orig *o, const char *path)
+{
+    pthread_mutex_lock(&o->lock);
+    o->total++;
+    unsigned n = 0;
+    for (size_t i = 0; i < o->ncounts; i++)
+        if (strcmp(o->counts[i].path, path) == 0) {
+            n = ++o->counts[i].n;
+            break;
+        }
+    if (n == 0) {
+        o->counts = xrealloc(o->counts, (o->ncounts + 1) * sizeof *o->counts);
+        o->counts[o->ncounts].path = xstrdup(path);
+        o->counts[o->ncounts].n = n = 1;
+        o->ncounts++;
+    }
+    pthread_mutex_unlock(&o->lock);
+    return n;
+}
+
+unsigned orig_count(struct orig *o, const char *path)
+{
+    unsigned n = 0;
+    pthread_mutex_lock(&o->lock);
+    for (size_t i = 0; i < o->ncounts; i++)
+        if (strcmp(o->counts[i].path, path) == 0)
+            n = o->counts[i].n;
+    pthread_mutex_unlock(&o->lock);
+    return n;
+}
+
+unsigned orig_total(struct orig *o)
+{
+    pthread_mutex_lock(&o->lock);
+    unsigned n = o->total;
+    pthread_mutex_unlock(&o->lock);
+    return n;
+}
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    (void)kind;
+    struct orig_req *r = cls;
+    r->names = xrealloc(r->names, (r->nhdr + 1) * sizeof *r->names);
+    r->values = xrealloc(r->values, (r->nhdr + 1) * sizeof *r->values);
+    r->names[r->nhdr] = xstrdup(key);
+    r->values[r->nhdr] = xstrdup(value ? value : "");
+    r->nhdr++;
+    return MHD_YES;
+}
+
+void orig_req_free(struct orig_req *r)
+{
+    for (size_t i = 0; i < r->nhdr; i++) {
+        free(r->names[i]);
+        free(r->values[i]);
+    }
+    free(r->names);
+    free(r->values);
+    free(r->method);
+    free(r->path);
+    free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+static void copy_req(struct orig_req *dst, const struct orig_req *src)
+{
+    memset(dst, 0, sizeof *dst);
+    dst->method = xstrdup(src->method);
+    dst->path = xstrdup(src->path);
+    dst->nhdr = src->nhdr;
+    dst->names = xmalloc((src->nhdr + 1) * sizeof *dst->names);
+    dst->values = xmalloc((src->nhdr + 1) * sizeof *dst->values);
+    for (size_t i = 0; i < src->nhdr; i++) {
+        dst->names[i] = xstrdup(src->names[i]);
+        dst->values[i] = xstrdup(src->values[i]);
+    }
+    dst->body = xmalloc(src->body_len + 1);
+    if (src->body_len)
+        memcpy(dst->body, src->body, src->body_len);
+    dst->body[src->body_len] = 0;
+    dst->body_len = src->body_len;
+}
+
+bool orig_last(struct orig *o, struct orig_req *out)
+{
+    pthread_mutex_lock(&o->lock);
+    bool have = o->have_last;
+    if (have)
+        copy_req(out, &o->last);
+    else
+        memset(out, 0, sizeof *out);
+    pthread_mutex_unlock(&o->lock);
+    return have;
+}
+
+const char *orig_req_header(const struct orig_req *r, const char *name, size_t nth)
+{
+    for (size_t i = 0; i < r->nhdr; i++)
+        if (strcasecmp(r->names[i], name) == 0 && nth-- == 0)
+            return r->values[i];
+    return NULL;
+}
+
+static bool has_prefix(const char *s, const char *p)
+{
+    return strncmp(s, p, strlen(p)) == 0;
+}
+
+static enum MHD_Result send_resp(struct MHD_Connection *c, unsigned status, const void *body,
+                                 size_t len, const char *const *fields)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (r == NULL)
+        return MHD_NO;
+    for (size_t i = 0; fields && fields[i]; i += 2)
+        MHD_add_response_header(r, fields[i], fields[i + 1]);
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *text,
+                                 const char *const *fields)
+{
+    return send_resp(c, status, text, strlen(text), fields);
+}
+
+static enum MHD_Result answer(struct orig *o, struct MHD_Connection *c, const char *method,
+                              const char *path, const struct orig_req *req, unsigned n)
+{
+    static const char *const max60[] = { "Cache-Control", "max-age=60", NULL };
+    char text[512];
+    enum MHD_Result ret;
+
+    if (has_prefix(path, "/cache/")) {
+        snprintf(text, sizeof text, "path=%s n=%u\n", path, n);
+        return send_text(c, 200, text, max60);
+    }
+    if (has_prefix(path, "/plain/")) {
+        snprintf(text, sizeof text, "plain path=%s n=%u\n", path, n);
+        return send_text(c, 200, text, NULL);
+    }
+    if (strcmp(path, "/nostore") == 0) {
+        static const char *const f[] = { "Cache-Control", "no-store", NULL };
+        snprintf(text, sizeof text, "nostore n=%u\n", n);
+        return send_text(c, 200, text, f);
+    }
+    if (strcmp(path, "/private") == 0) {
+        static const char *const f[] = { "Cache-Control", "private, max-age=60", NULL };
+        snprintf(text, sizeof text, "private n=%u\n", n);
+        return send_text(c, 200, text, f);
+    }
+    if (strcmp(path, "/cookie") == 0) {
+        static const char *const f[] = { "Set-Cookie", "a=1; Path=/", "Set-Cookie", "b=2; Path=/",
+                                         "Cache-Control", "max-age=60", NULL };
+        snprintf(text, sizeof text, "cookie n=%u\n", n);
+        return send_text(c, 200, text, f);
+    }
+    if (strcmp(path, "/cookie-public") == 0) {
+        static const char *const f[] = { "Set-Cookie", "c=3; Path=/", "Cache-Control",
+                                         "public, max-age=60", NULL };
+        snprintf(text, sizeof text, "cookie-public n=%u\n", n);
+        return send_text(c, 200, text, f);
+    }
+    if (strcmp(path, "/multi") == 0) {
+        static const char *const f[] = { "Set-Cookie", "m1=1; Path=/", "Set-Cookie", "m2=2; Path=/",
+                                         "Cache-Control", "public, max-age=60", NULL };
+        snprintf(text, sizeof text, "multi n=%u\n", n);
+        return send_text(c, 200, text, f);
+    }
+    if (strcmp(path, "/auth") == 0) {
+        snprintf(text, sizeof text, "auth n=%u\n", n);
+        return send_text(c, 200, text, max60);
+    }
+    if (strcmp(path, "/echo") == 0) {
+        static const char *const f[] = { "Cache-Control", "no-store", NULL };
+        struct buf b = { 0 };
+        buf_adds(&b, "method=");
+        buf_adds(&b, method);
+        buf_adds(&b, "\n");
+        for (size_t i = 0; i < req->nhdr; i++) {
+            buf_adds(&b, req->names[i]);
+            buf_adds(&b, ": ");
+            buf_adds(&b, req->values[i]);
+            buf_adds(&b, "\n");
+        }
+        buf_adds(&b, "\n");
+        buf_add(&b, req->body, req->body_len);
+        ret = send_resp(c, 200, b.p, b.len, f);
+        free(b.p);
+        return ret;
+    }
+    if (strcmp(path, "/slow") == 0) {
+        static const char *const f[] = { "Cache-Control", "no-store", NULL };
+        /* Each connection has its own thread, so this holds up nothing else. */
+        sleep_s(2.0);
+        snprintf(text, sizeof text, "slow n=%u\n", n);
+        return send_text(c, 200, text, f);
+    }
+    if (strcmp(path, "/vary") == 0) {
+        static const char *const f[] = { "Vary", "Accept-Encoding", "Cache-Control", "max-age=60",
+                                         NULL };
+        const char *ae = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept-Encoding");
+        snprintf(text, sizeof text, "ae=%s n=%u\n", ae ? ae : "-", n);
+        return send_text(c, 200, text, f);
+    }
+    if (strcmp(path, "/varystar") == 0) {
+        static const char *const f[] = { "Vary", "*", "Cache-Control", "max-age=60", NULL };
+        snprintf(text, sizeof text, "varystar n=%u\n", n);
+        return send_text(c, 200, text, f);
+    }
+    if (strcmp(path, "/gzip") == 0) {
+        static const char *const f[] = { "Content-Encoding", "gzip", "ETag", "\"gz-1\"",
+                                         "Content-Type", "text/plain", "Cache-Control",
+                                         "max-age=60", NULL };
+        return send_resp(c, 200, o->gz, o->gz_len, f);
+    }
+    if (strcmp(path, "/redirect-same") == 0) {
+        static const char *const f[] = { "Location", "/cache/target", NULL };
+        return send_text(c, 302, "moved\n", f);
+    }
+    if (strcmp(path, "/redirect-other") == 0) {
+        pthread_mutex_lock(&o->lock);
+        char *loc = xstrdup(o->redirect_other ? o->redirect_other : "http://127.0.0.2:9/x");
+        pthread_mutex_unlock(&o->lock);
+        const char *f[] = { "Location", loc, NULL };
+        ret = send_text(c, 302, "moved away\n", f);
+        free(loc);
+        return ret;
+    }
+    if (has_prefix(path, "/status/")) {
+        unsigned code = (unsigned)strtoul(path + 8, NULL, 10);
+        if (code < 200 || code > 599)
+            code = 500;
+        snprintf(text, sizeof text, "status %u\n", code);
+        if (code == 204 || code == 304)
+            text[0] = '\0';
+        return send_text(c, code, text, max60);
+    }
+    if (has_prefix(path, "/big/")) {
+        size_t len = (size_t)strtoull(path + 5, NULL, 10);
+        unsigned char *body = xmalloc(len);
+        for (size_t i = 0; i < len; i++)
+            body[i] = hx_pattern(i);
+        ret = send_resp(c, 200, body, len, max60);
+        free(body);
+        return ret;
+    }
+    if (strcmp(path, "/xcache") == 0) {
+        static const char *const f[] = { "X-Cache", "FROM-ORIGIN", "Cache-Control", "max-age=60",
+                                         NULL };
+        snprintf(text, sizeof text, "xcache n=%u\n", n);
+        return send_text(c, 200, text, f);
+    }
+    return send_text(c, 404, "not found\n", NULL);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    struct orig *o = cls;
+    struct oconn *oc = *con_cls;
+    if (oc == NULL) {
+        /* Counted as soon as the header is in, so a test can see a request in flight. */
+        oc = calloc(1, sizeof *oc);
+        if (oc == NULL)
+            return MHD_NO;
+        *con_cls = oc;
+        oc->n = count_path(o, url);
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        buf_add(&oc->body, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+
+    struct orig_req req = { 0 };
+    req.method = xstrdup(method);
+    req.path = xstrdup(url);
+    MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, &req);
+    req.body = oc->body.p;
+    req.body_len = oc->body.len;
+    oc->body.p = NULL;
+    oc->body.len = oc->body.cap = 0;
+
+    unsigned n = oc->n;
+    pthread_mutex_lock(&o->lock);
+    orig_req_free(&o->last);
+    copy_req(&o->last, &req);
+    o->have_last = true;
+    pthread_mutex_unlock(&o->lock);
+
+    enum MHD_Result ret = answer(o, c, method, url, &req, n);
+    orig_req_free(&req);
+    return ret;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    struct oconn *oc = *con_cls;
+    if (oc) {
+        free(oc->body.p);
+        free(oc);
+    }
+    *con_cls = NULL;
+}
+
+static void make_gzip(struct orig *o)
+{
+    struct buf plain = { 0 };
+    for (int i = 0; i < 200; i++) {
+        char line[80];
+        snprintf(line, sizeof line, "line %03d of the gzip body, the same bytes every time\n", i);
+        buf_adds(&plain, line);
+    }
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    if (deflateInit2(&zs, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        abort();
+    size_t cap = deflateBound(&zs, (uLong)plain.len) + 64;
+    o->gz = xmalloc(cap);
+    zs.next_in = plain.p;
+    zs.avail_in = (uInt)plain.len;
+    zs.next_out = o->gz;
+    zs.avail_out = (uInt)cap;
+    if (deflate(&zs, Z_FINISH) != Z_STREAM_END)
+        abort();
+    o->gz_len = cap - zs.avail_out;
+    deflateEnd(&zs);
+    free(plain.p);
+}
+
+struct orig *orig_start(const char *ip, const char *cert_pem, const char *key_pem)
+{
+    struct orig *o = calloc(1, sizeof *o);
+    if (o == NULL)
+        return NULL;
+    pthread_mutex_init(&o->lock, NULL);
+    make_gzip(o);
+    bool tls = cert_pem != NULL && key_pem != NULL;
+    if (tls) {
+        o->cert = hx_read_file(cert_pem, NULL);
+        o->key = hx_read_file(key_pem, NULL);
+        if (o->cert == NULL || o->key == NULL) {
+            fprintf(stderr, "harness: cannot read %s or %s\n", cert_pem, key_pem);
+            orig_stop(o);
+            return NULL;
+        }
+    }
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = 0;
+    if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1) {
+        fprintf(stderr, "harness: bad origin address %s\n", ip);
+        orig_stop(o);
+        return NULL;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION;
+    if (tls)
+        flags |= MHD_USE_TLS;
+    if (tls)
+        o->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, o,
+                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, o,
+                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+                                MHD_OPTION_HTTPS_MEM_KEY, o->key,
+                                MHD_OPTION_HTTPS_MEM_CERT, o->cert, MHD_OPTION_END);
+    else
+        o->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, o,
+                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, o,
+                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
+    if (o->d == NULL) {
+        fprintf(stderr, "harness: cannot start origin on %s\n", ip);
+        orig_stop(o);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(o->d, MHD_DAEMON_INFO_BIND_PORT);
+    if (info == NULL || info->port == 0) {
+        fprintf(stderr, "harness: cannot read origin port\n");
+        orig_stop(o);
+        return NULL;
+    }
+    o->port = info->port;
+    snprintf(o->url, sizeof o->url, "%s://%s:%u", tls ? "https" : "http", ip, (unsigned)o->port);
+    return o;
+}
+
+void orig_stop(struct orig *o)
+{
+    if (o == NULL)
+        return;
+    if (o->d)
+        MHD_stop_daemon(o->d);
+    for (size_t i = 0; i < o->ncounts; i++)
+        free(o->counts[i].path);
+    free(o->counts);
+    orig_req_free(&o->last);
+    free(o->redirect_other);
+    free(o->gz);
+    free(o->cert);
+    free(o->key);
+    pthread_mutex_destroy(&o->lock);
+    free(o);
+}
+
+uint16_t orig_port(const struct orig *o)
+{
+    return o->port;
+}
+
+const char *orig_url(const struct orig *o)
+{
+    return o->url;
+}
+
+void orig_set_redirect_other(struct orig *o, const char *location)
+{
+    pthread_mutex_lock(&o->lock);
+    free(o->redirect_other);
+    o->redirect_other = xstrdup(location);
+    pthread_mutex_unlock(&o->lock);
+}
+
+const unsigned char *orig_gzip_body(const struct orig *o, size_t *len)
+{
+    *len = o->gz_len;
+    return o->gz;
+}
+
+/* ---- HTTP client ----------------------------------------------------------------- */
+
+static size_t on_body(char *p, size_t sz, size_t nm, void *ud)
+{
+    struct buf *b = ud;
+    buf_add(b, p, sz * nm);
+    return sz * nm;
+}
+
+static void resp_clear_headers(struct hresp *r)
+{
+    for (size_t i = 0; i < r->nhdr; i++) {
+        free(r->names[i]);
+        free(r->values[i]);
+    }
+    free(r->names);
+    free(r->values);
+    r->names = r->values = NULL;
+    r->nhdr = 0;
+}
+
+static size_t on_header(char *p, size_t sz, size_t nm, void *ud)
+{
+    struct hresp *r = ud;
+    size_t n = sz * nm;
+    size_t l = n;
+    while (l > 0 && (p[l - 1] == '\r' || p[l - 1] == '\n'))
+        l--;
+    if (l == 0)
+        return n;
+    if (l >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+        /* A new status line (after 1xx): only the final response's fields count. */
+        resp_clear_headers(r);
+        return n;
+    }
+    const char *colon = memchr(p, ':', l);
+    if (colon == NULL)
+        return n;
+    const char *v = colon + 1;
+    const char *end = p + l;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    r->names = xrealloc(r->names, (r->nhdr + 1) * sizeof *r->names);
+    r->values = xrealloc(r->values, (r->nhdr + 1) * sizeof *r->values);
+    r->names[r->nhdr] = xstrndup(p, (size_t)(colon - p));
+    r->values[r->nhdr] = xstrndup(v, (size_t)(end - v));
+    r->nhdr++;
+    return n;
+}
+
+int hx_http(uint16_t port, const char *path, const struct hreq *rq, struct hresp *out)
+{
+    memset(out, 0, sizeof *out);
+    CURL *c = curl_easy_init();
+    if (c == NULL)
+        return CURLE_FAILED_INIT;
+    char url[1024];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)port, path);
+    struct buf body = { 0 };
+    buf_add(&body, "", 0);
+    struct curl_slist *hl = curl_slist_append(NULL, "Expect:");
+    for (size_t i = 0; rq && rq->headers && rq->headers[i]; i++)
+        hl = curl_slist_append(hl, rq->headers[i]);
+
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_PROXY, "");
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+    curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, out);
+
+    const char *method = rq && rq->method ? rq->method : "GET";
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    else if (strcmp(method, "GET") != 0 || (rq && rq->body))
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (rq && rq->body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, rq->body);
+    } else if (strcmp(method, "POST") == 0) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+    }
+
+    double t0 = hx_now();
+    CURLcode rc = curl_easy_perform(c);
+    out->t_done = hx_now();
+    out->elapsed = out->t_done - t0;
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    out->body = body.p;
+    out->body_len = body.len;
+    if (rc != CURLE_OK)
+        fprintf(stderr, "harness: %s %s: %s\n", method, url, curl_easy_strerror(rc));
+    return (int)rc;
+}
+
+int hx_get(uint16_t port, const char *path, const char *const *headers, struct hresp *out)
+{
+    struct hreq rq = { .method = "GET", .headers = headers };
+    return hx_http(port, path, &rq, out);
+}
+
+void hresp_free(struct hresp *r)
+{
+    resp_clear_headers(r);
+    free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+const char *hresp_header(const struct hresp *r, const char *name, size_t nth)
+{
+    for (size_t i = 0; i < r->nhdr; i++)
+        if (strcasecmp(r->names[i], name) == 0 && nth-- == 0)
+            return r->values[i];
+    return NULL;
+}
+
+size_t hresp_header_count(const struct hresp *r, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->nhdr; i++)
+        if (strcasecmp(r->names[i], name) == 0)
+            n++;
+    return n;
+}
+
+static int connect_local(uint16_t port, const char *ip)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    inet_pton(AF_INET, ip, &sa.sin_addr);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+char *hx_raw(uint16_t port, const char *req, size_t *len)
+{
+    int fd = connect_local(port, "127.0.0.1");
+    if (fd < 0)
+        return NULL;
+    size_t left = strlen(req);
+    const char *p = req;
+    while (left > 0) {
+        ssize_t n = send(fd, p, left, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        p += n;
+        left -= (size_t)n;
+    }
+    struct buf b = { 0 };
+    buf_add(&b, "", 0);
+    double end = hx_now() + 10.0;
+    for (;;) {
+        double now = hx_now();
+        if (now >= end)
+            break;
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        int pr = poll(&pfd, 1, (int)((end - now) * 1000) + 1);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0)
+            break;
+        char chunk[4096];
+        ssize_t n = recv(fd, chunk, sizeof chunk, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        buf_add(&b, chunk, (size_t)n);
+    }
+    close(fd);
+    if (len)
+        *len = b.len;
+    return (char *)b.p;
+}
+
+uint16_t hx_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_ANY);
+    socklen_t sl = sizeof sa;
+    uint16_t port = 0;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &sl) == 0)
+        port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+/* ---- processes ------------------------------------------------------------------- */
+
+/* The environment for children, without proxy settings that would send the proxy's
+ * own origin requests somewhere else. */
+static char **child_env(void)
+{
+    static const char *const drop[] = { "http_proxy", "https_proxy", "all_proxy", "no_proxy",
+                                        "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY",
+                                        NULL };
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = xmalloc((n + 1) * sizeof *env);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool skip = false;
+        for (size_t j = 0; drop[j]; j++) {
+            size_t l = strlen(drop[j]);
+            if (strncmp(environ[i], drop[j], l) == 0 && environ[i][l] == '=')
+                skip = true;
+        }
+        if (!skip)
+            env[k++] = environ[i];
+    }
+    env[k] = NULL;
+    return env;
+}
+
+static pid_t spawn(const char *const *argv, const char *out_path, const char *err_path)
+{
+    int ofd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int efd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int nfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    pid_t pid = -1;
+    if (ofd >= 0 && efd >= 0 && nfd >= 0) {
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, nfd, 0);
+        posix_spawn_file_actions_adddup2(&fa, ofd, 1);
+        posix_spawn_file_actions_adddup2(&fa, efd, 2);
+        char **env = child_env();
+        if (posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, env) != 0)
+            pid = -1;
+        free(env);
+        posix_spawn_file_actions_destroy(&fa);
+    }
+    if (ofd >= 0)
+        close(ofd);
+    if (efd >= 0)
+        close(efd);
+    if (nfd >= 0)
+        close(nfd);
+    return pid;
+}
+
+static int decode_status(int st)
+{
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    if (WIFSIGNALED(st))
+        return 128 + WTERMSIG(st);
+    return -1;
+}
+
+/* Waits up to `timeout_s` for `pid`; returns its decoded status, or -2 if still running. */
+static int wait_pid(pid_t pid, double timeout_s)
+{
+    double end = hx_now() + timeout_s;
+    for (;;) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return decode_status(st);
+        if (r < 0 && errno != EINTR)
+            return -1;
+        if (hx_now() > end)
+            return -2;
+        sleep_s(0.01);
+    }
+}
+
+static void kill_and_reap(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+}
+
+int hx_run(const char *const *argv, double timeout_s, char **out, char **err)
+{
+    char tmpl[] = "/tmp/cp-it-run-XXXXXX";
+    if (out)
+        *out = NULL;
+    if (err)
+        *err = NULL;
+    if (mkdtemp(tmpl) == NULL)
+        return -1;
+    char *op = xasprintf("%s/out", tmpl);
+    char *ep = xasprintf("%s/err", tmpl);
+    int status = -1;
+    pid_t pid = spawn(argv, op, ep);
+    if (pid > 0) {
+        status = wait_pid(pid, timeout_s);
+        if (status == -2) {
+            fprintf(stderr, "harness: %s did not finish in %.1f s\n", argv[0], timeout_s);
+            kill_and_reap(pid);
+            status = -1;
+        }
+    }
+    if (out)
+        *out = hx_read_file(op, NULL);
+    if (err)
+        *err = hx_read_file(ep, NULL);
+    free(op);
+    free(ep);
+    hx_rmtree(tmpl);
+    return status;
+}
+
+const char *hx_proxy_path(void)
+{
+    return getenv("CP_PROXY");
+}
+
+int hx_global_init(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const char *p = hx_proxy_path();
+    if (p == NULL || access(p, X_OK) != 0) {
+        fprintf(stderr, "CP_PROXY must name the caching-proxy binary (got %s)\n",
+                p ? p : "nothing");
+        return -1;
+    }
+    if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK) {
+        fprintf(stderr, "curl_global_init failed\n");
+        return -1;
+    }
+    return 0;
+}
+
+void hx_global_cleanup(void)
+{
+    curl_global_cleanup();
+}
+
+/* ---- fixture --------------------------------------------------------------------- */
+
+int hx_setup(void **state)
+{
+    struct hx *h = calloc(1, sizeof *h);
+    if (h == NULL)
+        return -1;
+    const char *base = getenv("TMPDIR");
+    if (base == NULL || *base == '\0')
+        base = "/tmp";
+    snprintf(h->tmp, sizeof h->tmp, "%s/cp-it-XXXXXX", base);
+    if (mkdtemp(h->tmp) == NULL) {
+        fprintf(stderr, "harness: mkdtemp %s: %s\n", h->tmp, strerror(errno));
+        free(h);
+        return -1;
+    }
+    h->origin = orig_start("127.0.0.1", NULL, NULL);
+    if (h->origin == NULL) {
+        hx_rmtree(h->tmp);
+        free(h);
+        return -1;
+    }
+    *state = h;
+    return 0;
+}
+
+/* Sanitizer reports a proxy built with -fsanitize writes to its stderr. */
+static bool sanitizer_report(const char *err)
+{
+    return err != NULL &&
+           (strstr(err, "Sanitizer") != NULL || strstr(err, "runtime error:") != NULL);
+}
+
+int hx_teardown(void **state)
+{
+    struct hx *h = *state;
+    if (h == NULL)
+        return 0;
+    bool show = getenv("CP_IT_VERBOSE") != NULL;
+    int ret = 0;
+    for (size_t i = 0; i < h->npx; i++) {
+        struct proxy *p = h->px[i];
+        /* A clean stop, so a leak or a crash at exit is seen here too. */
+        if (p->pid > 0) {
+            int st = hx_proxy_stop(p);
+            if (st != 0) {
+                fprintf(stderr, "harness: proxy %zu exited with %d when stopped\n", i, st);
+                ret = -1;
+            }
+        }
+        char *e = hx_read_file(p->err_path, NULL);
+        if (sanitizer_report(e)) {
+            fprintf(stderr, "harness: proxy %zu reported a sanitizer error\n", i);
+            ret = -1;
+            show = true;
+        }
+        if (show)
+            fprintf(stderr, "---- proxy %zu stderr ----\n%s", i, e ? e : "");
+        free(e);
+        free(p);
+    }
+    for (size_t i = 0; i < h->nextra; i++)
+        orig_stop(h->extra[i]);
+    orig_stop(h->origin);
+    hx_rmtree(h->tmp);
+    free(h);
+    *state = NULL;
+    return ret;
+}
+
+struct orig *hx_origin(struct hx *h, const char *ip, bool tls)
+{
+    if (h->nextra >= HX_MAX_ORIGINS)
+        return NULL;
+    struct orig *o;
+    if (tls) {
+        const char *cert = hx_cert_path(h);
+        if (cert == NULL)
+            return NULL;
+        o = orig_start(ip, cert, h->key);
+    } else {
+        o = orig_start(ip, NULL, NULL);
+    }
+    if (o)
+        h->extra[h->nextra++] = o;
+    return o;
+}
+
+const char *hx_cert_path(struct hx *h)
+{
+    char *cert = h->cert, *key = h->key;
+    snprintf(cert, sizeof h->cert, "%s/cert.pem", h->tmp);
+    snprintf(key, sizeof h->key, "%s/key.pem", h->tmp);
+    if (access(cert, R_OK) == 0 && access(key, R_OK) == 0)
+        return cert;
+    const char *openssl = getenv("CP_OPENSSL");
+    if (openssl == NULL)
+        openssl = "/usr/bin/openssl";
+    const char *argv[] = { openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                           "-subj", "/CN=localhost", "-addext",
+                           "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", key, "-out",
+                           cert, NULL };
+    char *err = NULL;
+    int st = hx_run(argv, 60.0, NULL, &err);
+    if (st != 0) {
+        fprintf(stderr, "harness: openssl failed (%d): %s\n", st, err ? err : "");
+        free(err);
+        return NULL;
+    }
+    free(err);
+    return cert;
+}
+
+void hx_fresh_dir(struct hx *h, char *out, size_t len)
+{
+    snprintf(out, len, "%s/cache%u", h->tmp, h->dirs++);
+}
+
+static bool port_accepts(uint16_t port)
+{
+    int fd = connect_local(port, "127.0.0.1");
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
+struct proxy *hx_proxy_start(struct hx *h, const char *origin_url, const char *cache_dir,
+                             const char *const *extra)
+{
+    if (h->npx >= HX_MAX_PROXIES) {
+        fprintf(stderr, "harness: too many proxies in one test\n");
+        return NULL;
+    }
+    struct proxy *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return NULL;
+    size_t idx = h->npx;
+    h->px[h->npx++] = p;
+    if (cache_dir)
+        snprintf(p->cache_dir, sizeof p->cache_dir, "%s", cache_dir);
+    else
+        hx_fresh_dir(h, p->cache_dir, sizeof p->cache_dir);
+    snprintf(p->out_path, sizeof p->out_path, "%s/proxy%zu.out", h->tmp, idx);
+    snprintf(p->err_path, sizeof p->err_path, "%s/proxy%zu.err", h->tmp, idx);
+    p->port = hx_free_port();
+    char port[16];
+    snprintf(port, sizeof port, "%u", (unsigned)p->port);
+
+    const char *argv[64];
+    size_t n = 0;
+    argv[n++] = hx_proxy_path();
+    argv[n++] = "--port";
+    argv[n++] = port;
+    argv[n++] = "--origin";
+    argv[n++] = origin_url;
+    argv[n++] = "--cache-dir";
+    argv[n++] = p->cache_dir;
+    for (size_t i = 0; extra && extra[i] && n < 63; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+
+    p->pid = spawn(argv, p->out_path, p->err_path);
+    if (p->pid <= 0) {
+        fprintf(stderr, "harness: cannot run %s\n", argv[0]);
+        p->pid = 0;
+        return NULL;
+    }
+    double end = hx_now() + 5.0;
+    for (;;) {
+        if (port_accepts(p->port))
+            return p;
+        int st = wait_pid(p->pid, 0);
+        if (st != -2) {
+            p->pid = 0;
+            char *e = hx_read_file(p->err_path, NULL);
+            fprintf(stderr, "harness: proxy exited (%d) before listening: %s\n", st,
+                    e ? e : "");
+            free(e);
+            return NULL;
+        }
+        if (hx_now() > end) {
+            char *e = hx_read_file(p->err_path, NULL);
+            fprintf(stderr, "harness: proxy not listening on %u after 5 s: %s\n",
+                    (unsigned)p->port, e ? e : "");
+            free(e);
+            return NULL;
+        }
+        sleep_s(0.01);
+    }
+}
+
+int hx_proxy_stop(struct proxy *p)
+{
+    if (p == NULL || p->pid <= 0)
+        return -1;
+    kill(p->pid, SIGTERM);
+    int st = wait_pid(p->pid, 10.0);
+    if (st == -2) {
+        fprintf(stderr, "harness: proxy ignored SIGTERM for 10 s\n");
+        kill_and_reap(p->pid);
+        st = -1;
+    }
+    p->pid = 0;
+    return st;
+}
+
+char *hx_proxy_stderr(const struct proxy *p)
+{
+    return hx_read_file(p->err_path, NULL);
+}
+
+char *hx_proxy_stdout(const struct proxy *p)
+{
+    return hx_read_file(p->out_path, NULL);
+}

@@ -1,0 +1,488 @@
+/* Integration: what the cache stores and what it refuses, seen from a client talking
+ * HTTP to the real binary in front of an in-process origin: MISS then HIT, default TTL,
+ * HEAD from a stored GET, Cache-Control/Set-Cookie/Authorization rules, Vary, bytes kept
+ * exact (gzip, large bodies), X-Cache replaced, the start-up line. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "harness.h"
+
+static struct proxy *start(struct hx *h, const char *const *extra)
+{
+    struct proxy *p = hx_proxy_start(h, orig_url(h->origin), NULL, extra);
+    assert_non_null(p);
+    return p;
+}
+
+static void get_ok(struct proxy *p, const char *path, const char *const *hdrs,
+                   struct hresp *r)
+{
+    assert_int_equal(hx_get(p->port, path, hdrs, r), 0);
+}
+
+static void assert_xcache(const struct hresp *r, const char *want)
+{
+    assert_int_equal(hresp_header_count(r, "X-Cache"), 1);
+    assert_string_equal(hresp_header(r, "X-Cache", 0), want);
+}
+
+/* Fields that may legitimately differ between a MISS and a HIT of the same response. */
+static bool varies_per_answer(const char *name)
+{
+    static const char *const names[] = { "Age", "Date", "X-Cache", "Connection", "Keep-Alive",
+                                         "Transfer-Encoding", NULL };
+    for (size_t i = 0; names[i]; i++)
+        if (strcasecmp(name, names[i]) == 0)
+            return true;
+    return false;
+}
+
+static char **field_lines(const struct hresp *r)
+{
+    char **v = calloc(r->nhdr + 1, sizeof *v);
+    assert_non_null(v);
+    size_t k = 0;
+    for (size_t i = 0; i < r->nhdr; i++) {
+        if (varies_per_answer(r->names[i]))
+            continue;
+        size_t l = strlen(r->names[i]) + strlen(r->values[i]) + 3;
+        v[k] = malloc(l);
+        assert_non_null(v[k]);
+        snprintf(v[k], l, "%s: %s", r->names[i], r->values[i]);
+        for (char *c = v[k]; *c && *c != ':'; c++)
+            if (*c >= 'A' && *c <= 'Z')
+                *c = (char)(*c - 'A' + 'a');
+        k++;
+    }
+    return v;
+}
+
+static int cmp_line(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The end-to-end fields of `a` and `b` are the same (as multisets, names in any case). */
+static void assert_same_fields(const struct hresp *a, const struct hresp *b)
+{
+    char **va = field_lines(a), **vb = field_lines(b);
+    size_t na = hx_strv_len(va), nb = hx_strv_len(vb);
+    qsort(va, na, sizeof *va, cmp_line);
+    qsort(vb, nb, sizeof *vb, cmp_line);
+    for (size_t i = 0; i < na && i < nb; i++)
+        assert_string_equal(va[i], vb[i]);
+    assert_int_equal(na, nb);
+    hx_strv_free(va);
+    hx_strv_free(vb);
+}
+
+static void assert_age_header(const struct hresp *r)
+{
+    const char *age = hresp_header(r, "Age", 0);
+    assert_non_null(age);
+    assert_int_equal(hresp_header_count(r, "Age"), 1);
+    char *end;
+    long v = strtol(age, &end, 10);
+    assert_true(end != age && *end == '\0');
+    assert_true(v >= 0 && v <= 60);
+}
+
+static void test_miss_then_hit(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    struct hresp a, b;
+    get_ok(p, "/cache/one", NULL, &a);
+    get_ok(p, "/cache/one", NULL, &b);
+    assert_int_equal(a.status, 200);
+    assert_int_equal(b.status, 200);
+    assert_xcache(&a, "MISS");
+    assert_xcache(&b, "HIT");
+    assert_age_header(&b);
+    assert_int_equal(a.body_len, b.body_len);
+    assert_memory_equal(a.body, b.body, a.body_len);
+    assert_string_equal((char *)a.body, "path=/cache/one n=1\n");
+    assert_same_fields(&a, &b);
+    assert_string_equal(hresp_header(&b, "Cache-Control", 0), "max-age=60");
+    assert_int_equal(orig_count(h->origin, "/cache/one"), 1);
+    hresp_free(&a);
+    hresp_free(&b);
+}
+
+/* The query string is part of what is cached: another query is another object. */
+static void test_query_is_part_of_key(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    struct hresp a, b, c;
+    get_ok(p, "/cache/q?x=1", NULL, &a);
+    get_ok(p, "/cache/q?x=2", NULL, &b);
+    get_ok(p, "/cache/q?x=1", NULL, &c);
+    assert_xcache(&a, "MISS");
+    assert_xcache(&b, "MISS");
+    assert_xcache(&c, "HIT");
+    assert_string_equal((char *)c.body, (char *)a.body);
+    assert_int_equal(orig_count(h->origin, "/cache/q"), 2);
+    hresp_free(&a);
+    hresp_free(&b);
+    hresp_free(&c);
+}
+
+static void test_default_ttl_caches_plain(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    struct hresp a, b;
+    get_ok(p, "/plain/x", NULL, &a);
+    get_ok(p, "/plain/x", NULL, &b);
+    assert_int_equal(a.status, 200);
+    assert_xcache(&a, "MISS");
+    assert_xcache(&b, "HIT");
+    assert_string_equal((char *)b.body, "plain path=/plain/x n=1\n");
+    assert_int_equal(orig_count(h->origin, "/plain/x"), 1);
+    hresp_free(&a);
+    hresp_free(&b);
+}
+
+static void test_default_ttl_zero_is_strict(void **state)
+{
+    struct hx *h = *state;
+    const char *const extra[] = { "--default-ttl", "0", NULL };
+    struct proxy *p = start(h, extra);
+    struct hresp a, b, c;
+    get_ok(p, "/plain/x", NULL, &a);
+    get_ok(p, "/plain/x", NULL, &b);
+    assert_xcache(&a, "MISS");
+    assert_xcache(&b, "MISS");
+    assert_string_equal((char *)b.body, "plain path=/plain/x n=2\n");
+    assert_int_equal(orig_count(h->origin, "/plain/x"), 2);
+    /* Explicit freshness still counts in strict mode. */
+    get_ok(p, "/cache/strict", NULL, &c);
+    hresp_free(&c);
+    get_ok(p, "/cache/strict", NULL, &c);
+    assert_xcache(&c, "HIT");
+    assert_int_equal(orig_count(h->origin, "/cache/strict"), 1);
+    hresp_free(&a);
+    hresp_free(&b);
+    hresp_free(&c);
+}
+
+static void test_head_after_get_is_hit(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    struct hresp g, hd;
+    get_ok(p, "/cache/head", NULL, &g);
+    assert_xcache(&g, "MISS");
+    struct hreq rq = { .method = "HEAD" };
+    assert_int_equal(hx_http(p->port, "/cache/head", &rq, &hd), 0);
+    assert_int_equal(hd.status, 200);
+    assert_xcache(&hd, "HIT");
+    char want[32];
+    snprintf(want, sizeof want, "%zu", g.body_len);
+    assert_non_null(hresp_header(&hd, "Content-Length", 0));
+    assert_string_equal(hresp_header(&hd, "Content-Length", 0), want);
+    assert_int_equal(hd.body_len, 0);
+    assert_int_equal(orig_count(h->origin, "/cache/head"), 1);
+
+    /* On the wire: nothing follows the header block of a HEAD answer. */
+    size_t len;
+    char *raw = hx_raw(p->port,
+                       "HEAD /cache/head HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &len);
+    assert_non_null(raw);
+    char *end = strstr(raw, "\r\n\r\n");
+    assert_non_null(end);
+    assert_int_equal((size_t)(end + 4 - raw), len);
+    assert_non_null(strstr(raw, "X-Cache: HIT"));
+    assert_int_equal(orig_count(h->origin, "/cache/head"), 1);
+    free(raw);
+    hresp_free(&g);
+    hresp_free(&hd);
+}
+
+/* Each of these must reach the origin on every request. */
+static void assert_never_cached(struct hx *h, struct proxy *p, const char *path,
+                                const char *const *hdrs)
+{
+    struct hresp a, b;
+    get_ok(p, path, hdrs, &a);
+    get_ok(p, path, hdrs, &b);
+    assert_int_equal(a.status, 200);
+    assert_int_equal(b.status, 200);
+    assert_int_equal(hresp_header_count(&b, "X-Cache"), 1);
+    assert_string_not_equal(hresp_header(&b, "X-Cache", 0), "HIT");
+    assert_int_equal(orig_count(h->origin, path), 2);
+    /* The second body is the origin's second answer, not a copy of the first. */
+    assert_non_null(strstr((char *)b.body, "n=2"));
+    hresp_free(&a);
+    hresp_free(&b);
+}
+
+static void test_no_store_not_cached(void **state)
+{
+    struct hx *h = *state;
+    assert_never_cached(h, start(h, NULL), "/nostore", NULL);
+}
+
+static void test_private_not_cached(void **state)
+{
+    struct hx *h = *state;
+    assert_never_cached(h, start(h, NULL), "/private", NULL);
+}
+
+static void test_set_cookie_not_cached(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    assert_never_cached(h, p, "/cookie", NULL);
+    /* Both cookies reach the client as two fields, in order. */
+    struct hresp r;
+    get_ok(p, "/cookie", NULL, &r);
+    assert_int_equal(hresp_header_count(&r, "Set-Cookie"), 2);
+    assert_string_equal(hresp_header(&r, "Set-Cookie", 0), "a=1; Path=/");
+    assert_string_equal(hresp_header(&r, "Set-Cookie", 1), "b=2; Path=/");
+    hresp_free(&r);
+}
+
+static void test_authorization_not_cached(void **state)
+{
+    struct hx *h = *state;
+    const char *const hdrs[] = { "Authorization: Bearer secret-token", NULL };
+    struct proxy *p = start(h, NULL);
+    assert_never_cached(h, p, "/auth", hdrs);
+    struct orig_req last;
+    assert_true(orig_last(h->origin, &last));
+    assert_string_equal(orig_req_header(&last, "Authorization", 0), "Bearer secret-token");
+    orig_req_free(&last);
+}
+
+static void test_cookie_public_cached(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    struct hresp a, b;
+    get_ok(p, "/cookie-public", NULL, &a);
+    get_ok(p, "/cookie-public", NULL, &b);
+    assert_xcache(&a, "MISS");
+    assert_xcache(&b, "HIT");
+    assert_string_equal((char *)b.body, "cookie-public n=1\n");
+    assert_int_equal(orig_count(h->origin, "/cookie-public"), 1);
+    hresp_free(&a);
+    hresp_free(&b);
+}
+
+/* A stored response with two Set-Cookie fields gives both back, separately, on a HIT. */
+static void test_multi_cookie_hit_keeps_both(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    struct hresp a, b;
+    get_ok(p, "/multi", NULL, &a);
+    get_ok(p, "/multi", NULL, &b);
+    assert_xcache(&a, "MISS");
+    assert_xcache(&b, "HIT");
+    for (int i = 0; i < 2; i++) {
+        struct hresp *r = i ? &b : &a;
+        assert_int_equal(hresp_header_count(r, "Set-Cookie"), 2);
+        assert_string_equal(hresp_header(r, "Set-Cookie", 0), "m1=1; Path=/");
+        assert_string_equal(hresp_header(r, "Set-Cookie", 1), "m2=2; Path=/");
+    }
+    assert_int_equal(orig_count(h->origin, "/multi"), 1);
+    hresp_free(&a);
+    hresp_free(&b);
+}
+
+static void test_vary_variants(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    const char *const gz[] = { "Accept-Encoding: gzip", NULL };
+    const char *const id[] = { "Accept-Encoding: identity", NULL };
+    struct hresp a, b, c, d;
+    get_ok(p, "/vary", gz, &a);
+    get_ok(p, "/vary", id, &b);
+    get_ok(p, "/vary", gz, &c);
+    get_ok(p, "/vary", id, &d);
+    assert_xcache(&a, "MISS");
+    assert_xcache(&b, "MISS");
+    assert_xcache(&c, "HIT");
+    assert_xcache(&d, "HIT");
+    assert_string_equal((char *)a.body, "ae=gzip n=1\n");
+    assert_string_equal((char *)b.body, "ae=identity n=2\n");
+    assert_string_equal((char *)c.body, "ae=gzip n=1\n");
+    assert_string_equal((char *)d.body, "ae=identity n=2\n");
+    assert_string_equal(hresp_header(&c, "Vary", 0), "Accept-Encoding");
+    assert_int_equal(orig_count(h->origin, "/vary"), 2);
+    hresp_free(&a);
+    hresp_free(&b);
+    hresp_free(&c);
+    hresp_free(&d);
+}
+
+static void test_vary_star_never_hit(void **state)
+{
+    struct hx *h = *state;
+    assert_never_cached(h, start(h, NULL), "/varystar", NULL);
+}
+
+static void test_gzip_bytes_untouched(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    size_t gz_len;
+    const unsigned char *gz = orig_gzip_body(h->origin, &gz_len);
+    const char *const ae[] = { "Accept-Encoding: gzip", NULL };
+    for (int i = 0; i < 2; i++) {
+        struct hresp r;
+        get_ok(p, "/gzip", ae, &r);
+        assert_int_equal(r.status, 200);
+        assert_xcache(&r, i ? "HIT" : "MISS");
+        assert_int_equal(r.body_len, gz_len);
+        assert_memory_equal(r.body, gz, gz_len);
+        assert_string_equal(hresp_header(&r, "Content-Encoding", 0), "gzip");
+        assert_int_equal(hresp_header_count(&r, "Content-Encoding"), 1);
+        assert_string_equal(hresp_header(&r, "ETag", 0), "\"gz-1\"");
+        char want[32];
+        snprintf(want, sizeof want, "%zu", gz_len);
+        assert_non_null(hresp_header(&r, "Content-Length", 0));
+        assert_string_equal(hresp_header(&r, "Content-Length", 0), want);
+        hresp_free(&r);
+    }
+    assert_int_equal(orig_count(h->origin, "/gzip"), 1);
+}
+
+static void test_big_body_exact(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    const size_t n = 3u << 20;
+    for (int i = 0; i < 2; i++) {
+        struct hresp r;
+        get_ok(p, "/big/3145728", NULL, &r);
+        assert_int_equal(r.status, 200);
+        assert_xcache(&r, i ? "HIT" : "MISS");
+        assert_int_equal(r.body_len, n);
+        for (size_t k = 0; k < n; k++)
+            if (r.body[k] != hx_pattern(k))
+                fail_msg("byte %zu differs on request %d", k, i + 1);
+        hresp_free(&r);
+    }
+    assert_int_equal(orig_count(h->origin, "/big/3145728"), 1);
+}
+
+static void test_origin_xcache_replaced(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    struct hresp a, b;
+    get_ok(p, "/xcache", NULL, &a);
+    get_ok(p, "/xcache", NULL, &b);
+    assert_xcache(&a, "MISS");
+    assert_xcache(&b, "HIT");
+    hresp_free(&a);
+    hresp_free(&b);
+}
+
+static void test_status_passed_through(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    static const struct { const char *path; long status; const char *body; } cases[] = {
+        { "/status/404", 404, "status 404\n" },
+        { "/status/500", 500, "status 500\n" },
+        { "/status/204", 204, "" },
+        { "/status/201", 201, "status 201\n" },
+        { "/nowhere", 404, "not found\n" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct hresp r;
+        get_ok(p, cases[i].path, NULL, &r);
+        assert_int_equal(r.status, cases[i].status);
+        assert_string_equal((char *)r.body, cases[i].body);
+        assert_int_equal(hresp_header_count(&r, "X-Cache"), 1);
+        hresp_free(&r);
+    }
+}
+
+/* Lines of `text` naming all of port, origin, cache dir and "loaded". */
+static size_t startup_lines(char *text, const char *port, const char *origin, const char *dir)
+{
+    size_t found = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+        if (strstr(line, port) && strstr(line, origin) && strstr(line, dir) &&
+            strstr(line, "loaded"))
+            found++;
+    return found;
+}
+
+static void test_startup_line(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    char port[16];
+    snprintf(port, sizeof port, "%u", (unsigned)p->port);
+    /* The line may be written just after the socket starts accepting: poll briefly. */
+    size_t found = 0;
+    double end = hx_now() + 3.0;
+    do {
+        char *err = hx_proxy_stderr(p);
+        char *out = hx_proxy_stdout(p);
+        assert_non_null(err);
+        assert_non_null(out);
+        found = startup_lines(err, port, orig_url(h->origin), p->cache_dir) +
+                startup_lines(out, port, orig_url(h->origin), p->cache_dir);
+        free(err);
+        free(out);
+        if (found == 0) {
+            struct hresp r;
+            hx_get(p->port, "/cache/poll", NULL, &r);
+            hresp_free(&r);
+        }
+    } while (found == 0 && hx_now() < end);
+    if (found != 1) {
+        char err[2048];
+        char *e = hx_proxy_stderr(p);
+        snprintf(err, sizeof err, "%s", e ? e : "");
+        free(e);
+        fail_msg("expected one start-up line naming port %s, %s, %s and 'loaded'; found %zu "
+                 "in stderr:\n%s", port, orig_url(h->origin), p->cache_dir, found, err);
+    }
+    assert_int_equal(hx_proxy_stop(p), 0);
+}
+
+int main(void)
+{
+    if (hx_global_init() != 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_miss_then_hit, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_query_is_part_of_key, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_default_ttl_caches_plain, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_default_ttl_zero_is_strict, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_head_after_get_is_hit, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_no_store_not_cached, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_private_not_cached, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_set_cookie_not_cached, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_authorization_not_cached, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_cookie_public_cached, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_multi_cookie_hit_keeps_both, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_vary_variants, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_vary_star_never_hit, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_gzip_bytes_untouched, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_big_body_exact, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_origin_xcache_replaced, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_status_passed_through, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_startup_line, hx_setup, hx_teardown),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    hx_global_cleanup();
+    return failed;
+}

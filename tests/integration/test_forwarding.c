@@ -1,0 +1,515 @@
+/* Integration: what the proxy sends to the origin and what it does when the origin
+ * misbehaves: every method and body byte forwarded, forwarding fields, hop-by-hop fields
+ * dropped, redirects, an HTTPS origin, 502/504, a front end that a slow origin does not
+ * block, and refusal to act as an open proxy. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "harness.h"
+
+static struct proxy *start(struct hx *h, const char *const *extra)
+{
+    struct proxy *p = hx_proxy_start(h, orig_url(h->origin), NULL, extra);
+    assert_non_null(p);
+    return p;
+}
+
+static void assert_xcache(const struct hresp *r, const char *want)
+{
+    assert_int_equal(hresp_header_count(r, "X-Cache"), 1);
+    assert_string_equal(hresp_header(r, "X-Cache", 0), want);
+}
+
+/* Bytes a text-minded proxy would mangle: NULs, CR/LF, high bytes. */
+static const unsigned char binary_body[] = { 'a', 0, 'b', 0, 0, 0xff, 0x01, '\r', '\n', 0x80,
+                                             'z', 0, 0xfe, '\n', 0 };
+
+static void check_origin_saw(struct hx *h, const char *method, const void *body, size_t len)
+{
+    struct orig_req last;
+    assert_true(orig_last(h->origin, &last));
+    bool same_method = strcmp(last.method, method) == 0;
+    size_t got = last.body_len;
+    bool same_body = got == len && (len == 0 || memcmp(last.body, body, len) == 0);
+    char seen[32];
+    snprintf(seen, sizeof seen, "%s", last.method);
+    orig_req_free(&last);
+    if (!same_method)
+        fail_msg("origin saw method %s, sent %s", seen, method);
+    if (!same_body)
+        fail_msg("%s: origin got %zu body bytes (or other bytes), sent %zu", method, got, len);
+}
+
+/* Methods other than GET/HEAD: forwarded with their body, answered BYPASS, never stored
+ * even when the origin's answer says max-age=60. */
+static void test_unsafe_methods_forwarded_and_bypassed(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    static const char *const methods[] = { "POST", "PUT", "PATCH", "DELETE", "OPTIONS" };
+    const char *const ct[] = { "Content-Type: application/octet-stream", NULL };
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/cache/m-%s", methods[i]);
+        struct hreq rq = { .method = methods[i], .headers = ct, .body = binary_body,
+                           .body_len = sizeof binary_body };
+        for (unsigned round = 1; round <= 2; round++) {
+            struct hresp r;
+            assert_int_equal(hx_http(p->port, path, &rq, &r), 0);
+            assert_int_equal(r.status, 200);
+            assert_xcache(&r, "BYPASS");
+            assert_int_equal(orig_count(h->origin, path), round);
+            check_origin_saw(h, methods[i], binary_body, sizeof binary_body);
+            hresp_free(&r);
+        }
+        /* What the unsafe request got back was not stored for a GET either. */
+        struct hresp g;
+        assert_int_equal(hx_get(p->port, path, NULL, &g), 0);
+        assert_int_equal(hresp_header_count(&g, "X-Cache"), 1);
+        assert_string_not_equal(hresp_header(&g, "X-Cache", 0), "HIT");
+        assert_int_equal(orig_count(h->origin, path), 3);
+        hresp_free(&g);
+    }
+}
+
+/* The echo endpoint returns what arrived: the client sees its own bytes back. */
+static void test_echo_round_trip_binary(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    static const char *const methods[] = { "POST", "PUT", "PATCH", "DELETE", "OPTIONS" };
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        struct hreq rq = { .method = methods[i], .body = binary_body,
+                           .body_len = sizeof binary_body };
+        struct hresp r;
+        assert_int_equal(hx_http(p->port, "/echo", &rq, &r), 0);
+        assert_int_equal(r.status, 200);
+        assert_xcache(&r, "BYPASS");
+        char first[32];
+        snprintf(first, sizeof first, "method=%s\n", methods[i]);
+        assert_true(r.body_len > strlen(first) + sizeof binary_body);
+        assert_memory_equal(r.body, first, strlen(first));
+        assert_memory_equal(r.body + r.body_len - sizeof binary_body, binary_body,
+                            sizeof binary_body);
+        hresp_free(&r);
+    }
+    assert_int_equal(orig_count(h->origin, "/echo"), 5);
+}
+
+static void test_large_and_empty_bodies(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    const size_t n = 300000;
+    unsigned char *big = malloc(n);
+    assert_non_null(big);
+    for (size_t i = 0; i < n; i++)
+        big[i] = hx_pattern(i * 3 + 1);
+    struct hreq put = { .method = "PUT", .body = big, .body_len = n };
+    struct hresp r;
+    assert_int_equal(hx_http(p->port, "/echo", &put, &r), 0);
+    assert_int_equal(r.status, 200);
+    check_origin_saw(h, "PUT", big, n);
+    hresp_free(&r);
+    free(big);
+
+    struct hreq post = { .method = "POST", .body = "", .body_len = 0 };
+    assert_int_equal(hx_http(p->port, "/echo", &post, &r), 0);
+    assert_int_equal(r.status, 200);
+    check_origin_saw(h, "POST", NULL, 0);
+    hresp_free(&r);
+}
+
+static void test_get_and_head_forwarded(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    struct hresp r;
+    assert_int_equal(hx_get(p->port, "/echo", NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    check_origin_saw(h, "GET", NULL, 0);
+    assert_memory_equal(r.body, "method=GET\n", 11);
+    hresp_free(&r);
+
+    struct hreq head = { .method = "HEAD" };
+    assert_int_equal(hx_http(p->port, "/echo", &head, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 0);
+    check_origin_saw(h, "HEAD", NULL, 0);
+    assert_int_equal(orig_count(h->origin, "/echo"), 2);
+    hresp_free(&r);
+}
+
+static void test_forwarding_fields(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    char client_host[64];
+    snprintf(client_host, sizeof client_host, "127.0.0.1:%u", (unsigned)p->port);
+    const char *const hdrs[] = { "Connection: close, X-Secret", "X-Secret: 1", "Keep-Alive: 5",
+                                 "X-Kept: yes", NULL };
+    struct hresp r;
+    assert_int_equal(hx_get(p->port, "/echo", hdrs, &r), 0);
+    assert_int_equal(r.status, 200);
+    hresp_free(&r);
+
+    struct orig_req last;
+    assert_true(orig_last(h->origin, &last));
+    const char *via = orig_req_header(&last, "Via", 0);
+    assert_non_null(via);
+    assert_non_null(strstr(via, "caching-proxy"));
+    const char *xff = orig_req_header(&last, "X-Forwarded-For", 0);
+    assert_non_null(xff);
+    assert_non_null(strstr(xff, "127.0.0.1"));
+    assert_non_null(orig_req_header(&last, "X-Forwarded-Proto", 0));
+    assert_string_equal(orig_req_header(&last, "X-Forwarded-Proto", 0), "http");
+    char origin_host[64];
+    snprintf(origin_host, sizeof origin_host, "127.0.0.1:%u", (unsigned)orig_port(h->origin));
+    assert_non_null(orig_req_header(&last, "Host", 0));
+    assert_string_equal(orig_req_header(&last, "Host", 0), origin_host);
+    assert_null(orig_req_header(&last, "Host", 1));
+    assert_non_null(orig_req_header(&last, "X-Forwarded-Host", 0));
+    assert_string_equal(orig_req_header(&last, "X-Forwarded-Host", 0), client_host);
+    assert_null(orig_req_header(&last, "X-Secret", 0));
+    assert_null(orig_req_header(&last, "Keep-Alive", 0));
+    const char *conn = orig_req_header(&last, "Connection", 0);
+    if (conn != NULL)
+        assert_null(strcasestr(conn, "X-Secret"));
+    assert_non_null(orig_req_header(&last, "X-Kept", 0));
+    assert_string_equal(orig_req_header(&last, "X-Kept", 0), "yes");
+    orig_req_free(&last);
+}
+
+/* Every field `name` of `r` joined with ", " in arrival order, as RFC 9110 allows. */
+static void joined(const struct orig_req *r, const char *name, char *out, size_t len)
+{
+    out[0] = '\0';
+    const char *v;
+    for (size_t i = 0; (v = orig_req_header(r, name, i)) != NULL; i++) {
+        size_t l = strlen(out);
+        snprintf(out + l, len - l, "%s%s", i ? ", " : "", v);
+    }
+}
+
+/* A client's own Via and X-Forwarded-For are extended, not replaced. */
+static void test_forwarding_fields_appended(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    const char *const hdrs[] = { "Via: 1.1 upstream", "X-Forwarded-For: 10.9.8.7", NULL };
+    struct hresp r;
+    assert_int_equal(hx_get(p->port, "/echo", hdrs, &r), 0);
+    hresp_free(&r);
+    struct orig_req last;
+    assert_true(orig_last(h->origin, &last));
+    char via[512], xff[512];
+    joined(&last, "Via", via, sizeof via);
+    joined(&last, "X-Forwarded-For", xff, sizeof xff);
+    assert_non_null(strstr(via, "1.1 upstream"));
+    assert_non_null(strstr(via, "caching-proxy"));
+    assert_true(strstr(via, "1.1 upstream") < strstr(via, "caching-proxy"));
+    assert_non_null(strstr(xff, "10.9.8.7"));
+    assert_non_null(strstr(xff, "127.0.0.1"));
+    assert_true(strstr(xff, "10.9.8.7") < strstr(xff, "127.0.0.1"));
+    orig_req_free(&last);
+}
+
+static void test_redirect_same_host_followed(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    struct hresp r;
+    assert_int_equal(hx_get(p->port, "/redirect-same", NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal((char *)r.body, "path=/cache/target n=1\n");
+    assert_null(hresp_header(&r, "Location", 0));
+    assert_int_equal(orig_count(h->origin, "/redirect-same"), 1);
+    assert_int_equal(orig_count(h->origin, "/cache/target"), 1);
+    hresp_free(&r);
+}
+
+static void test_redirect_not_followed_when_disabled(void **state)
+{
+    struct hx *h = *state;
+    const char *const extra[] = { "--no-follow-redirects", NULL };
+    struct proxy *p = start(h, extra);
+    struct hresp r;
+    assert_int_equal(hx_get(p->port, "/redirect-same", NULL, &r), 0);
+    assert_int_equal(r.status, 302);
+    assert_non_null(hresp_header(&r, "Location", 0));
+    assert_string_equal(hresp_header(&r, "Location", 0), "/cache/target");
+    assert_int_equal(orig_count(h->origin, "/cache/target"), 0);
+    hresp_free(&r);
+}
+
+static void test_redirect_other_host_passed_through(void **state)
+{
+    struct hx *h = *state;
+    struct orig *other = hx_origin(h, "127.0.0.2", false);
+    assert_non_null(other);
+    char loc[128];
+    snprintf(loc, sizeof loc, "http://127.0.0.2:%u/x", (unsigned)orig_port(other));
+    orig_set_redirect_other(h->origin, loc);
+    struct proxy *p = start(h, NULL);
+    struct hresp r;
+    assert_int_equal(hx_get(p->port, "/redirect-other", NULL, &r), 0);
+    assert_int_equal(r.status, 302);
+    assert_non_null(hresp_header(&r, "Location", 0));
+    assert_string_equal(hresp_header(&r, "Location", 0), loc);
+    assert_int_equal(orig_count(h->origin, "/redirect-other"), 1);
+    assert_int_equal(orig_total(other), 0);
+    hresp_free(&r);
+}
+
+static void test_https_origin_with_cacert(void **state)
+{
+    struct hx *h = *state;
+    struct orig *tls = hx_origin(h, "127.0.0.1", true);
+    assert_non_null(tls);
+    const char *const extra[] = { "--origin-cacert", hx_cert_path(h), NULL };
+    struct proxy *p = hx_proxy_start(h, orig_url(tls), NULL, extra);
+    assert_non_null(p);
+    struct hresp a, b;
+    assert_int_equal(hx_get(p->port, "/cache/secure", NULL, &a), 0);
+    assert_int_equal(hx_get(p->port, "/cache/secure", NULL, &b), 0);
+    assert_int_equal(a.status, 200);
+    assert_int_equal(b.status, 200);
+    assert_xcache(&a, "MISS");
+    assert_xcache(&b, "HIT");
+    assert_string_equal((char *)a.body, "path=/cache/secure n=1\n");
+    assert_string_equal((char *)b.body, "path=/cache/secure n=1\n");
+    assert_int_equal(orig_count(tls, "/cache/secure"), 1);
+    hresp_free(&a);
+    hresp_free(&b);
+}
+
+/* A short plain-text error of the proxy's own. */
+static void assert_short_text_error(const struct hresp *r, long status)
+{
+    assert_int_equal(r->status, status);
+    assert_true(r->body_len > 0);
+    assert_true(r->body_len <= 512);
+    const char *ct = hresp_header(r, "Content-Type", 0);
+    assert_non_null(ct);
+    assert_true(strncasecmp(ct, "text/plain", 10) == 0);
+}
+
+static void test_https_origin_untrusted_is_502(void **state)
+{
+    struct hx *h = *state;
+    struct orig *tls = hx_origin(h, "127.0.0.1", true);
+    assert_non_null(tls);
+    struct proxy *p = hx_proxy_start(h, orig_url(tls), NULL, NULL);
+    assert_non_null(p);
+    struct hresp r;
+    assert_int_equal(hx_get(p->port, "/cache/secure", NULL, &r), 0);
+    assert_short_text_error(&r, 502);
+    assert_int_equal(orig_count(tls, "/cache/secure"), 0);
+    hresp_free(&r);
+}
+
+static void test_origin_down_is_502(void **state)
+{
+    struct hx *h = *state;
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u", (unsigned)hx_free_port());
+    struct proxy *p = hx_proxy_start(h, url, NULL, NULL);
+    assert_non_null(p);
+    struct hresp r;
+    assert_int_equal(hx_get(p->port, "/cache/x", NULL, &r), 0);
+    assert_short_text_error(&r, 502);
+    /* A refused connection is known at once; generous bound against a slow machine. */
+    assert_true(r.elapsed < 5.0);
+    hresp_free(&r);
+    /* And the failure was not cached. */
+    assert_int_equal(hx_get(p->port, "/cache/x", NULL, &r), 0);
+    assert_int_equal(r.status, 502);
+    hresp_free(&r);
+}
+
+static void test_origin_timeout_is_504(void **state)
+{
+    struct hx *h = *state;
+    const char *const extra[] = { "--origin-timeout", "0.5", NULL };
+    struct proxy *p = start(h, extra);
+    struct hresp r;
+    assert_int_equal(hx_get(p->port, "/slow", NULL, &r), 0);
+    assert_short_text_error(&r, 504);
+    /* The origin takes 2 s: a 504 before that proves the 0.5 s limit was applied. */
+    assert_true(r.elapsed < 1.9);
+    hresp_free(&r);
+}
+
+struct slow_call {
+    uint16_t port;
+    const char *path;
+    struct hresp r;
+    int rc;
+};
+
+static void *slow_thread(void *arg)
+{
+    struct slow_call *c = arg;
+    c->rc = hx_get(c->port, c->path, NULL, &c->r);
+    return NULL;
+}
+
+static bool wait_count(struct orig *o, const char *path, unsigned n, double timeout_s)
+{
+    double end = hx_now() + timeout_s;
+    while (orig_count(o, path) < n) {
+        if (hx_now() > end)
+            return false;
+        struct timespec ts = { 0, 5 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    return true;
+}
+
+/* While one client waits on a slow origin, a HIT and a MISS for other URLs are answered.
+ * One front-end thread, so only suspend/resume can make this pass. */
+static void test_slow_origin_blocks_nobody(void **state)
+{
+    struct hx *h = *state;
+    const char *const extra[] = { "--threads", "1", NULL };
+    struct proxy *p = start(h, extra);
+    struct hresp warm;
+    assert_int_equal(hx_get(p->port, "/cache/fast", NULL, &warm), 0);
+    assert_xcache(&warm, "MISS");
+    hresp_free(&warm);
+
+    struct slow_call slow = { .port = p->port, .path = "/slow" };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, slow_thread, &slow), 0);
+    bool in_flight = wait_count(h->origin, "/slow", 1, 5.0);
+
+    struct hresp hit, miss;
+    int hit_rc = hx_get(p->port, "/cache/fast", NULL, &hit);
+    int miss_rc = hx_get(p->port, "/cache/other", NULL, &miss);
+    pthread_join(t, NULL);
+
+    assert_true(in_flight);
+    assert_int_equal(hit_rc, 0);
+    assert_int_equal(miss_rc, 0);
+    assert_int_equal(slow.rc, 0);
+    assert_int_equal(slow.r.status, 200);
+    assert_xcache(&hit, "HIT");
+    assert_xcache(&miss, "MISS");
+    double hit_late = hit.t_done - slow.r.t_done, miss_late = miss.t_done - slow.r.t_done;
+    hresp_free(&hit);
+    hresp_free(&miss);
+    hresp_free(&slow.r);
+    if (hit_late >= 0)
+        fail_msg("HIT finished %.3f s after the slow request", hit_late);
+    if (miss_late >= 0)
+        fail_msg("MISS finished %.3f s after the slow request", miss_late);
+}
+
+static int raw_status(const char *resp)
+{
+    int status = -1;
+    if (resp == NULL || sscanf(resp, "HTTP/1.%*d %d", &status) != 1)
+        return -1;
+    return status;
+}
+
+/* Sends `req` raw and expects `status`; shows the first lines of the answer if not. */
+static void expect_raw_status(uint16_t port, const char *req, int status)
+{
+    char *resp = hx_raw(port, req, NULL);
+    assert_non_null(resp);
+    int got = raw_status(resp);
+    char shown[600];
+    snprintf(shown, sizeof shown, "%s", resp);
+    free(resp);
+    if (got != status) {
+        const char *end = strstr(req, "\r\nConnection");
+        fail_msg("%.*s\nwant %d, got:\n%s", end ? (int)(end - req) : (int)strlen(req), req,
+                 status, shown);
+    }
+}
+
+static void test_not_an_open_proxy(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    unsigned before = orig_total(h->origin);
+    char req[256];
+    snprintf(req, sizeof req, "GET http://example.com/ HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+             "Connection: close\r\n\r\n", (unsigned)p->port);
+    expect_raw_status(p->port, req, 400);
+    expect_raw_status(p->port, "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n"
+                      "Connection: close\r\n\r\n", 405);
+    /* What a forward-proxy client sends: the Host field agrees with the target. The
+     * target names another host all the same. */
+    expect_raw_status(p->port, "GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n"
+                      "Connection: close\r\n\r\n", 400);
+    assert_int_equal(orig_total(h->origin), before);
+
+    /* The proxy is still serving ordinary requests afterwards. */
+    struct hresp r;
+    assert_int_equal(hx_get(p->port, "/cache/after", NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    hresp_free(&r);
+}
+
+/* RFC 9112 3.2.2: a server accepts the absolute-form; naming the proxy itself it is the
+ * same request as its origin-form. */
+static void test_absolute_form_for_itself(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    char req[256];
+    snprintf(req, sizeof req, "GET http://127.0.0.1:%u/cache/abs HTTP/1.1\r\n"
+             "Host: 127.0.0.1:%u\r\nConnection: close\r\n\r\n", (unsigned)p->port,
+             (unsigned)p->port);
+    char *resp = hx_raw(p->port, req, NULL);
+    assert_non_null(resp);
+    int status = raw_status(resp);
+    bool body = strstr(resp, "path=/cache/abs n=1") != NULL;
+    free(resp);
+    assert_int_equal(status, 200);
+    assert_true(body);
+    assert_int_equal(orig_count(h->origin, "/cache/abs"), 1);
+}
+
+int main(void)
+{
+    if (hx_global_init() != 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_unsafe_methods_forwarded_and_bypassed, hx_setup,
+                                        hx_teardown),
+        cmocka_unit_test_setup_teardown(test_echo_round_trip_binary, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_large_and_empty_bodies, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_get_and_head_forwarded, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_forwarding_fields, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_forwarding_fields_appended, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_redirect_same_host_followed, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_redirect_not_followed_when_disabled, hx_setup,
+                                        hx_teardown),
+        cmocka_unit_test_setup_teardown(test_redirect_other_host_passed_through, hx_setup,
+                                        hx_teardown),
+        cmocka_unit_test_setup_teardown(test_https_origin_with_cacert, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_https_origin_untrusted_is_502, hx_setup,
+                                        hx_teardown),
+        cmocka_unit_test_setup_teardown(test_origin_down_is_502, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_origin_timeout_is_504, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_slow_origin_blocks_nobody, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_not_an_open_proxy, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_absolute_form_for_itself, hx_setup, hx_teardown),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    hx_global_cleanup();
+    return failed;
+}

@@ -290,6 +290,7 @@ struct orig {
     struct path_count *counts;
     size_t ncounts;
     unsigned total;
+    unsigned connections;        /* TCP connections accepted */
     struct orig_req last;
     bool have_last;
     char *redirect_other;
@@ -330,6 +331,27 @@ unsigned orig_count(struct orig *o, const char *path)
     for (size_t i = 0; i < o->ncounts; i++)
         if (strcmp(o->counts[i].path, path) == 0)
             n = o->counts[i].n;
+    pthread_mutex_unlock(&o->lock);
+    return n;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)c;
+    (void)socket_ctx;
+    struct orig *o = cls;
+    if (code != MHD_CONNECTION_NOTIFY_STARTED)
+        return;
+    pthread_mutex_lock(&o->lock);
+    o->connections++;
+    pthread_mutex_unlock(&o->lock);
+}
+
+unsigned orig_connections(struct orig *o)
+{
+    pthread_mutex_lock(&o->lock);
+    unsigned n = o->connections;
     pthread_mutex_unlock(&o->lock);
     return n;
 }
@@ -679,6 +701,7 @@ struct orig *orig_start(const char *ip, const char *cert_pem, const char *key_pe
         o->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, o,
                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, o,
+                                MHD_OPTION_NOTIFY_CONNECTION, on_connection, o,
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
                                 MHD_OPTION_HTTPS_MEM_KEY, o->key,
                                 MHD_OPTION_HTTPS_MEM_CERT, o->cert, MHD_OPTION_END);
@@ -686,6 +709,7 @@ struct orig *orig_start(const char *ip, const char *cert_pem, const char *key_pe
         o->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, o,
                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, o,
+                                MHD_OPTION_NOTIFY_CONNECTION, on_connection, o,
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
     if (o->d == NULL) {
         fprintf(stderr, "harness: cannot start origin on %s\n", ip);

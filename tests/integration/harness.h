@@ -58,6 +58,8 @@ const char *orig_url(const struct orig *o);
 /* Requests seen so far for exactly this path / in total. */
 unsigned orig_count(struct orig *o, const char *path);
 unsigned orig_total(struct orig *o);
+/* TCP connections the origin has accepted so far. */
+unsigned orig_connections(struct orig *o);
 /* Sets the Location of /redirect-other (copied). */
 void orig_set_redirect_other(struct orig *o, const char *location);
 /* The gzip bytes /gzip serves; valid until orig_stop. */

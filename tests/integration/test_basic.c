@@ -378,6 +378,52 @@ static void test_big_body_exact(void **state)
     assert_int_equal(orig_count(h->origin, "/big/3145728"), 1);
 }
 
+/* Above --max-object-size a response is passed through whole but not stored. */
+static void test_max_object_size_not_stored(void **state)
+{
+    struct hx *h = *state;
+    const char *const extra[] = {"--max-object-size", "1K", NULL};
+    struct proxy *p = start(h, extra);
+    for (int i = 0; i < 2; i++) {
+        struct hresp r;
+        get_ok(p, "/big/2000", NULL, &r);
+        assert_int_equal(r.status, 200);
+        assert_xcache(&r, "MISS");
+        assert_int_equal(r.body_len, 2000);
+        for (size_t k = 0; k < 2000; k++)
+            if (r.body[k] != hx_pattern(k))
+                fail_msg("byte %zu differs on request %d", k, i + 1);
+        hresp_free(&r);
+    }
+    assert_int_equal(orig_count(h->origin, "/big/2000"), 2);
+    /* At the limit it is still stored. */
+    struct hresp a, b;
+    get_ok(p, "/big/1024", NULL, &a);
+    get_ok(p, "/big/1024", NULL, &b);
+    assert_xcache(&a, "MISS");
+    assert_xcache(&b, "HIT");
+    hresp_free(&a);
+    hresp_free(&b);
+}
+
+/* Requests one after another reuse one kept-alive connection to the origin. */
+static void test_origin_connection_reused(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    char path[32];
+    for (int i = 0; i < 5; i++) {
+        struct hresp r;
+        snprintf(path, sizeof path, "/cache/reuse%d", i);
+        get_ok(p, path, NULL, &r);
+        assert_int_equal(r.status, 200);
+        assert_xcache(&r, "MISS");
+        hresp_free(&r);
+    }
+    assert_int_equal(orig_total(h->origin), 5);
+    assert_int_equal(orig_connections(h->origin), 1);
+}
+
 static void test_origin_xcache_replaced(void **state)
 {
     struct hx *h = *state;
@@ -478,6 +524,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_vary_star_never_hit, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_gzip_bytes_untouched, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_big_body_exact, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_max_object_size_not_stored, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_origin_connection_reused, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_origin_xcache_replaced, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_status_passed_through, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_startup_line, hx_setup, hx_teardown),

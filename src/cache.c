@@ -139,7 +139,8 @@ static bool variant_matches(const struct entry *e, const struct hdrs *request)
     return match;
 }
 
-struct entry *cache_lookup(struct cache *c, const char *key, const struct hdrs *request)
+struct entry *cache_lookup(struct cache *c, const char *key, const struct hdrs *request,
+                           bool *uri_known)
 {
     uint64_t gen = sync_generation(c);
     uint64_t hash;
@@ -159,6 +160,8 @@ struct entry *cache_lookup(struct cache *c, const char *key, const struct hdrs *
             }
         }
     }
+    if (uri_known != NULL)
+        *uri_known = s != NULL && s->n > 0;
     pthread_mutex_unlock(&st->lock);
     return found;
 }
@@ -211,7 +214,8 @@ out:
     return err;
 }
 
-size_t cache_remove(struct cache *c, const char *key)
+size_t cache_remove(struct cache *c, const char *key,
+                    void (*removed)(void *arg, const struct entry *e), void *arg)
 {
     uint64_t hash;
     size_t len = strlen(key);
@@ -224,6 +228,8 @@ size_t cache_remove(struct cache *c, const char *key)
     if (s != NULL) {
         n = s->n;
         st->entries -= n;
+        for (size_t i = 0; removed != NULL && i < n; i++)
+            removed(arg, s->variants[i]);
         HASH_DEL(st->table, s);
         slot_free(s);
     }

@@ -5,6 +5,7 @@
 #define CP_CACHE_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,17 +27,23 @@ void cache_free(struct cache *c);
 uint64_t cache_generation(struct cache *c);
 
 /* Finds a stored variant of `key` whose Vary secondary key matches `request`.
- * Returns it with a reference the caller drops with entry_unref, or NULL.
- * Freshness is the caller's business: stale entries are returned too. */
-struct entry *cache_lookup(struct cache *c, const char *key, const struct hdrs *request);
+ * Returns it with a reference the caller drops with entry_unref, or NULL; then
+ * *uri_known (if not NULL) tells whether other variants of `key` are stored (a Vary
+ * miss) or none (a URI miss). Freshness is the caller's business: stale entries are
+ * returned too. */
+struct entry *cache_lookup(struct cache *c, const char *key, const struct hdrs *request,
+                           bool *uri_known);
 
 /* Stores `e` (the cache takes its own reference), replacing a variant with the same
  * key and vary_key. An entry of an older generation is refused with CP_ERR_STALE_GEN.
  * Returns CP_ERR_NOMEM on allocation failure. */
 cp_err cache_insert(struct cache *c, struct entry *e);
 
-/* Removes every variant of `key`; returns how many were removed. */
-size_t cache_remove(struct cache *c, const char *key);
+/* Removes every variant of `key`; returns how many were removed. `removed`, if not
+ * NULL, is called with each (under the cache's lock: it must be quick and must not call
+ * back into the cache), e.g. to remove its disk file too. */
+size_t cache_remove(struct cache *c, const char *key,
+                    void (*removed)(void *arg, const struct entry *e), void *arg);
 /* Removes every entry; returns how many were removed. */
 size_t cache_clear(struct cache *c);
 /* Number of entries (variants) stored. */

@@ -33,6 +33,8 @@ enum {
     OPT_NO_FOLLOW,
     OPT_MAX_OBJECT,
     OPT_MAX_BODY,
+    OPT_STRICT,
+    OPT_STALE_ON_ERROR,
 };
 
 static const struct option long_opts[] = {
@@ -49,6 +51,8 @@ static const struct option long_opts[] = {
     {"no-follow-redirects", no_argument, NULL, OPT_NO_FOLLOW},
     {"max-object-size", required_argument, NULL, OPT_MAX_OBJECT},
     {"max-request-body", required_argument, NULL, OPT_MAX_BODY},
+    {"strict", no_argument, NULL, OPT_STRICT},
+    {"serve-stale-on-error", required_argument, NULL, OPT_STALE_ON_ERROR},
     {"verbose", no_argument, NULL, 'v'},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
@@ -77,6 +81,11 @@ static const char usage_text[] =
     "                            $HOME/.cache/caching-proxy)\n"
     "  --default-ttl SECONDS     freshness of responses with no expiry of their\n"
     "                            own (default: 300; 0 = strict RFC 9111)\n"
+    "  --strict                  strict RFC 9111 caching: the same as\n"
+    "                            --default-ttl 0\n"
+    "  --serve-stale-on-error SECONDS\n"
+    "                            serve a response up to SECONDS stale when the\n"
+    "                            origin fails or answers 5xx (default: 0, off)\n"
     "  --threads N               request threads, 1-1024 (default: CPU count)\n"
     "  --bind ADDR               IPv4 or IPv6 address to listen on\n"
     "                            (default: all interfaces)\n"
@@ -270,6 +279,16 @@ static cp_err apply(int opt, const char *arg, struct config *cfg, char *why, siz
             return CP_ERR_BAD_NUMBER;
         }
         cfg->default_ttl = (int64_t)u;
+        return CP_OK;
+    case OPT_STRICT:
+        cfg->default_ttl = 0;
+        return CP_OK;
+    case OPT_STALE_ON_ERROR:
+        if (!parse_u64(arg, (uint64_t)CLI_MAX_TTL, &u)) {
+            say(why, why_len, "--serve-stale-on-error '%s'", arg);
+            return CP_ERR_BAD_NUMBER;
+        }
+        cfg->serve_stale_on_error = (int64_t)u;
         return CP_OK;
     case OPT_THREADS:
         if (!parse_u64(arg, CLI_MAX_THREADS, &u) || u == 0) {

@@ -25,7 +25,8 @@ struct config {
     char *origin_url;            /* as given */
     struct origin origin;        /* parsed */
     char *cache_dir;
-    int64_t default_ttl;         /* seconds, 0 = strict */
+    int64_t default_ttl;         /* seconds, 0 = strict (also set by --strict) */
+    int64_t serve_stale_on_error; /* seconds of staleness served when the origin fails */
     unsigned threads;            /* front-end threads */
     char *origin_cacert;         /* NULL: system CAs */
     long connect_timeout_ms;

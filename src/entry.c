@@ -31,8 +31,20 @@ void entry_unref(struct entry *e)
     free(e->key);
     free(e->vary_key);
     hdrs_free(&e->headers);
-    free(e->body);
+    if (e->body_owner != NULL)
+        entry_unref(e->body_owner);
+    else
+        free(e->body);
     free(e);
+}
+
+void entry_share_body(struct entry *e, struct entry *from)
+{
+    /* Point at the bytes' real owner, so chains of revalidations stay one link long. */
+    struct entry *owner = from->body_owner ? from->body_owner : from;
+    e->body_owner = entry_ref(owner);
+    e->body = owner->body;
+    e->body_len = owner->body_len;
 }
 
 int64_t entry_age(const struct entry *e, time_t now)

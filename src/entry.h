@@ -19,6 +19,8 @@ struct entry {
     struct hdrs headers;  /* end-to-end response fields as the origin sent them */
     unsigned char *body;
     size_t body_len;
+    struct entry *body_owner; /* NULL: `body` is ours; else the entry whose body we share
+                                 (a revalidated entry keeps its predecessor's bytes) */
     time_t request_time;  /* when the request that fetched it was sent */
     time_t response_time; /* when its response arrived */
     int64_t initial_age;  /* corrected initial age at response_time (seconds) */
@@ -32,6 +34,10 @@ struct entry *entry_new(void);
 struct entry *entry_ref(struct entry *e);
 /* Drops a reference; frees the entry and everything it owns at zero. NULL is ignored. */
 void entry_unref(struct entry *e);
+
+/* Makes `e` (new, bodiless) share the body of `from`, holding a reference to it, so a
+ * revalidation updates fields without copying the bytes. */
+void entry_share_body(struct entry *e, struct entry *from);
 
 /* Current age (seconds) of `e` at `now`. */
 int64_t entry_age(const struct entry *e, time_t now);

@@ -16,6 +16,10 @@ const char *forward_verdict_name(enum cache_verdict v)
     switch (v) {
     case VERDICT_HIT:
         return "HIT";
+    case VERDICT_STALE:
+        return "STALE";
+    case VERDICT_REVALIDATED:
+        return "REVALIDATED";
     case VERDICT_BYPASS:
         return "BYPASS";
     case VERDICT_MISS:
@@ -111,8 +115,33 @@ fail:
     return err;
 }
 
-cp_err forward_response_headers(const struct hdrs *in, enum cache_verdict verdict,
-                                int64_t age, struct hdrs *out)
+void forward_cache_status(const struct cache_outcome *o, char *buf, size_t len)
+{
+    size_t n = (size_t)snprintf(buf, len, "caching-proxy");
+#define PUT(...)                                                                     \
+    do {                                                                             \
+        if (n < len)                                                                 \
+            n += (size_t)snprintf(buf + n, len - n, __VA_ARGS__);                    \
+    } while (0)
+    if (o->fwd == NULL)
+        PUT("; hit");
+    else
+        PUT("; fwd=%s", o->fwd);
+    if (o->fwd_status > 0)
+        PUT("; fwd-status=%d", o->fwd_status);
+    if (o->has_ttl)
+        PUT("; ttl=%" PRId64, o->ttl);
+    if (o->stored)
+        PUT("; stored");
+    if (o->collapsed)
+        PUT("; collapsed");
+    if (o->detail != NULL)
+        PUT("; detail=%s", o->detail);
+#undef PUT
+}
+
+cp_err forward_response_headers(const struct hdrs *in, const struct cache_outcome *o,
+                                struct hdrs *out)
 {
     cp_err err = hdrs_copy(out, in);
     if (err != CP_OK)
@@ -125,11 +154,15 @@ cp_err forward_response_headers(const struct hdrs *in, enum cache_verdict verdic
     hdrs_remove(out, "Age");
     if ((err = append_member(out, "Via", VIA_SELF)) != CP_OK)
         goto fail;
-    if ((err = hdrs_add(out, "X-Cache", forward_verdict_name(verdict))) != CP_OK)
+    char status[160];
+    forward_cache_status(o, status, sizeof status);
+    if ((err = append_member(out, "Cache-Status", status)) != CP_OK)
         goto fail;
-    if (age >= 0) {
+    if ((err = hdrs_add(out, "X-Cache", forward_verdict_name(o->verdict))) != CP_OK)
+        goto fail;
+    if (o->age >= 0) {
         char buf[24];
-        snprintf(buf, sizeof buf, "%" PRId64, age);
+        snprintf(buf, sizeof buf, "%" PRId64, o->age);
         if ((err = hdrs_add(out, "Age", buf)) != CP_OK)
             goto fail;
     }

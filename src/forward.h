@@ -3,16 +3,44 @@
 #ifndef CP_FORWARD_H
 #define CP_FORWARD_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "error.h"
 #include "headers.h"
 
 /* The cache's verdict reported in X-Cache. */
-enum cache_verdict { VERDICT_MISS, VERDICT_HIT, VERDICT_BYPASS };
+enum cache_verdict {
+    VERDICT_MISS,        /* looked up, not usable: the origin answered */
+    VERDICT_HIT,         /* served fresh from the cache */
+    VERDICT_STALE,       /* served stale from the cache (allowed by max-stale,
+                            stale-while-revalidate or stale-if-error) */
+    VERDICT_REVALIDATED, /* stored response confirmed by the origin (304), then served */
+    VERDICT_BYPASS,      /* never looked up (method other than GET/HEAD) */
+};
 
-/* Returns "MISS", "HIT" or "BYPASS". */
+/* Returns "MISS", "HIT", "STALE", "REVALIDATED" or "BYPASS". */
 const char *forward_verdict_name(enum cache_verdict v);
+
+/* How the cache handled one request: what X-Cache, Cache-Status (RFC 9211) and Age
+ * report about it. */
+struct cache_outcome {
+    enum cache_verdict verdict;
+    const char *fwd;      /* Cache-Status fwd= reason when the origin was asked ("uri-miss",
+                             "vary-miss", "miss", "stale", "request", "bypass"), else NULL */
+    int fwd_status;       /* the origin's status when it was asked, else 0 */
+    bool has_ttl;
+    int64_t ttl;          /* remaining freshness in seconds (negative when stale) */
+    bool stored;          /* the response was stored in the cache */
+    bool collapsed;       /* the request waited on another request's origin fetch */
+    const char *detail;   /* NULL, or a token for detail= */
+    int64_t age;          /* the Age to send, -1 for none */
+};
+
+/* Writes the Cache-Status list member of this cache for `o` into buf, e.g.
+ * "caching-proxy; hit; ttl=42" or "caching-proxy; fwd=uri-miss; fwd-status=200; stored". */
+void forward_cache_status(const struct cache_outcome *o, char *buf, size_t len);
 
 /* Fills `out` (initialised, empty) with the fields to send to the origin for a client
  * request with fields `in`: hop-by-hop fields and what Connection names are dropped,
@@ -22,13 +50,14 @@ const char *forward_verdict_name(enum cache_verdict v);
 cp_err forward_request_headers(const struct hdrs *in, const char *client_ip,
                                struct hdrs *out);
 
-/* Fills `out` (initialised, empty) with the fields to send to the client for an origin
- * response with fields `in`: hop-by-hop fields and Content-Length are dropped (the front
- * end sets the length of the bytes it sends), any X-Cache and Age from the origin are
- * replaced, X-Cache is set from `verdict`, Age is set to `age` when age >= 0, and Via
- * gains "1.1 caching-proxy". Returns CP_ERR_NOMEM. */
-cp_err forward_response_headers(const struct hdrs *in, enum cache_verdict verdict,
-                                int64_t age, struct hdrs *out);
+/* Fills `out` (initialised, empty) with the fields to send to the client for a response
+ * with fields `in`: hop-by-hop fields and Content-Length are dropped (the front end
+ * sets the length of the bytes it sends), any X-Cache and Age from upstream are
+ * replaced, X-Cache is set from o->verdict, Age to o->age when it is >= 0, our member
+ * is appended to Cache-Status, and Via gains "1.1 caching-proxy".
+ * Returns CP_ERR_NOMEM (`out` is then empty). */
+cp_err forward_response_headers(const struct hdrs *in, const struct cache_outcome *o,
+                                struct hdrs *out);
 
 /* Fields from an origin response that the cache stores: everything end-to-end
  * (hop-by-hop removed), as received. Returns CP_ERR_NOMEM. */

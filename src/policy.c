@@ -1,5 +1,6 @@
 /* Caching decisions of a shared cache (see policy.h): what may be stored, how long it
- * stays fresh and how old it is, following RFC 9111 sections 3 and 4.2. */
+ * stays fresh, how old it is and what a stored response may be used for, following
+ * RFC 9111 sections 3 and 4 and RFC 5861 (stale-while-revalidate, stale-if-error). */
 #include "policy.h"
 
 #include <string.h>
@@ -17,6 +18,13 @@ static int64_t sat_add(int64_t a, int64_t b)
     if (b < 0 && a < INT64_MIN - b)
         return INT64_MIN;
     return a + b;
+}
+
+static int64_t sat_sub(int64_t a, int64_t b)
+{
+    if (b == INT64_MIN)
+        return a >= 0 ? INT64_MAX : a - b;
+    return sat_add(a, -b);
 }
 
 bool policy_method_cacheable(const char *method)
@@ -57,6 +65,18 @@ static time_t date_value(const struct hdrs *response, time_t fallback)
     return fallback;
 }
 
+/* True if `stored` can be revalidated (RFC 9111 section 4.3.1): a non-empty ETag, or
+ * a Last-Modified that is a date (anything else would make If-Modified-Since noise). */
+static bool has_validator(const struct hdrs *stored)
+{
+    const char *etag = hdrs_get(stored, "ETag");
+    if (etag != NULL && etag[0] != '\0')
+        return true;
+    const char *lm = hdrs_get(stored, "Last-Modified");
+    time_t t;
+    return lm != NULL && http_parse_date(lm, &t);
+}
+
 bool policy_storable(int status, const struct hdrs *request, const struct hdrs *response,
                      size_t body_len, time_t response_time, const struct policy_opts *opts)
 {
@@ -77,7 +97,10 @@ bool policy_storable(int status, const struct hdrs *request, const struct hdrs *
     if (hdrs_get(request, "Authorization") != NULL && !shared_ok && !res.must_revalidate)
         return false;
 
-    return policy_freshness_lifetime(status, response, response_time, opts) > 0;
+    /* Stale at once (no-cache, max-age=0, Expires: 0) is still worth keeping when a
+     * conditional request can turn the next miss into a 304. */
+    return policy_freshness_lifetime(status, response, response_time, opts) > 0 ||
+           has_validator(response);
 }
 
 int64_t policy_freshness_lifetime(int status, const struct hdrs *response,
@@ -116,6 +139,109 @@ int64_t policy_freshness_lifetime(int status, const struct hdrs *response,
         return life > HEURISTIC_MAX ? HEURISTIC_MAX : life;
     }
     return 0;
+}
+
+/* The request's no-cache. Pragma is the HTTP/1.0 spelling, and only counts when the
+ * request has no Cache-Control field at all (RFC 9111 section 5.4). */
+static bool request_no_cache(const struct cache_control *req, const struct hdrs *request)
+{
+    if (req->no_cache)
+        return true;
+    return hdrs_get(request, "Cache-Control") == NULL &&
+           hdrs_has_token(request, "Pragma", "no-cache");
+}
+
+/* The origin's word against any stale use. s-maxage counts as proxy-revalidate for a
+ * shared cache (RFC 9111 section 5.2.2.10). */
+static bool stale_forbidden(const struct cache_control *res)
+{
+    return res->must_revalidate || res->proxy_revalidate || res->s_maxage >= 0;
+}
+
+/* True if `staleness` seconds fall in a window of `window` seconds (-1 = none). A
+ * response is stale from age == lifetime on, so staleness 0 is in every window. */
+static bool within(int64_t staleness, int64_t window)
+{
+    return window >= 0 && staleness <= window;
+}
+
+enum reuse policy_reuse(const struct hdrs *stored, int64_t lifetime, int64_t age,
+                        const struct hdrs *request)
+{
+    struct cache_control req, res;
+    http_cache_control(request, &req);
+    http_cache_control(stored, &res);
+    enum reuse fallback = has_validator(stored) ? REUSE_REVALIDATE : REUSE_NONE;
+
+    /* A qualified no-cache is treated as a plain one: serving the body while holding
+     * back the named fields is not worth its subtlety. */
+    if (request_no_cache(&req, request) || res.no_cache)
+        return fallback;
+
+    /* The request's max-age bounds the age of whatever is served, stale or not (the
+     * client is unwilling to accept anything older, RFC 7234 5.2.1.1). max-age=0 is
+     * how clients ask for end-to-end revalidation (a browser's reload), so even a
+     * response stored this very second does not satisfy it. */
+    if (req.max_age == 0 || (req.max_age > 0 && age > req.max_age))
+        return fallback;
+
+    if (lifetime > age) {
+        /* min-fresh only judges fresh responses; one that fails it is not stale, so
+         * neither max-stale nor stale-while-revalidate can rescue it. */
+        if (req.min_fresh >= 0 && sat_sub(lifetime, age) < req.min_fresh)
+            return fallback;
+        return REUSE_FRESH;
+    }
+
+    if (stale_forbidden(&res))
+        return fallback;
+    int64_t staleness = sat_sub(age, lifetime);
+    /* Where both apply, serving and refreshing beats serving alone: the entry the
+     * client accepts is the same, and the next request finds it renewed. */
+    if (within(staleness, res.stale_while_revalidate))
+        return REUSE_STALE_REFRESH;
+    if (req.max_stale_any || within(staleness, req.max_stale))
+        return REUSE_STALE;
+    return fallback;
+}
+
+bool policy_stale_on_error(const struct hdrs *stored, int64_t lifetime, int64_t age,
+                           const struct hdrs *request, int64_t serve_stale_on_error)
+{
+    struct cache_control req, res;
+    http_cache_control(request, &req);
+    http_cache_control(stored, &res);
+
+    /* no-cache forbids any use without a successful validation, and a failed one is
+     * not that (RFC 9111 section 4.2.4 names it with must-revalidate). */
+    if (res.no_cache)
+        return false;
+    /* The origin's failure does not make a fresh response any less fresh. */
+    if (lifetime > age)
+        return true;
+    if (stale_forbidden(&res))
+        return false;
+
+    int64_t staleness = sat_sub(age, lifetime);
+    if (within(staleness, res.stale_if_error) || within(staleness, req.stale_if_error))
+        return true;
+    if (req.max_stale_any || within(staleness, req.max_stale))
+        return true;
+    return serve_stale_on_error > 0 && staleness <= serve_stale_on_error;
+}
+
+bool policy_request_no_store(const struct hdrs *request)
+{
+    struct cache_control cc;
+    http_cache_control(request, &cc);
+    return cc.no_store;
+}
+
+bool policy_only_if_cached(const struct hdrs *request)
+{
+    struct cache_control cc;
+    http_cache_control(request, &cc);
+    return cc.only_if_cached;
 }
 
 int64_t policy_initial_age(const struct hdrs *response, time_t request_time,

@@ -27,9 +27,10 @@ bool policy_method_cacheable(const char *method);
  * status 200/203/204/300/301/308/404/410, no no-store/private, no request no-store,
  * no Set-Cookie and no request Authorization unless the response says public or
  * s-maxage (Authorization also accepts must-revalidate), a body no larger than
- * opts->max_object_size, and a positive freshness lifetime (the proxy does not
- * revalidate yet, so an entry that is stale at once is useless). `body_len` is the
- * response body's size. */
+ * opts->max_object_size, and either a positive freshness lifetime or a validator
+ * (ETag or Last-Modified) to revalidate it with; a response with no-cache is stored
+ * under the same conditions (it is revalidated before every use).
+ * `body_len` is the response body's size. */
 bool policy_storable(int status, const struct hdrs *request, const struct hdrs *response,
                      size_t body_len, time_t response_time, const struct policy_opts *opts);
 
@@ -40,6 +41,46 @@ bool policy_storable(int status, const struct hdrs *request, const struct hdrs *
  * that are heuristically cacheable, else 0. no-cache in the response gives 0. */
 int64_t policy_freshness_lifetime(int status, const struct hdrs *response,
                                   time_t response_time, const struct policy_opts *opts);
+
+/* What a stored response can be used for, given the request (RFC 9111 section 4). */
+enum reuse {
+    REUSE_FRESH,         /* fresh, and acceptable to the request: serve it */
+    REUSE_STALE,         /* stale, but the request's max-stale accepts it: serve it */
+    REUSE_STALE_REFRESH, /* stale within its stale-while-revalidate window: serve it
+                            and revalidate in the background */
+    REUSE_REVALIDATE,    /* must be validated with the origin before use */
+    REUSE_NONE,          /* unusable and cannot be validated: fetch anew */
+};
+
+/* Decides the use of a stored response with fields `stored`, freshness `lifetime` and
+ * current `age` (seconds) for a request with fields `request`:
+ * - the request's no-cache (or Pragma: no-cache without Cache-Control), the response's
+ *   no-cache (qualified or not): validate;
+ * - fresh when lifetime > age, subject to the request's max-age (age <= max-age) and
+ *   min-fresh (lifetime - age >= min-fresh);
+ * - stale: must-revalidate, proxy-revalidate and s-maxage forbid serving it stale;
+ *   otherwise the request's max-stale (any, or staleness <= its value) allows
+ *   REUSE_STALE, and the response's stale-while-revalidate (staleness <= its value)
+ *   REUSE_STALE_REFRESH;
+ * - anything else: REUSE_REVALIDATE when `stored` has a validator (ETag or
+ *   Last-Modified), else REUSE_NONE. */
+enum reuse policy_reuse(const struct hdrs *stored, int64_t lifetime, int64_t age,
+                        const struct hdrs *request);
+
+/* True if a stale stored response (fields `stored`, `lifetime`, `age`) may be served
+ * because the origin failed (no answer, or a 500/502/503/504): within the response's
+ * or the request's stale-if-error window (RFC 5861 section 4), or within
+ * `serve_stale_on_error` seconds of staleness (the --serve-stale-on-error option; 0 =
+ * off), but never when must-revalidate, proxy-revalidate or s-maxage forbid stale use
+ * (the option overrides nothing of the origin's). A fresh response always may. */
+bool policy_stale_on_error(const struct hdrs *stored, int64_t lifetime, int64_t age,
+                           const struct hdrs *request, int64_t serve_stale_on_error);
+
+/* True if the request forbids storing its response (Cache-Control: no-store). */
+bool policy_request_no_store(const struct hdrs *request);
+
+/* True if the request insists on an answer from the cache (only-if-cached). */
+bool policy_only_if_cached(const struct hdrs *request);
 
 /* Corrected initial age (RFC 9111 section 4.2.3) of a response received at
  * `response_time` for a request sent at `request_time`. */

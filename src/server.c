@@ -1,31 +1,30 @@
 /* The libmicrohttpd front end (see server.h). A request's life: its raw target is
- * captured when its first line is read; at its headers, GET/HEAD look in the cache and a
- * fresh hit is answered there and then; everything else reads its body, suspends the
- * connection and goes to the fetcher, whose callback resumes it with the result. */
+ * captured when its first line is read; at its headers, GET/HEAD look in the cache and
+ * the stored response decides (policy_reuse) whether it is served at once; everything
+ * else reads its body, suspends the connection and goes to the fetcher (with our
+ * validators when a stored response is being revalidated), whose callback resumes it
+ * with the origin's answer. */
 #include "server.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
 #include <microhttpd.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
+#include "conditional.h"
 #include "forward.h"
 #include "http.h"
+#include "listener.h"
 #include "log.h"
 #include "policy.h"
+#include "range.h"
+#include "update.h"
 
 struct server {
     struct MHD_Daemon *daemon;
     const struct config *cfg;
-    struct cache *cache;
-    struct mirror *mirror;
-    struct fetcher *fetcher;
-    struct policy_opts popts;
+    struct updater up;
     int listen_fd;
     char address[80];
 };
@@ -44,7 +43,10 @@ struct request {
     size_t body_len, body_cap;
     bool body_too_large;
     bool lookup;           /* GET/HEAD: the cache was consulted */
-    struct entry *hit;     /* fresh entry found, sent once the request is fully read */
+    struct entry *serve;   /* stored response to send once the request is fully read */
+    struct cache_outcome outcome; /* of `serve`, or of the origin request */
+    struct entry *stored;  /* stored response being revalidated (or kept for errors) */
+    bool revalidating;     /* our validators went to the origin */
     struct fetch_result res;
 };
 
@@ -55,7 +57,8 @@ static void request_free(struct request *rq)
     hdrs_free(&rq->headers);
     free(rq->body);
     fetch_result_free(&rq->res);
-    entry_unref(rq->hit);
+    entry_unref(rq->serve);
+    entry_unref(rq->stored);
     free(rq);
 }
 
@@ -98,18 +101,21 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
 
 static void release_entry(void *cls) { entry_unref(cls); }
 
-static enum MHD_Result add_fields(struct MHD_Response *resp, const struct hdrs *h)
+static void add_fields(struct MHD_Response *resp, const struct hdrs *h)
 {
     for (size_t i = 0; i < h->n; i++) {
         if (MHD_add_response_header(resp, h->v[i].name, h->v[i].value) != MHD_YES)
             log_debug("front end refused response field %s", h->v[i].name);
     }
-    return MHD_YES;
+}
+
+static bool is_method(const struct request *rq, const char *m)
+{
+    return strcmp(rq->method, m) == 0;
 }
 
 /* Sends a short plain-text answer of our own (errors, refusals). */
-static enum MHD_Result respond_text(struct request *rq, unsigned status, const char *text,
-                                    enum cache_verdict verdict)
+static enum MHD_Result respond_text(struct request *rq, unsigned status, const char *text)
 {
     char body[256];
     int n = snprintf(body, sizeof body, "%u %s\n", status, text);
@@ -118,7 +124,8 @@ static enum MHD_Result respond_text(struct request *rq, unsigned status, const c
     if (resp == NULL)
         return MHD_NO;
     MHD_add_response_header(resp, "Content-Type", "text/plain; charset=utf-8");
-    MHD_add_response_header(resp, "X-Cache", forward_verdict_name(verdict));
+    MHD_add_response_header(resp, "X-Cache",
+                            forward_verdict_name(rq->lookup ? VERDICT_MISS : VERDICT_BYPASS));
     if (status == 405)
         MHD_add_response_header(resp, "Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
     enum MHD_Result r = MHD_queue_response(rq->conn, status, resp);
@@ -137,85 +144,93 @@ static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
     return MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
-/* Sends `e` to the client without copying its body: libmicrohttpd holds a reference
- * until it has sent the last byte. `head_length` >= 0 is the Content-Length of a HEAD
- * response that the origin answered without a body. */
-static enum MHD_Result respond_entry(struct request *rq, struct entry *e,
-                                     enum cache_verdict verdict, int64_t age,
-                                     int64_t head_length)
+/* Queues `status` with fields `fields` (already rewritten for the client) and the
+ * bytes [start, start + len) of e's body, without copying them: libmicrohttpd holds a
+ * reference to `e` until it has sent the last byte. `head_length` >= 0 stands for
+ * the body of a HEAD response that the origin answered without one. */
+static enum MHD_Result queue(struct request *rq, unsigned status, const struct hdrs *fields,
+                             struct entry *e, size_t start, size_t len, int64_t head_length)
 {
-    struct hdrs out;
-    hdrs_init(&out);
-    if (forward_response_headers(&e->headers, verdict, age, &out) != CP_OK) {
-        hdrs_free(&out);
-        return respond_text(rq, 500, "Internal Server Error", verdict);
-    }
     struct MHD_Response *resp;
     if (head_length >= 0) {
         resp = MHD_create_response_from_callback((uint64_t)head_length, 4096, no_body, NULL,
                                                  NULL);
+    } else if (e == NULL || len == 0) {
+        resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
     } else {
         resp = MHD_create_response_from_buffer_with_free_callback_cls(
-            e->body_len, e->body, release_entry, entry_ref(e));
+            len, e->body + start, release_entry, entry_ref(e));
         if (resp == NULL)
             entry_unref(e);
     }
-    if (resp == NULL) {
-        hdrs_free(&out);
+    if (resp == NULL)
         return MHD_NO;
-    }
-    add_fields(resp, &out);
-    hdrs_free(&out);
-    enum MHD_Result r = MHD_queue_response(rq->conn, (unsigned)e->status, resp);
+    add_fields(resp, fields);
+    enum MHD_Result r = MHD_queue_response(rq->conn, status, resp);
     MHD_destroy_response(resp);
     return r;
 }
 
-static void client_ip(struct MHD_Connection *conn, char *buf, size_t len)
+/* Sends the response `e` to the client as the request asks: a 304 when its own
+ * conditions hold, a 206/416 for a Range, else the whole response. */
+static enum MHD_Result respond(struct request *rq, struct entry *e, int64_t head_length)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    snprintf(buf, len, "unknown");
-    if (ci == NULL || ci->client_addr == NULL)
-        return;
-    const struct sockaddr *sa = ci->client_addr;
-    if (sa->sa_family == AF_INET) {
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, (socklen_t)len);
-    } else if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(a)) /* a dual-stack socket's IPv4 client */
-            inet_ntop(AF_INET, &a->s6_addr[12], buf, (socklen_t)len);
-        else
-            inet_ntop(AF_INET6, a, buf, (socklen_t)len);
+    struct cache_outcome *o = &rq->outcome;
+    struct hdrs fields, out;
+    hdrs_init(&fields);
+    hdrs_init(&out);
+    unsigned status = (unsigned)e->status;
+    size_t start = 0, len = e->body_len;
+    cp_err err = CP_OK;
+
+    bool from_cache = rq->lookup && e->status == 200 && head_length < 0;
+    if (from_cache && cond_not_modified(&rq->headers, &e->headers, e->status, e->response_time)) {
+        status = 304;
+        len = 0;
+        err = cond_304_fields(&e->headers, &fields);
+    } else if (from_cache && is_method(rq, "GET") && hdrs_get(&rq->headers, "Range")) {
+        struct range r = range_select(&rq->headers, &e->headers, e->body_len);
+        err = hdrs_copy(&fields, &e->headers);
+        if (r.kind != RANGE_FULL && err == CP_OK) {
+            char cr[80];
+            range_content_range(&r, e->body_len, cr, sizeof cr);
+            hdrs_remove(&fields, "Content-Range");
+            err = hdrs_add(&fields, "Content-Range", cr);
+            status = r.kind == RANGE_PARTIAL ? 206 : 416;
+            start = r.kind == RANGE_PARTIAL ? r.start : 0;
+            len = r.kind == RANGE_PARTIAL ? r.length : 0;
+        }
+    } else {
+        err = hdrs_copy(&fields, &e->headers);
     }
+    if (err == CP_OK)
+        err = forward_response_headers(&fields, o, &out);
+    hdrs_free(&fields);
+    if (err != CP_OK) {
+        hdrs_free(&out);
+        return respond_text(rq, 500, "Internal Server Error");
+    }
+    enum MHD_Result r = queue(rq, status, &out, e, start, len, head_length);
+    hdrs_free(&out);
+    log_debug("%s %s -> %u %s", rq->method, rq->url, status, forward_verdict_name(o->verdict));
+    return r;
 }
 
-/* Writes "ip:port" of the local address the client connected to (the proxy as the
- * client named it), or an empty string if unknown. */
-static void self_authority(struct MHD_Connection *conn, char *buf, size_t len)
+/* Fills the outcome's freshness figures for a response served from `e` at `now`. */
+static void outcome_times(struct cache_outcome *o, const struct entry *e, time_t now)
 {
-    buf[0] = '\0';
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (ci == NULL || getsockname(ci->connect_fd, (struct sockaddr *)&ss, &sl) != 0)
-        return;
-    char ip[INET6_ADDRSTRLEN];
-    if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
-        snprintf(buf, len, "%s:%u", ip, ntohs(s4->sin_port));
-    } else if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
-        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-            inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], ip, sizeof ip);
-            snprintf(buf, len, "%s:%u", ip, ntohs(s6->sin6_port));
-        } else {
-            inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
-            snprintf(buf, len, "[%s]:%u", ip, ntohs(s6->sin6_port));
-        }
-    }
+    o->age = entry_age(e, now);
+    o->has_ttl = true;
+    o->ttl = e->lifetime - o->age;
+}
+
+/* Serves the stored `e` without asking the origin (hit, or stale allowed). */
+static enum MHD_Result serve_stored(struct request *rq, struct entry *e,
+                                    enum cache_verdict verdict, const char *detail)
+{
+    rq->outcome = (struct cache_outcome){.verdict = verdict, .detail = detail};
+    outcome_times(&rq->outcome, e, time(NULL));
+    return respond(rq, e, -1);
 }
 
 /* Runs on the fetch thread: hands the result over and wakes the connection. */
@@ -232,15 +247,27 @@ static enum MHD_Result send_to_origin(struct request *rq)
 {
     struct server *srv = rq->srv;
     struct fetch_request fr = {0};
-    char ip[INET6_ADDRSTRLEN];
-    client_ip(rq->conn, ip, sizeof ip);
+    char ip[64];
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    listener_ip_text(ci ? ci->client_addr : NULL, ip, sizeof ip);
     hdrs_init(&fr.headers);
     fr.method = strdup(rq->method);
     fr.url = strdup(rq->url);
-    if (fr.method == NULL || fr.url == NULL ||
-        forward_request_headers(&rq->headers, ip, &fr.headers) != CP_OK) {
+    cp_err err = CP_ERR_NOMEM;
+    if (fr.method != NULL && fr.url != NULL)
+        err = forward_request_headers(&rq->headers, ip, &fr.headers);
+    if (err == CP_OK && rq->stored != NULL && cond_has_validator(&rq->stored->headers)) {
+        /* Our validators replace the client's conditions (answered by respond() from
+         * whatever comes back), and a Range is served from the whole response. */
+        err = cond_add_validators(&fr.headers, &rq->stored->headers);
+        hdrs_remove(&fr.headers, "Range");
+        hdrs_remove(&fr.headers, "If-Range");
+        rq->revalidating = true;
+    }
+    if (err != CP_OK) {
         fetch_request_free(&fr);
-        return respond_text(rq, 500, "Internal Server Error", VERDICT_BYPASS);
+        return respond_text(rq, 500, "Internal Server Error");
     }
     fr.body = rq->body;
     fr.body_len = rq->body_len;
@@ -250,7 +277,7 @@ static enum MHD_Result send_to_origin(struct request *rq)
     /* Suspend before submitting: the fetch may finish (and resume) at once. */
     rq->state = RQ_WAITING;
     MHD_suspend_connection(rq->conn);
-    cp_err err = fetch_submit(srv->fetcher, &fr, on_fetched, rq);
+    err = fetch_submit(srv->up.fetcher, &fr, on_fetched, rq);
     if (err != CP_OK) {
         rq->res.err = err;
         rq->state = RQ_READY;
@@ -259,84 +286,109 @@ static enum MHD_Result send_to_origin(struct request *rq)
     return MHD_YES;
 }
 
-/* Builds the entry for an origin response; stores it when the rules allow. */
-static struct entry *entry_from_result(struct request *rq, bool *stored)
+/* The origin failed (no answer, or a 5xx): serve the stored response if its
+ * stale-if-error window or --serve-stale-on-error allows; else return false. */
+static bool stale_on_error(struct request *rq, enum MHD_Result *r)
 {
-    struct server *srv = rq->srv;
-    struct fetch_result *res = &rq->res;
-    *stored = false;
-    struct entry *e = entry_new();
+    struct entry *e = rq->stored;
     if (e == NULL)
-        return NULL;
-    e->key = strdup(rq->url);
-    e->status = res->status;
-    e->request_time = res->request_time;
-    e->response_time = res->response_time;
-    if (e->key == NULL || forward_storable_headers(&res->headers, &e->headers) != CP_OK) {
-        entry_unref(e);
-        return NULL;
-    }
-    e->body = res->body;
-    e->body_len = res->body_len;
-    res->body = NULL;
-    res->body_len = 0;
-    e->initial_age = policy_initial_age(&res->headers, e->request_time, e->response_time);
-    e->lifetime =
-        policy_freshness_lifetime(e->status, &res->headers, e->response_time, &srv->popts);
-    e->generation = cache_generation(srv->cache);
-
-    if (strcmp(rq->method, "GET") != 0 ||
-        !policy_storable(e->status, &rq->headers, &res->headers, e->body_len,
-                         e->response_time, &srv->popts))
-        return e;
-    char *vary = NULL;
-    if (hdrs_join(&res->headers, "Vary", &vary) != CP_OK ||
-        http_vary_key(vary, &rq->headers, &e->vary_key) != CP_OK) {
-        free(vary); /* Vary: * (or no memory): never reused, so not stored */
-        return e;
-    }
-    free(vary);
-    if (cache_insert(srv->cache, e) == CP_OK) {
-        *stored = true;
-        if (srv->mirror)
-            mirror_write(srv->mirror, e);
-    }
-    return e;
+        return false;
+    time_t now = time(NULL);
+    if (!policy_stale_on_error(&e->headers, e->lifetime, entry_age(e, now), &rq->headers,
+                               rq->srv->cfg->serve_stale_on_error))
+        return false;
+    *r = serve_stored(rq, e, VERDICT_STALE, "stale-if-error");
+    return true;
 }
 
 static enum MHD_Result finish(struct request *rq)
 {
-    enum cache_verdict verdict = rq->lookup ? VERDICT_MISS : VERDICT_BYPASS;
-    switch (rq->res.err) {
-    case CP_OK:
-        break;
-    case CP_ERR_ORIGIN_TIMEOUT:
-        return respond_text(rq, 504, "Gateway Timeout: origin timed out", verdict);
-    case CP_ERR_SHUTDOWN:
-        return respond_text(rq, 503, "Service Unavailable: shutting down", verdict);
-    default:
-        log_debug("%s %s: %s", rq->method, rq->url, cp_strerror(rq->res.err));
-        {
-            char text[128];
-            snprintf(text, sizeof text, "Bad Gateway: %s", cp_strerror(rq->res.err));
-            return respond_text(rq, 502, text, verdict);
-        }
+    struct server *srv = rq->srv;
+    struct fetch_result *res = &rq->res;
+    enum MHD_Result r;
+    if (res->err != CP_OK) {
+        if (stale_on_error(rq, &r))
+            return r;
+        log_debug("%s %s: %s", rq->method, rq->url, cp_strerror(res->err));
+        if (res->err == CP_ERR_ORIGIN_TIMEOUT)
+            return respond_text(rq, 504, "Gateway Timeout: origin timed out");
+        if (res->err == CP_ERR_SHUTDOWN)
+            return respond_text(rq, 503, "Service Unavailable: shutting down");
+        char text[128];
+        snprintf(text, sizeof text, "Bad Gateway: %s", cp_strerror(res->err));
+        return respond_text(rq, 502, text);
     }
-    bool stored;
-    struct entry *e = entry_from_result(rq, &stored);
+    if (res->status >= 500 && res->status <= 504 && res->status != 501 &&
+        stale_on_error(rq, &r))
+        return r;
+
+    struct cache_outcome *o = &rq->outcome;
+    o->fwd_status = res->status;
+    bool stored = false;
+    struct entry *e;
+    if (rq->revalidating && res->status == 304) {
+        e = update_revalidated(&srv->up, rq->stored, &rq->headers, res, &stored);
+        o->verdict = VERDICT_REVALIDATED;
+    } else {
+        e = update_from_response(&srv->up, rq->url, rq->method, &rq->headers, res, &stored);
+        if (!rq->lookup)
+            update_invalidate(&srv->up, rq->url, res->status, &res->headers);
+    }
     if (e == NULL)
-        return respond_text(rq, 500, "Internal Server Error", verdict);
-    /* The origin's Age is kept (as our corrected initial age) only if it sent one. */
-    int64_t age = hdrs_get(&rq->res.headers, "Age") ? e->initial_age : -1;
+        return respond_text(rq, 500, "Internal Server Error");
+    o->stored = stored;
+    if (stored || o->verdict == VERDICT_REVALIDATED) {
+        outcome_times(o, e, time(NULL));
+    } else {
+        /* Passed through: an Age from upstream is kept (as corrected on arrival). */
+        o->age = hdrs_get(&res->headers, "Age") ? e->initial_age : -1;
+    }
     int64_t head_length = -1;
-    const char *cl = hdrs_get(&rq->res.headers, "Content-Length");
-    if (strcmp(rq->method, "HEAD") == 0 && cl != NULL && !http_parse_uint(cl, &head_length))
+    const char *cl = hdrs_get(&res->headers, "Content-Length");
+    if (is_method(rq, "HEAD") && o->verdict != VERDICT_REVALIDATED && cl != NULL &&
+        !http_parse_uint(cl, &head_length))
         head_length = -1;
-    enum MHD_Result r = respond_entry(rq, e, verdict, age, head_length);
+    r = respond(rq, e, head_length);
     entry_unref(e);
-    log_debug("%s %s -> %d %s%s", rq->method, rq->url, rq->res.status,
-              forward_verdict_name(verdict), stored ? " (stored)" : "");
     return r;
+}
+
+/* Consults the cache for a GET/HEAD: sets up rq->serve (answer from the cache) or
+ * rq->stored plus the outcome's fwd reason (ask the origin). */
+static void look_up(struct request *rq)
+{
+    struct server *srv = rq->srv;
+    bool uri_known = false;
+    struct entry *e = cache_lookup(srv->up.cache, rq->url, &rq->headers, &uri_known);
+    rq->outcome = (struct cache_outcome){.verdict = VERDICT_MISS, .age = -1};
+    if (e == NULL) {
+        rq->outcome.fwd = uri_known ? "vary-miss" : "uri-miss";
+        return;
+    }
+    time_t now = time(NULL);
+    switch (policy_reuse(&e->headers, e->lifetime, entry_age(e, now), &rq->headers)) {
+    case REUSE_FRESH:
+        rq->serve = e;
+        rq->outcome.verdict = VERDICT_HIT;
+        return;
+    case REUSE_STALE:
+        rq->serve = e;
+        rq->outcome.verdict = VERDICT_STALE;
+        rq->outcome.detail = "max-stale";
+        return;
+    case REUSE_STALE_REFRESH:
+        rq->serve = e;
+        rq->outcome.verdict = VERDICT_STALE;
+        rq->outcome.detail = "stale-while-revalidate";
+        if (update_refresh(&srv->up, e, &rq->headers) != CP_OK)
+            log_debug("background refresh of %s not started", rq->url);
+        return;
+    case REUSE_REVALIDATE:
+    case REUSE_NONE:
+        rq->stored = e;
+        rq->outcome.fwd = "stale";
+        return;
+    }
 }
 
 /* First call for a request: its fields are known, its body not yet read. */
@@ -346,28 +398,48 @@ static enum MHD_Result begin(struct request *rq, const char *method)
     rq->method = method;
     MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, collect_header, &rq->headers);
     if (strcmp(method, "CONNECT") == 0)
-        return respond_text(rq, 405, "Method Not Allowed: this is not a forward proxy",
-                            VERDICT_BYPASS);
-    char self[INET6_ADDRSTRLEN + 10] = "";
-    if (rq->target[0] != '/') /* only an absolute-form target needs to know */
-        self_authority(rq->conn, self, sizeof self);
-    cp_err err = url_for_target(&srv->cfg->origin, rq->target, self, &rq->url);
-    if (err != CP_OK)
-        return respond_text(rq, 400, "Bad Request: request target not allowed",
-                            VERDICT_BYPASS);
-    rq->lookup = policy_method_cacheable(method);
-    if (rq->lookup) {
-        struct entry *e = cache_lookup(srv->cache, rq->url, &rq->headers);
-        time_t now = time(NULL);
-        if (e != NULL && entry_is_fresh(e, now)) {
-            /* Answered at the request's last call: a response queued before then
-             * makes libmicrohttpd close the connection instead of keeping it alive. */
-            rq->hit = e;
-        } else {
-            entry_unref(e);
-        }
+        return respond_text(rq, 405, "Method Not Allowed: this is not a forward proxy");
+    char self[80] = "";
+    if (rq->target[0] != '/') { /* only an absolute-form target needs to know */
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci != NULL)
+            listener_local_authority(ci->connect_fd, self, sizeof self);
     }
+    if (url_for_target(&srv->cfg->origin, rq->target, self, &rq->url) != CP_OK)
+        return respond_text(rq, 400, "Bad Request: request target not allowed");
+    rq->lookup = policy_method_cacheable(method);
+    if (rq->lookup)
+        look_up(rq);
+    else
+        rq->outcome = (struct cache_outcome){.verdict = VERDICT_BYPASS, .fwd = "bypass",
+                                             .age = -1};
+    /* Even a hit is answered at the request's last call: a response queued before
+     * then makes libmicrohttpd close the connection instead of keeping it alive. */
     rq->state = RQ_BODY;
+    return MHD_YES;
+}
+
+/* Collects a chunk of request body; past --max-request-body the rest is dropped and
+ * the request answered 413. */
+static enum MHD_Result take_body(struct request *rq, const char *data, size_t n)
+{
+    if (rq->body_too_large || rq->body_len + n > rq->srv->cfg->max_request_body) {
+        rq->body_too_large = true;
+        return MHD_YES;
+    }
+    if (rq->body_len + n > rq->body_cap) {
+        size_t cap = rq->body_cap ? rq->body_cap : 4096;
+        while (cap < rq->body_len + n)
+            cap *= 2;
+        unsigned char *b = realloc(rq->body, cap);
+        if (b == NULL)
+            return MHD_NO;
+        rq->body = b;
+        rq->body_cap = cap;
+    }
+    memcpy(rq->body + rq->body_len, data, n);
+    rq->body_len += n;
     return MHD_YES;
 }
 
@@ -390,30 +462,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (*upload_data_size > 0) {
             size_t n = *upload_data_size;
             *upload_data_size = 0;
-            if (rq->body_too_large || rq->body_len + n > rq->srv->cfg->max_request_body) {
-                rq->body_too_large = true;
-                return MHD_YES; /* read and drop the rest, then answer 413 */
-            }
-            if (rq->body_len + n > rq->body_cap) {
-                size_t cap = rq->body_cap ? rq->body_cap : 4096;
-                while (cap < rq->body_len + n)
-                    cap *= 2;
-                unsigned char *b = realloc(rq->body, cap);
-                if (b == NULL)
-                    return MHD_NO;
-                rq->body = b;
-                rq->body_cap = cap;
-            }
-            memcpy(rq->body + rq->body_len, upload_data, n);
-            rq->body_len += n;
-            return MHD_YES;
+            return take_body(rq, upload_data, n);
         }
-        if (rq->hit != NULL) {
-            time_t now = time(NULL);
-            return respond_entry(rq, rq->hit, VERDICT_HIT, entry_age(rq->hit, now), -1);
+        if (rq->serve != NULL) {
+            struct cache_outcome o = rq->outcome;
+            enum MHD_Result r = serve_stored(rq, rq->serve, o.verdict, o.detail);
+            return r;
         }
         if (rq->body_too_large)
-            return respond_text(rq, 413, "Content Too Large", VERDICT_BYPASS);
+            return respond_text(rq, 413, "Content Too Large");
+        if (rq->lookup && policy_only_if_cached(&rq->headers))
+            return respond_text(rq, 504, "Gateway Timeout: not in cache (only-if-cached)");
         return send_to_origin(rq);
     case RQ_WAITING:
         return MHD_YES;
@@ -434,79 +493,6 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     log_debug("front end: %s", buf);
 }
 
-/* Opens the listening socket ourselves so that a failure can be reported precisely. */
-static cp_err open_listener(const struct config *cfg, int *fd_out, char *addr, size_t addr_len,
-                            char *why, size_t why_len)
-{
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    socklen_t sl;
-    int family;
-    const char *host = cfg->bind;
-    if (host == NULL) {
-        /* All interfaces: IPv6 with IPv4 mapped in, else plain IPv4. */
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-        s6->sin6_family = AF_INET6;
-        s6->sin6_addr = in6addr_any;
-        s6->sin6_port = htons(cfg->port);
-        family = AF_INET6;
-        sl = sizeof *s6;
-    } else if (strchr(host, ':') != NULL) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons(cfg->port);
-        if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
-            goto bad_address;
-        family = AF_INET6;
-        sl = sizeof *s6;
-    } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons(cfg->port);
-        if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
-            goto bad_address;
-        family = AF_INET;
-        sl = sizeof *s4;
-    }
-    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 && host == NULL) {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-        memset(&ss, 0, sizeof ss);
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons(cfg->port);
-        s4->sin_addr.s_addr = htonl(INADDR_ANY);
-        family = AF_INET;
-        sl = sizeof *s4;
-        fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    }
-    if (fd < 0)
-        goto sys_error;
-    int one = 1, zero = 0;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (family == AF_INET6 && host == NULL)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-    if (bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 1024) != 0) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        goto sys_error;
-    }
-    *fd_out = fd;
-    if (host == NULL)
-        snprintf(addr, addr_len, "http://0.0.0.0:%u", cfg->port);
-    else if (family == AF_INET6)
-        snprintf(addr, addr_len, "http://[%s]:%u", host, cfg->port);
-    else
-        snprintf(addr, addr_len, "http://%s:%u", host, cfg->port);
-    return CP_OK;
-bad_address:
-    snprintf(why, why_len, "--bind '%s'", host);
-    return CP_ERR_BAD_ADDRESS;
-sys_error:
-    snprintf(why, why_len, "%s:%u: %s", host ? host : "*", cfg->port, strerror(errno));
-    return CP_ERR_LISTEN;
-}
-
 cp_err server_start(const struct config *cfg, struct cache *cache, struct mirror *mirror,
                     struct fetcher *fetcher, struct server **out, char *why, size_t why_len)
 {
@@ -514,12 +500,15 @@ cp_err server_start(const struct config *cfg, struct cache *cache, struct mirror
     if (s == NULL)
         return CP_ERR_NOMEM;
     s->cfg = cfg;
-    s->cache = cache;
-    s->mirror = mirror;
-    s->fetcher = fetcher;
-    s->popts.default_ttl = cfg->default_ttl;
-    s->popts.max_object_size = cfg->max_object_size;
-    cp_err err = open_listener(cfg, &s->listen_fd, s->address, sizeof s->address, why, why_len);
+    s->up = (struct updater){
+        .cache = cache,
+        .mirror = mirror,
+        .fetcher = fetcher,
+        .origin = &cfg->origin,
+        .popts = {.default_ttl = cfg->default_ttl, .max_object_size = cfg->max_object_size},
+    };
+    cp_err err = listener_open(cfg->bind, cfg->port, &s->listen_fd, s->address,
+                               sizeof s->address, why, why_len);
     if (err != CP_OK) {
         free(s);
         return err;

@@ -37,7 +37,7 @@ static void assert_xcache(const struct hresp *r, const char *want)
 /* Fields that may legitimately differ between a MISS and a HIT of the same response. */
 static bool varies_per_answer(const char *name)
 {
-    static const char *const names[] = { "Age", "Date", "X-Cache", "Connection", "Keep-Alive",
+    static const char *const names[] = { "Age", "Date", "X-Cache", "Cache-Status", "Connection", "Keep-Alive",
                                          "Transfer-Encoding", NULL };
     for (size_t i = 0; names[i]; i++)
         if (strcasecmp(name, names[i]) == 0)

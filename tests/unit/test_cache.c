@@ -40,16 +40,16 @@ static void test_miss_then_hit(void **state)
     assert_int_equal(cache_new(NULL, &c), CP_OK);
     struct hdrs req;
     hdrs_init(&req);
-    assert_null(cache_lookup(c, "http://o/a", &req));
+    assert_null(cache_lookup(c, "http://o/a", &req, NULL));
 
     struct entry *e = make_entry("http://o/a", NULL, &req, "alpha", 0);
     assert_int_equal(cache_insert(c, e), CP_OK);
     entry_unref(e); /* the cache keeps its own reference */
 
-    struct entry *got = cache_lookup(c, "http://o/a", &req);
+    struct entry *got = cache_lookup(c, "http://o/a", &req, NULL);
     assert_non_null(got);
     assert_memory_equal(got->body, "alpha", 5);
-    assert_null(cache_lookup(c, "http://o/b", &req));
+    assert_null(cache_lookup(c, "http://o/b", &req, NULL));
     assert_int_equal(cache_count(c), 1);
     entry_unref(got);
     cache_free(c);
@@ -66,10 +66,10 @@ static void test_replace_same_variant(void **state)
     struct entry *b = make_entry("http://o/x", NULL, &req, "new", 0);
     assert_int_equal(cache_insert(c, a), CP_OK);
     /* A reader still holding the old entry keeps it valid after replacement. */
-    struct entry *held = cache_lookup(c, "http://o/x", &req);
+    struct entry *held = cache_lookup(c, "http://o/x", &req, NULL);
     assert_int_equal(cache_insert(c, b), CP_OK);
     assert_int_equal(cache_count(c), 1);
-    struct entry *got = cache_lookup(c, "http://o/x", &req);
+    struct entry *got = cache_lookup(c, "http://o/x", &req, NULL);
     assert_memory_equal(got->body, "new", 3);
     assert_memory_equal(held->body, "old", 3);
     entry_unref(held);
@@ -77,6 +77,12 @@ static void test_replace_same_variant(void **state)
     entry_unref(a);
     entry_unref(b);
     cache_free(c);
+}
+
+static void count_removed(void *arg, const struct entry *e)
+{
+    assert_string_equal(e->key, "http://o/v");
+    ++*(size_t *)arg;
 }
 
 static void test_vary_variants(void **state)
@@ -93,25 +99,31 @@ static void test_vary_variants(void **state)
 
     struct entry *g = make_entry("http://o/v", "Accept-Encoding", &gz, "GZ", 0);
     assert_int_equal(cache_insert(c, g), CP_OK);
-    assert_null(cache_lookup(c, "http://o/v", &br));
-    assert_null(cache_lookup(c, "http://o/v", &none));
+    bool known = false;
+    assert_null(cache_lookup(c, "http://o/v", &br, &known));
+    assert_true(known); /* a Vary miss: the URL has another variant */
+    assert_null(cache_lookup(c, "http://o/v", &none, NULL));
+    assert_null(cache_lookup(c, "http://o/elsewhere", &br, &known));
+    assert_false(known); /* a URI miss */
 
     struct entry *b = make_entry("http://o/v", "Accept-Encoding", &br, "BR", 0);
     assert_int_equal(cache_insert(c, b), CP_OK);
     assert_int_equal(cache_count(c), 2);
 
-    struct entry *got = cache_lookup(c, "http://o/v", &gz);
+    struct entry *got = cache_lookup(c, "http://o/v", &gz, NULL);
     assert_non_null(got);
     assert_memory_equal(got->body, "GZ", 2);
     entry_unref(got);
-    got = cache_lookup(c, "http://o/v", &br);
+    got = cache_lookup(c, "http://o/v", &br, NULL);
     assert_non_null(got);
     assert_memory_equal(got->body, "BR", 2);
     entry_unref(got);
 
-    assert_int_equal(cache_remove(c, "http://o/v"), 2);
+    size_t seen = 0;
+    assert_int_equal(cache_remove(c, "http://o/v", count_removed, &seen), 2);
+    assert_int_equal(seen, 2);
     assert_int_equal(cache_count(c), 0);
-    assert_null(cache_lookup(c, "http://o/v", &gz));
+    assert_null(cache_lookup(c, "http://o/v", &gz, NULL));
     entry_unref(g);
     entry_unref(b);
     hdrs_free(&gz);
@@ -130,11 +142,11 @@ static void test_generation_change_empties(void **state)
     hdrs_init(&req);
     struct entry *e = make_entry("http://o/g", NULL, &req, "g", 7);
     assert_int_equal(cache_insert(c, e), CP_OK);
-    struct entry *got = cache_lookup(c, "http://o/g", &req);
+    struct entry *got = cache_lookup(c, "http://o/g", &req, NULL);
     assert_non_null(got);
 
     atomic_fetch_add(&gen, 1); /* what --clear-cache does from another process */
-    assert_null(cache_lookup(c, "http://o/g", &req));
+    assert_null(cache_lookup(c, "http://o/g", &req, NULL));
     assert_int_equal(cache_count(c), 0);
     /* An entry fetched before the clear must not come back. */
     assert_int_equal(cache_insert(c, e), CP_ERR_STALE_GEN);
@@ -163,7 +175,7 @@ static void *worker(void *p)
         struct entry *e = make_entry(key, NULL, &req, body, 0);
         cache_insert(w->c, e);
         entry_unref(e);
-        struct entry *got = cache_lookup(w->c, key, &req);
+        struct entry *got = cache_lookup(w->c, key, &req, NULL);
         if (got) {
             /* Whatever we read is a whole entry for this key, never a torn one. */
             if (strcmp(got->key, key) != 0)
@@ -171,7 +183,7 @@ static void *worker(void *p)
             entry_unref(got);
         }
         if (i % 500 == 0)
-            cache_remove(w->c, key);
+            cache_remove(w->c, key, NULL, NULL);
     }
     return NULL;
 }

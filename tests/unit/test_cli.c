@@ -522,6 +522,33 @@ static void why_buffer(void **state)
     cli_config_free(&cfg);
 }
 
+/* --strict is the preset for RFC 9111 conformance; --serve-stale-on-error is off by
+ * default and takes whole seconds. */
+static void strict_and_stale_on_error(void **state)
+{
+    (void)state;
+    struct run r;
+    assert_int_equal(RUN(&r, SERVE), CP_OK);
+    assert_int_equal(r.cfg.serve_stale_on_error, 0);
+    cli_config_free(&r.cfg);
+
+    assert_int_equal(RUN(&r, SERVE, "--strict"), CP_OK);
+    assert_int_equal(r.cfg.default_ttl, 0);
+    cli_config_free(&r.cfg);
+    /* The last word wins, as for every option. */
+    assert_int_equal(RUN(&r, SERVE, "--strict", "--default-ttl", "30"), CP_OK);
+    assert_int_equal(r.cfg.default_ttl, 30);
+    cli_config_free(&r.cfg);
+
+    assert_int_equal(RUN(&r, SERVE, "--serve-stale-on-error", "600"), CP_OK);
+    assert_int_equal(r.cfg.serve_stale_on_error, 600);
+    cli_config_free(&r.cfg);
+    RUN(&r, SERVE, "--serve-stale-on-error", "-5");
+    expect_fail(&r, CP_ERR_BAD_NUMBER, "--serve-stale-on-error '-5'");
+    RUN(&r, SERVE, "--serve-stale-on-error");
+    expect_fail(&r, CP_ERR_USAGE, "option '--serve-stale-on-error' needs a value");
+}
+
 static void usage_text(void **state)
 {
     (void)state;
@@ -532,7 +559,8 @@ static void usage_text(void **state)
         "--port", "--origin", "--clear-cache", "--cache-dir", "--default-ttl", "--threads",
         "--bind", "--origin-cacert", "--connect-timeout", "--origin-timeout",
         "--no-follow-redirects", "--max-object-size", "--max-request-body", "-v, --verbose",
-        "-q, --quiet", "-h, --help", "-V, --version", "Usage: caching-proxy",
+        "-q, --quiet", "-h, --help", "-V, --version", "Usage: caching-proxy", "--strict",
+        "--serve-stale-on-error",
         "default: 300", "default: 16M", "default: 64M", "default: 10", "default: 60",
         "XDG_CACHE_HOME",
     };
@@ -553,6 +581,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults),
         cmocka_unit_test(every_option),
+        cmocka_unit_test(strict_and_stale_on_error),
         cmocka_unit_test(last_value_wins),
         cmocka_unit_test(threads_default),
         cmocka_unit_test(usage_errors),

@@ -165,14 +165,18 @@ static void test_response_rewrite(void **state)
                 "Transfer-Encoding", "chunked", "Age", "900", "X-Internal", "secret",
                 "Set-Cookie", "b=2", "ETag", "\"v1\"", "Keep-Alive", "timeout=5"));
     hdrs_init(&out);
-    assert_int_equal(forward_response_headers(&in, VERDICT_MISS, 0, &out), CP_OK);
+    struct cache_outcome miss = {.verdict = VERDICT_MISS, .fwd = "uri-miss", .fwd_status = 200,
+                                 .stored = true, .age = 0};
+    assert_int_equal(forward_response_headers(&in, &miss, &out), CP_OK);
     assert_fields(&out, H("Content-Type", "application/json", "Set-Cookie", "a=1", "Set-Cookie",
-                          "b=2", "ETag", "\"v1\"", "Via", "1.1 caching-proxy", "X-Cache", "MISS",
-                          "Age", "0"));
+                          "b=2", "ETag", "\"v1\"", "Via", "1.1 caching-proxy", "Cache-Status",
+                          "caching-proxy; fwd=uri-miss; fwd-status=200; stored", "X-Cache",
+                          "MISS", "Age", "0"));
     hdrs_free(&out);
 
     hdrs_init(&out);
-    assert_int_equal(forward_response_headers(&in, VERDICT_HIT, 1234567890123, &out), CP_OK);
+    struct cache_outcome hit = {.verdict = VERDICT_HIT, .age = 1234567890123};
+    assert_int_equal(forward_response_headers(&in, &hit, &out), CP_OK);
     assert_string_equal(hdrs_get(&out, "X-Cache"), "HIT");
     assert_int_equal(hdrs_count(&out, "Age"), 1);
     assert_string_equal(hdrs_get(&out, "Age"), "1234567890123");
@@ -187,7 +191,8 @@ static void test_response_no_age(void **state)
     fill(&in, H("Age", "5", "x-cache", "MISS", "Via", "1.1 origin-lb", "Date",
                 "Sun, 06 Nov 1994 08:49:37 GMT"));
     hdrs_init(&out);
-    assert_int_equal(forward_response_headers(&in, VERDICT_BYPASS, -1, &out), CP_OK);
+    struct cache_outcome bypass = {.verdict = VERDICT_BYPASS, .fwd = "bypass", .age = -1};
+    assert_int_equal(forward_response_headers(&in, &bypass, &out), CP_OK);
     /* no age known: the origin's Age is dropped, not passed on as ours */
     assert_null(hdrs_get(&out, "Age"));
     assert_int_equal(hdrs_count(&out, "X-Cache"), 1);
@@ -204,9 +209,49 @@ static void test_response_empty(void **state)
     struct hdrs in, out;
     hdrs_init(&in);
     hdrs_init(&out);
-    assert_int_equal(forward_response_headers(&in, VERDICT_HIT, 3, &out), CP_OK);
-    assert_fields(&out, H("Via", "1.1 caching-proxy", "X-Cache", "HIT", "Age", "3"));
+    struct cache_outcome hit = {.verdict = VERDICT_HIT, .has_ttl = true, .ttl = 57, .age = 3};
+    assert_int_equal(forward_response_headers(&in, &hit, &out), CP_OK);
+    assert_fields(&out, H("Via", "1.1 caching-proxy", "Cache-Status", "caching-proxy; hit; ttl=57",
+                          "X-Cache", "HIT", "Age", "3"));
     hdrs_free(&out);
+}
+
+/* RFC 9211: each cache appends its member; one further from the user comes first. */
+static void test_cache_status_appended(void **state)
+{
+    (void)state;
+    struct hdrs in, out;
+    fill(&in, H("Cache-Status", "upstream; hit"));
+    hdrs_init(&out);
+    struct cache_outcome o = {.verdict = VERDICT_REVALIDATED, .fwd = "stale", .fwd_status = 304,
+                              .has_ttl = true, .ttl = 60, .stored = true, .age = 0};
+    assert_int_equal(forward_response_headers(&in, &o, &out), CP_OK);
+    assert_int_equal(hdrs_count(&out, "Cache-Status"), 1);
+    assert_string_equal(hdrs_get(&out, "Cache-Status"),
+                        "upstream; hit, caching-proxy; fwd=stale; fwd-status=304; ttl=60; stored");
+    assert_string_equal(hdrs_get(&out, "X-Cache"), "REVALIDATED");
+    hdrs_free(&in);
+    hdrs_free(&out);
+}
+
+static void test_cache_status_members(void **state)
+{
+    (void)state;
+    char buf[160];
+    struct cache_outcome stale = {.verdict = VERDICT_STALE, .has_ttl = true, .ttl = -5,
+                                  .detail = "stale-while-revalidate", .age = 65};
+    forward_cache_status(&stale, buf, sizeof buf);
+    assert_string_equal(buf, "caching-proxy; hit; ttl=-5; detail=stale-while-revalidate");
+    struct cache_outcome coll = {.verdict = VERDICT_MISS, .fwd = "vary-miss", .fwd_status = 200,
+                                 .collapsed = true, .age = -1};
+    forward_cache_status(&coll, buf, sizeof buf);
+    assert_string_equal(buf, "caching-proxy; fwd=vary-miss; fwd-status=200; collapsed");
+    /* A short buffer is truncated, never overrun. */
+    char small[16];
+    forward_cache_status(&coll, small, sizeof small);
+    assert_int_equal(strlen(small), sizeof small - 1);
+    assert_string_equal(forward_verdict_name(VERDICT_STALE), "STALE");
+    assert_string_equal(forward_verdict_name(VERDICT_REVALIDATED), "REVALIDATED");
 }
 
 /* ---- stored ---- */
@@ -232,6 +277,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_verdict_name),
+        cmocka_unit_test(test_cache_status_appended),
+        cmocka_unit_test(test_cache_status_members),
         cmocka_unit_test(test_request_basic),
         cmocka_unit_test(test_request_hop_by_hop),
         cmocka_unit_test(test_request_via_appended),

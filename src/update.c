@@ -1,0 +1,181 @@
+/* How origin answers change the cache (see update.h). */
+#include "update.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "conditional.h"
+#include "forward.h"
+#include "http.h"
+#include "log.h"
+
+/* Stores `e` if the response (fields `response`, the origin's as received) to a GET
+ * with fields `request` may be stored; computes its Vary key on the way. */
+static bool store_if_allowed(const struct updater *u, struct entry *e,
+                             const struct hdrs *request, const struct hdrs *response)
+{
+    if (!policy_storable(e->status, request, response, e->body_len, e->response_time,
+                         &u->popts))
+        return false;
+    char *vary = NULL;
+    free(e->vary_key);
+    e->vary_key = NULL;
+    if (hdrs_join(response, "Vary", &vary) != CP_OK ||
+        http_vary_key(vary, request, &e->vary_key) != CP_OK) {
+        free(vary); /* Vary: * (or no memory): never reused, so not stored */
+        return false;
+    }
+    free(vary);
+    if (cache_insert(u->cache, e) != CP_OK)
+        return false;
+    if (u->mirror)
+        mirror_write(u->mirror, e);
+    return true;
+}
+
+/* Age and freshness of `e` from the exchange that produced `response`. */
+static void set_times(const struct updater *u, struct entry *e, const struct hdrs *response,
+                      time_t request_time, time_t response_time)
+{
+    e->request_time = request_time;
+    e->response_time = response_time;
+    e->initial_age = policy_initial_age(response, request_time, response_time);
+    e->lifetime = policy_freshness_lifetime(e->status, &e->headers, response_time, &u->popts);
+    e->generation = cache_generation(u->cache);
+}
+
+struct entry *update_from_response(const struct updater *u, const char *key,
+                                   const char *method, const struct hdrs *request,
+                                   struct fetch_result *res, bool *stored)
+{
+    *stored = false;
+    struct entry *e = entry_new();
+    if (e == NULL)
+        return NULL;
+    e->key = strdup(key);
+    e->status = res->status;
+    if (e->key == NULL || forward_storable_headers(&res->headers, &e->headers) != CP_OK) {
+        entry_unref(e);
+        return NULL;
+    }
+    e->body = res->body;
+    e->body_len = res->body_len;
+    res->body = NULL;
+    res->body_len = 0;
+    set_times(u, e, &res->headers, res->request_time, res->response_time);
+    if (strcmp(method, "GET") == 0)
+        *stored = store_if_allowed(u, e, request, &res->headers);
+    return e;
+}
+
+struct entry *update_revalidated(const struct updater *u, struct entry *stale,
+                                 const struct hdrs *request, const struct fetch_result *res,
+                                 bool *stored)
+{
+    *stored = false;
+    struct entry *e = entry_new();
+    if (e == NULL)
+        return NULL;
+    e->key = strdup(stale->key);
+    e->status = stale->status;
+    if (e->key == NULL || cond_merge_304(&stale->headers, &res->headers, &e->headers) != CP_OK) {
+        entry_unref(e);
+        return NULL;
+    }
+    entry_share_body(e, stale);
+    set_times(u, e, &res->headers, res->request_time, res->response_time);
+    /* The merged fields are the response now: they decide whether it may be kept. */
+    *stored = store_if_allowed(u, e, request, &e->headers);
+    return e;
+}
+
+static void forget_file(void *arg, const struct entry *e)
+{
+    const struct updater *u = arg;
+    if (u->mirror)
+        mirror_remove(u->mirror, e->key, e->vary_key ? e->vary_key : "");
+}
+
+static void invalidate_one(const struct updater *u, const char *url)
+{
+    size_t n = cache_remove(u->cache, url, forget_file, (void *)u);
+    if (n > 0)
+        log_debug("invalidated %zu stored response(s) of %s", n, url);
+}
+
+void update_invalidate(const struct updater *u, const char *url, int status,
+                       const struct hdrs *response)
+{
+    if (status < 200 || status >= 400)
+        return;
+    invalidate_one(u, url);
+    static const char *const fields[] = {"Location", "Content-Location"};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        const char *loc = hdrs_get(response, fields[i]);
+        char *abs = NULL;
+        /* Only URLs on the origin: another host's entries are not ours to drop (and
+         * an attacker-chosen Location must not empty the cache of other hosts). */
+        if (loc != NULL && url_resolve(url, loc, &abs) == CP_OK && url_on_origin(u->origin, abs))
+            invalidate_one(u, abs);
+        free(abs);
+    }
+}
+
+struct refresh {
+    const struct updater *u;
+    struct entry *stale;
+    struct hdrs request;
+};
+
+static void refresh_done(void *arg, struct fetch_result *res)
+{
+    struct refresh *r = arg;
+    bool stored = false;
+    struct entry *e = NULL;
+    if (res->err == CP_OK && res->status == 304)
+        e = update_revalidated(r->u, r->stale, &r->request, res, &stored);
+    else if (res->err == CP_OK && res->status < 500)
+        e = update_from_response(r->u, r->stale->key, "GET", &r->request, res, &stored);
+    /* A failed refresh leaves the stale entry as it is, for its windows to decide. */
+    log_debug("background refresh of %s: %s%s", r->stale->key,
+              res->err == CP_OK ? "answered" : cp_strerror(res->err), stored ? ", stored" : "");
+    entry_unref(e);
+    entry_unref(r->stale);
+    hdrs_free(&r->request);
+    free(r);
+}
+
+cp_err update_refresh(const struct updater *u, struct entry *stale, const struct hdrs *request)
+{
+    struct refresh *r = calloc(1, sizeof *r);
+    struct fetch_request fr = {0};
+    hdrs_init(&fr.headers);
+    if (r == NULL)
+        return CP_ERR_NOMEM;
+    r->u = u;
+    hdrs_init(&r->request);
+    if (hdrs_copy(&r->request, request) != CP_OK ||
+        forward_request_headers(request, NULL, &fr.headers) != CP_OK ||
+        cond_add_validators(&fr.headers, &stale->headers) != CP_OK ||
+        (fr.method = strdup("GET")) == NULL || (fr.url = strdup(stale->key)) == NULL) {
+        fetch_request_free(&fr);
+        hdrs_free(&r->request);
+        free(r);
+        return CP_ERR_NOMEM;
+    }
+    /* Conditions and ranges of the client are its own; the refresh wants the whole
+     * response or a 304 for our validators. */
+    hdrs_remove(&fr.headers, "Range");
+    hdrs_remove(&fr.headers, "If-Range");
+    hdrs_remove(&fr.headers, "If-Match");
+    hdrs_remove(&fr.headers, "If-Unmodified-Since");
+    r->stale = entry_ref(stale);
+    cp_err err = fetch_submit(u->fetcher, &fr, refresh_done, r);
+    if (err != CP_OK) {
+        entry_unref(r->stale);
+        hdrs_free(&r->request);
+        free(r);
+    }
+    return err;
+}

@@ -187,13 +187,19 @@ cp_err cond_add_validators(struct hdrs *request, const struct hdrs *stored)
     return CP_OK;
 }
 
-/* True if the field `name` of the 304 `nm` may update a stored response: not
- * Content-Length (the stored body is still the one sent) and nothing meant for the
- * hop that carried the 304 alone, fixed or named by its Connection field. */
+/* True if the field `name` of the 304 `nm` may update a stored response: not one
+ * that describes the stored bytes themselves (RFC 9111 section 3.2: "header fields
+ * that the cache's stored response depends upon"; the body sent is still the stored
+ * one), and nothing meant for the hop that carried the 304 alone, fixed or named by
+ * its Connection field. */
 static bool takes_from_304(const struct hdrs *nm, const char *name)
 {
-    return strcasecmp(name, "Content-Length") != 0 && !hdrs_is_hop_by_hop(name) &&
-           !hdrs_has_token(nm, "Connection", name);
+    static const char *const body_fields[] = {"Content-Length", "Content-Encoding",
+                                              "Content-Range", "Content-MD5", "ETag"};
+    for (size_t i = 0; i < sizeof body_fields / sizeof body_fields[0]; i++)
+        if (strcasecmp(name, body_fields[i]) == 0)
+            return false;
+    return !hdrs_is_hop_by_hop(name) && !hdrs_has_token(nm, "Connection", name);
 }
 
 static bool has_before(const struct hdrs *h, size_t end, const char *name)

@@ -36,9 +36,10 @@ bool cond_has_validator(const struct hdrs *stored);
 cp_err cond_add_validators(struct hdrs *request, const struct hdrs *stored);
 
 /* Fields of a stored response updated by a 304 (RFC 9111 section 3.2): every field
- * present in `not_modified` replaces all stored fields of that name, except
- * Content-Length (the stored body is the one still sent) and hop-by-hop fields; all
- * other stored fields are kept in order. Fills `out` (initialised, empty).
+ * present in `not_modified` replaces all stored fields of that name, except those
+ * describing the stored bytes (Content-Length, Content-Encoding, Content-Range,
+ * Content-MD5, ETag: the stored body is the one still sent) and hop-by-hop fields;
+ * all other stored fields are kept in order. Fills `out` (initialised, empty).
  * Returns CP_ERR_NOMEM. */
 cp_err cond_merge_304(const struct hdrs *stored, const struct hdrs *not_modified,
                       struct hdrs *out);

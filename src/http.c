@@ -215,6 +215,8 @@ static void parse_cc_line(const char *line, struct cache_control *cc, struct cc_
         } else if (dir_is(&d, "immutable")) {
             if (!d.has_arg)
                 cc->immutable = true;
+        } else if (dir_is(&d, "must-understand")) {
+            cc->must_understand = true;
         } else if (dir_is(&d, "max-age")) {
             set_lowest(&cc->max_age, parse_delta(&d, &v) ? v : 0);
         } else if (dir_is(&d, "s-maxage")) {

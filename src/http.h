@@ -28,6 +28,7 @@ struct cache_control {
     bool no_transform;
     bool only_if_cached;
     bool immutable;
+    bool must_understand;   /* store only if the status code is understood (5.2.2.3) */
     bool max_stale_any;     /* max-stale without a value */
     int64_t max_age;
     int64_t s_maxage;

@@ -33,7 +33,8 @@ bool policy_method_cacheable(const char *method)
     return method != NULL && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0);
 }
 
-static bool status_storable(int status)
+/* The statuses the cache stores on --default-ttl alone, with no freshness of their own. */
+static bool status_default_ttl(int status)
 {
     switch (status) {
     case 200: case 203: case 204: case 300: case 301: case 308: case 404: case 410:
@@ -41,6 +42,14 @@ static bool status_storable(int status)
     default:
         return false;
     }
+}
+
+/* Status codes whose semantics RFC 9110 defines: what must-understand asks about. */
+static bool status_understood(int status)
+{
+    return (status >= 200 && status <= 206) || (status >= 300 && status <= 308 && status != 306) ||
+           (status >= 400 && status <= 417) || (status >= 421 && status <= 422) ||
+           status == 426 || (status >= 500 && status <= 505);
 }
 
 /* Heuristically cacheable by default (RFC 9110 section 15.1). */
@@ -80,13 +89,24 @@ static bool has_validator(const struct hdrs *stored)
 bool policy_storable(int status, const struct hdrs *request, const struct hdrs *response,
                      size_t body_len, time_t response_time, const struct policy_opts *opts)
 {
-    if (!status_storable(status) || body_len > opts->max_object_size)
+    /* Final responses only; partial and 304 responses are not stored on their own. */
+    if (status < 200 || status > 599 || status == 206 || status == 304 ||
+        body_len > opts->max_object_size)
         return false;
 
     struct cache_control req, res;
     http_cache_control(request, &req);
     http_cache_control(response, &res);
-    if (req.no_store || res.no_store || res.private_)
+    /* must-understand replaces no-store for caches that know the status (5.2.2.3). */
+    if (res.must_understand ? !status_understood(status) : res.no_store)
+        return false;
+    if (req.no_store || res.private_)
+        return false;
+    /* Any final status may be stored with explicit freshness (RFC 9111 section 3);
+     * without it, only those that heuristics or --default-ttl may make fresh. */
+    bool explicit_fresh = res.max_age >= 0 || res.s_maxage >= 0 || res.public_ ||
+                          hdrs_get(response, "Expires") != NULL;
+    if (!explicit_fresh && !status_heuristic(status) && !status_default_ttl(status))
         return false;
 
     /* A response that sets a cookie, or answers a request with credentials, is
@@ -98,9 +118,10 @@ bool policy_storable(int status, const struct hdrs *request, const struct hdrs *
         return false;
 
     /* Stale at once (no-cache, max-age=0, Expires: 0) is still worth keeping when a
-     * conditional request can turn the next miss into a 304. */
+     * conditional request can turn the next miss into a 304, or when the origin
+     * allows it to be served stale for a while (RFC 5861). */
     return policy_freshness_lifetime(status, response, response_time, opts) > 0 ||
-           has_validator(response);
+           has_validator(response) || res.stale_if_error > 0 || res.stale_while_revalidate > 0;
 }
 
 int64_t policy_freshness_lifetime(int status, const struct hdrs *response,
@@ -126,12 +147,14 @@ int64_t policy_freshness_lifetime(int status, const struct hdrs *response,
         return life > 0 ? life : 0;
     }
 
-    if (opts->default_ttl > 0)
+    if (opts->default_ttl > 0 && status_default_ttl(status))
         return opts->default_ttl;
 
+    /* Heuristics: for statuses cacheable by default, or any marked public (4.2.2). */
     const char *lm = hdrs_get(response, "Last-Modified");
     time_t modified;
-    if (status_heuristic(status) && lm != NULL && http_parse_date(lm, &modified)) {
+    if ((status_heuristic(status) || cc.public_) && lm != NULL &&
+        http_parse_date(lm, &modified)) {
         int64_t since = (int64_t)date_value(response, response_time) - (int64_t)modified;
         if (since <= 0)
             return 0;
@@ -249,8 +272,12 @@ int64_t policy_initial_age(const struct hdrs *response, time_t request_time,
 {
     int64_t age_value = 0;
     const char *age = hdrs_get(response, "Age");
-    /* An unparsable Age is ignored; a huge one saturates like any delta-seconds. */
-    if (age != NULL && http_parse_uint(age, &age_value) && age_value > INT32_MAX)
+    /* An Age that is not one plain number (a list, a second field, a sign, a
+     * fraction) cannot be trusted: the response is taken as old as can be, i.e.
+     * stale. A huge one saturates like any delta-seconds. */
+    if (age != NULL && (hdrs_count(response, "Age") != 1 || !http_parse_uint(age, &age_value)))
+        age_value = INT32_MAX;
+    if (age_value > INT32_MAX)
         age_value = INT32_MAX;
 
     int64_t apparent_age = (int64_t)response_time - (int64_t)date_value(response, response_time);

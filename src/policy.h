@@ -24,11 +24,15 @@ struct policy_opts {
 bool policy_method_cacheable(const char *method);
 
 /* True if the response to this GET request may be stored (RFC 9111 section 3):
- * status 200/203/204/300/301/308/404/410, no no-store/private, no request no-store,
+ * a final status other than 206 and 304 that is heuristically cacheable, or one of
+ * 200/203/204/300/301/308/404/410, or any final status with explicit freshness
+ * (max-age, s-maxage, Expires, public); must-understand stores only statuses RFC 9110
+ * defines (and then overrides no-store); no no-store/private, no request no-store,
  * no Set-Cookie and no request Authorization unless the response says public or
  * s-maxage (Authorization also accepts must-revalidate), a body no larger than
- * opts->max_object_size, and either a positive freshness lifetime or a validator
- * (ETag or Last-Modified) to revalidate it with; a response with no-cache is stored
+ * opts->max_object_size, and either a positive freshness lifetime, a validator
+ * (ETag or Last-Modified) to revalidate it with, or a stale-if-error or
+ * stale-while-revalidate window in which it may be served stale; a response with no-cache is stored
  * under the same conditions (it is revalidated before every use).
  * `body_len` is the response body's size. */
 bool policy_storable(int status, const struct hdrs *request, const struct hdrs *response,
@@ -36,9 +40,10 @@ bool policy_storable(int status, const struct hdrs *request, const struct hdrs *
 
 /* Freshness lifetime in seconds (RFC 9111 section 4.2.1): s-maxage, else max-age,
  * else Expires minus Date (Date defaults to `response_time` when absent or invalid;
- * an invalid Expires means already expired), else opts->default_ttl if > 0,
- * else a heuristic of 10% of (Date - Last-Modified) capped at one day for statuses
- * that are heuristically cacheable, else 0. no-cache in the response gives 0. */
+ * an invalid Expires means already expired), else opts->default_ttl if > 0 for the
+ * statuses 200/203/204/300/301/308/404/410, else a heuristic of 10% of
+ * (Date - Last-Modified) capped at one day for statuses that are heuristically
+ * cacheable or responses marked public, else 0. no-cache in the response gives 0. */
 int64_t policy_freshness_lifetime(int status, const struct hdrs *response,
                                   time_t response_time, const struct policy_opts *opts);
 
@@ -83,7 +88,9 @@ bool policy_request_no_store(const struct hdrs *request);
 bool policy_only_if_cached(const struct hdrs *request);
 
 /* Corrected initial age (RFC 9111 section 4.2.3) of a response received at
- * `response_time` for a request sent at `request_time`. */
+ * `response_time` for a request sent at `request_time`. An Age that is not a single
+ * field holding one non-negative integer makes the response as old as can be
+ * (INT32_MAX seconds): it cannot be trusted to be fresh. */
 int64_t policy_initial_age(const struct hdrs *response, time_t request_time,
                            time_t response_time);
 

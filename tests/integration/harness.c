@@ -279,6 +279,32 @@ bool hx_wait_files(const char *dir, const char *suffix, size_t n, double timeout
 struct path_count {
     char *path;
     unsigned n;
+    struct orig_req last;        /* the last complete request for this path */
+    bool have_last;
+};
+
+/* How many answers of one status went out for one path and method. */
+struct answer_count {
+    char *path;
+    char *method;
+    unsigned status;
+    unsigned n;
+};
+
+/* A route as stored: orig_route's fields deep-copied. */
+struct route {
+    char *path;
+    unsigned status;
+    char **fields;               /* name, value, ..., NULL */
+    char **fields_304;           /* NULL: fields */
+    char *body;
+    bool conditional;
+    unsigned delay_ms;
+};
+
+struct fail_path {
+    char *path;
+    unsigned status;
 };
 
 struct orig {
@@ -296,12 +322,19 @@ struct orig {
     char *redirect_other;
     unsigned char *gz;
     size_t gz_len;
+    struct answer_count *answers;
+    size_t nanswers;
+    struct route *routes;
+    size_t nroutes;
+    struct fail_path *fails;
+    size_t nfails;
 };
 
 /* What one request has accumulated between calls of the access handler. */
 struct oconn {
     struct buf body;
     unsigned n;      /* this request's number for its path */
+    unsigned status; /* of the answer queued, 0 before */
 };
 
 static unsigned count_path(struct orig *o, const char *path)
@@ -316,8 +349,8 @@ static unsigned count_path(struct orig *o, const char *path)
         }
     if (n == 0) {
         o->counts = xrealloc(o->counts, (o->ncounts + 1) * sizeof *o->counts);
-        o->counts[o->ncounts].path = xstrdup(path);
-        o->counts[o->ncounts].n = n = 1;
+        o->counts[o->ncounts] = (struct path_count){ .path = xstrdup(path), .n = 1 };
+        n = 1;
         o->ncounts++;
     }
     pthread_mutex_unlock(&o->lock);
@@ -422,6 +455,20 @@ bool orig_last(struct orig *o, struct orig_req *out)
     return have;
 }
 
+bool orig_last_for(struct orig *o, const char *path, struct orig_req *out)
+{
+    bool have = false;
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&o->lock);
+    for (size_t i = 0; i < o->ncounts && !have; i++)
+        if (strcmp(o->counts[i].path, path) == 0 && o->counts[i].have_last) {
+            copy_req(out, &o->counts[i].last);
+            have = true;
+        }
+    pthread_mutex_unlock(&o->lock);
+    return have;
+}
+
 const char *orig_req_header(const struct orig_req *r, const char *name, size_t nth)
 {
     for (size_t i = 0; i < r->nhdr; i++)
@@ -435,9 +482,10 @@ static bool has_prefix(const char *s, const char *p)
     return strncmp(s, p, strlen(p)) == 0;
 }
 
-static enum MHD_Result send_resp(struct MHD_Connection *c, unsigned status, const void *body,
-                                 size_t len, const char *const *fields)
+static enum MHD_Result send_resp(struct oconn *oc, struct MHD_Connection *c, unsigned status,
+                                 const void *body, size_t len, const char *const *fields)
 {
+    oc->status = status;
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (r == NULL)
@@ -449,14 +497,248 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, unsigned status, cons
     return ret;
 }
 
-static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *text,
-                                 const char *const *fields)
+static enum MHD_Result send_text(struct oconn *oc, struct MHD_Connection *c, unsigned status,
+                                 const char *text, const char *const *fields)
 {
-    return send_resp(c, status, text, strlen(text), fields);
+    return send_resp(oc, c, status, text, strlen(text), fields);
 }
 
-static enum MHD_Result answer(struct orig *o, struct MHD_Connection *c, const char *method,
-                              const char *path, const struct orig_req *req, unsigned n)
+/* ---- routes set by the test, failures, answer counts ------------------------------ */
+
+static char **strv_dup(const char *const *v)
+{
+    if (v == NULL)
+        return NULL;
+    size_t n = 0;
+    while (v[n])
+        n++;
+    char **d = xmalloc((n + 1) * sizeof *d);
+    for (size_t i = 0; i < n; i++)
+        d[i] = xstrdup(v[i]);
+    d[n] = NULL;
+    return d;
+}
+
+static void route_clear(struct route *r)
+{
+    free(r->path);
+    hx_strv_free(r->fields);
+    hx_strv_free(r->fields_304);
+    free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+static void route_copy(struct route *dst, const struct route *src)
+{
+    dst->path = xstrdup(src->path);
+    dst->status = src->status;
+    dst->fields = strv_dup((const char *const *)src->fields);
+    dst->fields_304 = strv_dup((const char *const *)src->fields_304);
+    dst->body = xstrdup(src->body);
+    dst->conditional = src->conditional;
+    dst->delay_ms = src->delay_ms;
+}
+
+void orig_route(struct orig *o, const char *path, const struct orig_route *rt)
+{
+    pthread_mutex_lock(&o->lock);
+    size_t i = 0;
+    while (i < o->nroutes && strcmp(o->routes[i].path, path) != 0)
+        i++;
+    if (i < o->nroutes) {
+        route_clear(&o->routes[i]);
+        o->routes[i] = o->routes[--o->nroutes];
+    }
+    if (rt != NULL) {
+        o->routes = xrealloc(o->routes, (o->nroutes + 1) * sizeof *o->routes);
+        struct route *r = &o->routes[o->nroutes++];
+        r->path = xstrdup(path);
+        r->status = rt->status ? rt->status : 200;
+        r->fields = strv_dup(rt->fields);
+        r->fields_304 = strv_dup(rt->fields_304);
+        r->body = xstrdup(rt->body ? rt->body : "");
+        r->conditional = rt->conditional;
+        r->delay_ms = rt->delay_ms;
+    }
+    pthread_mutex_unlock(&o->lock);
+}
+
+/* Copies the route of `path` into *out; false if there is none. Call with the lock. */
+static bool route_find(struct orig *o, const char *path, struct route *out)
+{
+    for (size_t i = 0; i < o->nroutes; i++)
+        if (strcmp(o->routes[i].path, path) == 0) {
+            route_copy(out, &o->routes[i]);
+            return true;
+        }
+    return false;
+}
+
+void orig_set_fail(struct orig *o, const char *path, unsigned status)
+{
+    pthread_mutex_lock(&o->lock);
+    size_t i = 0;
+    while (i < o->nfails && strcmp(o->fails[i].path, path) != 0)
+        i++;
+    if (i < o->nfails) {
+        free(o->fails[i].path);
+        o->fails[i] = o->fails[--o->nfails];
+    }
+    if (status != 0) {
+        o->fails = xrealloc(o->fails, (o->nfails + 1) * sizeof *o->fails);
+        o->fails[o->nfails].path = xstrdup(path);
+        o->fails[o->nfails].status = status;
+        o->nfails++;
+    }
+    pthread_mutex_unlock(&o->lock);
+}
+
+/* The failure status set for `path`, or 0. Call with the lock. */
+static unsigned fail_status(struct orig *o, const char *path)
+{
+    for (size_t i = 0; i < o->nfails; i++)
+        if (strcmp(o->fails[i].path, path) == 0)
+            return o->fails[i].status;
+    return 0;
+}
+
+static void count_answer(struct orig *o, const char *path, const char *method, unsigned status)
+{
+    pthread_mutex_lock(&o->lock);
+    size_t i = 0;
+    while (i < o->nanswers &&
+           !(o->answers[i].status == status && strcmp(o->answers[i].path, path) == 0 &&
+             strcmp(o->answers[i].method, method) == 0))
+        i++;
+    if (i == o->nanswers) {
+        o->answers = xrealloc(o->answers, (o->nanswers + 1) * sizeof *o->answers);
+        o->answers[i] = (struct answer_count){ .path = xstrdup(path), .method = xstrdup(method),
+                                               .status = status };
+        o->nanswers++;
+    }
+    o->answers[i].n++;
+    pthread_mutex_unlock(&o->lock);
+}
+
+unsigned orig_answers(struct orig *o, const char *path, const char *method, unsigned status)
+{
+    unsigned n = 0;
+    pthread_mutex_lock(&o->lock);
+    for (size_t i = 0; i < o->nanswers; i++) {
+        const struct answer_count *a = &o->answers[i];
+        if (strcmp(a->path, path) == 0 && (method == NULL || strcmp(a->method, method) == 0) &&
+            (status == 0 || a->status == status))
+            n += a->n;
+    }
+    pthread_mutex_unlock(&o->lock);
+    return n;
+}
+
+bool orig_wait_answers(struct orig *o, const char *path, const char *method, unsigned status,
+                       unsigned n, double timeout_s)
+{
+    double end = hx_now() + timeout_s;
+    for (;;) {
+        if (orig_answers(o, path, method, status) >= n)
+            return true;
+        if (hx_now() > end)
+            return false;
+        sleep_s(0.01);
+    }
+}
+
+static const char *pair_get(char *const *fields, const char *name)
+{
+    for (size_t i = 0; fields && fields[i] && fields[i + 1]; i += 2)
+        if (strcasecmp(fields[i], name) == 0)
+            return fields[i + 1];
+    return NULL;
+}
+
+/* The opaque part of an entity tag (W/ dropped), its length in *len; NULL if `t` does
+ * not start with one. */
+static const char *opaque_tag(const char *t, size_t *len)
+{
+    if (strncmp(t, "W/", 2) == 0)
+        t += 2;
+    if (*t != '"')
+        return NULL;
+    const char *close = strchr(t + 1, '"');
+    if (close == NULL)
+        return NULL;
+    *len = (size_t)(close - t) + 1;
+    return t;
+}
+
+/* True if the If-None-Match value `inm` is "*" or lists a tag weakly equal to `etag`. */
+static bool inm_matches(const char *inm, const char *etag)
+{
+    size_t elen;
+    const char *e = opaque_tag(etag, &elen);
+    const char *p = inm;
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (*p == '\0')
+            return false;
+        if (*p == '*')
+            return true;
+        size_t tlen;
+        const char *t = opaque_tag(p, &tlen);
+        if (t == NULL)
+            return false;
+        if (e != NULL && tlen == elen && memcmp(t, e, tlen) == 0)
+            return true;
+        p = t + tlen;
+    }
+}
+
+/* Whether a GET/HEAD `req` for route `r` is to be answered 304 (RFC 9110 13.1.1, 13.1.3:
+ * If-None-Match first; If-Modified-Since only without it). */
+static bool route_not_modified(const struct route *r, const char *method,
+                               const struct orig_req *req)
+{
+    if (!r->conditional || (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0))
+        return false;
+    const char *inm = orig_req_header(req, "If-None-Match", 0);
+    const char *etag = pair_get(r->fields, "ETag");
+    if (inm != NULL)
+        return etag != NULL && inm_matches(inm, etag);
+    const char *ims = orig_req_header(req, "If-Modified-Since", 0);
+    const char *lm = pair_get(r->fields, "Last-Modified");
+    if (ims == NULL || lm == NULL)
+        return false;
+    time_t ti = curl_getdate(ims, NULL), tl = curl_getdate(lm, NULL);
+    return ti != -1 && tl != -1 && tl <= ti;
+}
+
+static enum MHD_Result answer_route(struct oconn *oc, struct MHD_Connection *c,
+                                    const struct route *r, const char *method,
+                                    const struct orig_req *req)
+{
+    if (r->delay_ms)
+        sleep_s(r->delay_ms / 1000.0);
+    if (route_not_modified(r, method, req))
+        return send_resp(oc, c, 304, "", 0,
+                         (const char *const *)(r->fields_304 ? r->fields_304 : r->fields));
+    return send_text(oc, c, r->status, r->body, (const char *const *)r->fields);
+}
+
+void hx_http_date(time_t t, char *out, size_t len)
+{
+    static const char *const days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+    static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    /* Spelled out rather than strftime so that no locale can change it. */
+    snprintf(out, len, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
+             months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static enum MHD_Result answer(struct orig *o, struct oconn *oc, struct MHD_Connection *c,
+                              const char *method, const char *path,
+                              const struct orig_req *req, unsigned n)
 {
     static const char *const max60[] = { "Cache-Control", "max-age=60", NULL };
     char text[512];
@@ -464,43 +746,43 @@ static enum MHD_Result answer(struct orig *o, struct MHD_Connection *c, const ch
 
     if (has_prefix(path, "/cache/")) {
         snprintf(text, sizeof text, "path=%s n=%u\n", path, n);
-        return send_text(c, 200, text, max60);
+        return send_text(oc, c, 200, text, max60);
     }
     if (has_prefix(path, "/plain/")) {
         snprintf(text, sizeof text, "plain path=%s n=%u\n", path, n);
-        return send_text(c, 200, text, NULL);
+        return send_text(oc, c, 200, text, NULL);
     }
     if (strcmp(path, "/nostore") == 0) {
         static const char *const f[] = { "Cache-Control", "no-store", NULL };
         snprintf(text, sizeof text, "nostore n=%u\n", n);
-        return send_text(c, 200, text, f);
+        return send_text(oc, c, 200, text, f);
     }
     if (strcmp(path, "/private") == 0) {
         static const char *const f[] = { "Cache-Control", "private, max-age=60", NULL };
         snprintf(text, sizeof text, "private n=%u\n", n);
-        return send_text(c, 200, text, f);
+        return send_text(oc, c, 200, text, f);
     }
     if (strcmp(path, "/cookie") == 0) {
         static const char *const f[] = { "Set-Cookie", "a=1; Path=/", "Set-Cookie", "b=2; Path=/",
                                          "Cache-Control", "max-age=60", NULL };
         snprintf(text, sizeof text, "cookie n=%u\n", n);
-        return send_text(c, 200, text, f);
+        return send_text(oc, c, 200, text, f);
     }
     if (strcmp(path, "/cookie-public") == 0) {
         static const char *const f[] = { "Set-Cookie", "c=3; Path=/", "Cache-Control",
                                          "public, max-age=60", NULL };
         snprintf(text, sizeof text, "cookie-public n=%u\n", n);
-        return send_text(c, 200, text, f);
+        return send_text(oc, c, 200, text, f);
     }
     if (strcmp(path, "/multi") == 0) {
         static const char *const f[] = { "Set-Cookie", "m1=1; Path=/", "Set-Cookie", "m2=2; Path=/",
                                          "Cache-Control", "public, max-age=60", NULL };
         snprintf(text, sizeof text, "multi n=%u\n", n);
-        return send_text(c, 200, text, f);
+        return send_text(oc, c, 200, text, f);
     }
     if (strcmp(path, "/auth") == 0) {
         snprintf(text, sizeof text, "auth n=%u\n", n);
-        return send_text(c, 200, text, max60);
+        return send_text(oc, c, 200, text, max60);
     }
     if (strcmp(path, "/echo") == 0) {
         static const char *const f[] = { "Cache-Control", "no-store", NULL };
@@ -516,7 +798,7 @@ static enum MHD_Result answer(struct orig *o, struct MHD_Connection *c, const ch
         }
         buf_adds(&b, "\n");
         buf_add(&b, req->body, req->body_len);
-        ret = send_resp(c, 200, b.p, b.len, f);
+        ret = send_resp(oc, c, 200, b.p, b.len, f);
         free(b.p);
         return ret;
     }
@@ -525,36 +807,36 @@ static enum MHD_Result answer(struct orig *o, struct MHD_Connection *c, const ch
         /* Each connection has its own thread, so this holds up nothing else. */
         sleep_s(2.0);
         snprintf(text, sizeof text, "slow n=%u\n", n);
-        return send_text(c, 200, text, f);
+        return send_text(oc, c, 200, text, f);
     }
     if (strcmp(path, "/vary") == 0) {
         static const char *const f[] = { "Vary", "Accept-Encoding", "Cache-Control", "max-age=60",
                                          NULL };
         const char *ae = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept-Encoding");
         snprintf(text, sizeof text, "ae=%s n=%u\n", ae ? ae : "-", n);
-        return send_text(c, 200, text, f);
+        return send_text(oc, c, 200, text, f);
     }
     if (strcmp(path, "/varystar") == 0) {
         static const char *const f[] = { "Vary", "*", "Cache-Control", "max-age=60", NULL };
         snprintf(text, sizeof text, "varystar n=%u\n", n);
-        return send_text(c, 200, text, f);
+        return send_text(oc, c, 200, text, f);
     }
     if (strcmp(path, "/gzip") == 0) {
         static const char *const f[] = { "Content-Encoding", "gzip", "ETag", "\"gz-1\"",
                                          "Content-Type", "text/plain", "Cache-Control",
                                          "max-age=60", NULL };
-        return send_resp(c, 200, o->gz, o->gz_len, f);
+        return send_resp(oc, c, 200, o->gz, o->gz_len, f);
     }
     if (strcmp(path, "/redirect-same") == 0) {
         static const char *const f[] = { "Location", "/cache/target", NULL };
-        return send_text(c, 302, "moved\n", f);
+        return send_text(oc, c, 302, "moved\n", f);
     }
     if (strcmp(path, "/redirect-other") == 0) {
         pthread_mutex_lock(&o->lock);
         char *loc = xstrdup(o->redirect_other ? o->redirect_other : "http://127.0.0.2:9/x");
         pthread_mutex_unlock(&o->lock);
         const char *f[] = { "Location", loc, NULL };
-        ret = send_text(c, 302, "moved away\n", f);
+        ret = send_text(oc, c, 302, "moved away\n", f);
         free(loc);
         return ret;
     }
@@ -565,14 +847,14 @@ static enum MHD_Result answer(struct orig *o, struct MHD_Connection *c, const ch
         snprintf(text, sizeof text, "status %u\n", code);
         if (code == 204 || code == 304)
             text[0] = '\0';
-        return send_text(c, code, text, max60);
+        return send_text(oc, c, code, text, max60);
     }
     if (has_prefix(path, "/big/")) {
         size_t len = (size_t)strtoull(path + 5, NULL, 10);
         unsigned char *body = xmalloc(len);
         for (size_t i = 0; i < len; i++)
             body[i] = hx_pattern(i);
-        ret = send_resp(c, 200, body, len, max60);
+        ret = send_resp(oc, c, 200, body, len, max60);
         free(body);
         return ret;
     }
@@ -580,9 +862,9 @@ static enum MHD_Result answer(struct orig *o, struct MHD_Connection *c, const ch
         static const char *const f[] = { "X-Cache", "FROM-ORIGIN", "Cache-Control", "max-age=60",
                                          NULL };
         snprintf(text, sizeof text, "xcache n=%u\n", n);
-        return send_text(c, 200, text, f);
+        return send_text(oc, c, 200, text, f);
     }
-    return send_text(c, 404, "not found\n", NULL);
+    return send_text(oc, c, 404, "not found\n", NULL);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -618,13 +900,32 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     oc->body.len = oc->body.cap = 0;
 
     unsigned n = oc->n;
+    struct route rt = { 0 };
     pthread_mutex_lock(&o->lock);
     orig_req_free(&o->last);
     copy_req(&o->last, &req);
     o->have_last = true;
+    for (size_t i = 0; i < o->ncounts; i++)
+        if (strcmp(o->counts[i].path, url) == 0) {
+            orig_req_free(&o->counts[i].last);
+            copy_req(&o->counts[i].last, &req);
+            o->counts[i].have_last = true;
+        }
+    unsigned fail = fail_status(o, url);
+    bool routed = fail == 0 && route_find(o, url, &rt);
     pthread_mutex_unlock(&o->lock);
 
-    enum MHD_Result ret = answer(o, c, method, url, &req, n);
+    enum MHD_Result ret;
+    if (fail != 0)
+        ret = send_text(oc, c, fail, "failing\n", NULL);
+    else if (routed)
+        ret = answer_route(oc, c, &rt, method, &req);
+    else
+        ret = answer(o, oc, c, method, url, &req, n);
+    route_clear(&rt);
+    /* Counted before the answer leaves, so a client that has it sees the count. */
+    if (ret == MHD_YES && oc->status != 0)
+        count_answer(o, url, method, oc->status);
     orig_req_free(&req);
     return ret;
 }
@@ -733,9 +1034,22 @@ void orig_stop(struct orig *o)
         return;
     if (o->d)
         MHD_stop_daemon(o->d);
-    for (size_t i = 0; i < o->ncounts; i++)
+    for (size_t i = 0; i < o->ncounts; i++) {
         free(o->counts[i].path);
+        orig_req_free(&o->counts[i].last);
+    }
     free(o->counts);
+    for (size_t i = 0; i < o->nanswers; i++) {
+        free(o->answers[i].path);
+        free(o->answers[i].method);
+    }
+    free(o->answers);
+    for (size_t i = 0; i < o->nroutes; i++)
+        route_clear(&o->routes[i]);
+    free(o->routes);
+    for (size_t i = 0; i < o->nfails; i++)
+        free(o->fails[i].path);
+    free(o->fails);
     orig_req_free(&o->last);
     free(o->redirect_other);
     free(o->gz);

@@ -43,6 +43,7 @@ double hx_now(void);
  *   /big/<n>          n bytes of hx_pattern, max-age=60
  *   /xcache           X-Cache: FROM-ORIGIN, max-age=60
  *   anything else     404, no caching fields
+ * unless a route (orig_route) or a failure (orig_set_fail) is set for the path.
  * Every request is counted by path when its header has arrived; the last complete
  * request (method, fields, body) is kept. */
 struct orig;
@@ -65,6 +66,34 @@ void orig_set_redirect_other(struct orig *o, const char *location);
 /* The gzip bytes /gzip serves; valid until orig_stop. */
 const unsigned char *orig_gzip_body(const struct orig *o, size_t *len);
 
+/* A response the test sets for one path, given to every method; it takes precedence
+ * over the endpoints above (orig_set_fail over it). */
+struct orig_route {
+    unsigned status;                /* 0: 200 */
+    const char *const *fields;      /* name, value, name, value, ..., NULL; or NULL */
+    const char *body;               /* NULL: empty */
+    /* GET/HEAD answered 304 without a body when If-None-Match is "*" or lists a tag
+     * weakly equal to the ETag of `fields`, or, with no If-None-Match, when
+     * If-Modified-Since is not earlier than their Last-Modified. */
+    bool conditional;
+    const char *const *fields_304;  /* the fields of those 304s; NULL: `fields` */
+    unsigned delay_ms;              /* waited before each answer */
+};
+/* Sets (deep copy) or replaces the route of `path`; NULL `rt` removes it. */
+void orig_route(struct orig *o, const char *path, const struct orig_route *rt);
+/* From now on every request for `path` is answered `status` with body "failing\n" and
+ * no caching fields, whatever route or endpoint it has; 0 ends that. */
+void orig_set_fail(struct orig *o, const char *path, unsigned status);
+/* Answers queued so far for `path` with this method (NULL: any) and status (0: any).
+ * An answer is counted before it is sent, so one a client has received is counted. */
+unsigned orig_answers(struct orig *o, const char *path, const char *method, unsigned status);
+/* Polls (at most `timeout_s`) until orig_answers(...) >= n; returns whether it got there. */
+bool orig_wait_answers(struct orig *o, const char *path, const char *method, unsigned status,
+                       unsigned n, double timeout_s);
+
+/* Formats `t` as an HTTP date (IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT"). */
+void hx_http_date(time_t t, char *out, size_t len);
+
 /* A request as the origin received it. */
 struct orig_req {
     char *method;
@@ -78,6 +107,8 @@ struct orig_req {
 /* Copies the last complete request into *out (free with orig_req_free).
  * Returns false if there was none. */
 bool orig_last(struct orig *o, struct orig_req *out);
+/* Same for the last complete request for exactly this path. */
+bool orig_last_for(struct orig *o, const char *path, struct orig_req *out);
 void orig_req_free(struct orig_req *r);
 /* Value of the nth (0-based) field called `name` (any case), or NULL. */
 const char *orig_req_header(const struct orig_req *r, const char *name, size_t nth);

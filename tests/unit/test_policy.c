@@ -248,13 +248,38 @@ static void test_storable_basic(void **state)
 static void test_storable_status(void **state)
 {
     (void)state;
-    const int yes[] = {200, 203, 204, 300, 301, 308, 404, 410};
-    const int no[] = {100, 201, 202, 206, 302, 303, 304, 307, 400, 401, 403, 405, 414, 500,
-                      501, 502, 503, 0, -1, 999};
+    /* With explicit freshness any final status may be stored (RFC 9111 section 3)... */
+    const int yes[] = {200, 201, 203, 204, 299, 300, 301, 302, 303, 307, 308, 400, 404, 410,
+                       499, 500, 502, 503, 504, 599};
+    /* ...but not interim, partial or 304 responses, nor what is no status at all. */
+    const int no[] = {100, 199, 206, 304, 0, -1, 600, 999};
     for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
         assert_true(storable(yes[i], NONE, H("Cache-Control", "max-age=60"), 0, &strict));
     for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
         assert_false(storable(no[i], NONE, H("Cache-Control", "max-age=60"), 0, &strict));
+    /* Without it, only what heuristics or --default-ttl may make fresh. */
+    assert_true(storable(405, NONE, H("Last-Modified", "Sun, 06 Nov 1994 08:00:00 GMT"), 0,
+                         &strict));
+    assert_false(storable(500, NONE, H("Last-Modified", "Sun, 06 Nov 1994 08:00:00 GMT"), 0,
+                          &strict));
+    assert_false(storable(302, NONE, NONE, 0, &with_ttl));
+    assert_true(storable(200, NONE, NONE, 0, &with_ttl));
+    /* public counts as explicit, and so does Expires */
+    assert_true(storable(599, NONE, H("Cache-Control", "public", "Last-Modified",
+                                      "Sun, 06 Nov 1994 08:00:00 GMT"), 0, &strict));
+    assert_true(storable(500, NONE, H("Date", NOW_DATE, "Expires", "Mon, 07 Nov 1994 08:49:37 GMT"),
+                         0, &strict));
+}
+
+/* must-understand: only statuses the cache knows, and then no-store is overridden. */
+static void test_storable_must_understand(void **state)
+{
+    (void)state;
+    assert_false(storable(599, NONE, H("Cache-Control", "max-age=60, must-understand"), 0,
+                          &strict));
+    assert_true(storable(200, NONE, H("Cache-Control", "max-age=60, must-understand, no-store"),
+                         0, &strict));
+    assert_false(storable(200, NONE, H("Cache-Control", "max-age=60, no-store"), 0, &strict));
 }
 
 static void test_storable_no_store_private(void **state)
@@ -340,7 +365,12 @@ static void test_storable_validators(void **state)
     assert_false(storable(200, NONE, H("Cache-Control", "max-age=0", "Last-Modified", "recently"),
                           10, &strict));
     /* a validator does not lift any other condition */
-    assert_false(storable(302, NONE, H(ETAG, "Cache-Control", "max-age=60"), 0, &strict));
+    assert_false(storable(302, NONE, H(ETAG), 0, &strict));
+    /* stale at once, no validator, but usable stale for a while */
+    assert_true(storable(200, NONE, H("Cache-Control", "max-age=0, stale-if-error=60"), 0, &strict));
+    assert_true(storable(200, NONE, H("Cache-Control", "max-age=0, stale-while-revalidate=9"), 0,
+                         &strict));
+    assert_false(storable(200, NONE, H("Cache-Control", "max-age=0, stale-if-error=0"), 0, &strict));
     assert_false(storable(200, NONE, H(ETAG, "Cache-Control", "no-store"), 0, &strict));
     assert_false(storable(200, H("Cache-Control", "no-store"), H(ETAG), 0, &strict));
     assert_false(storable(200, NONE, H(ETAG, "Cache-Control", "private"), 0, &strict));
@@ -701,10 +731,14 @@ static void test_initial_age(void **state)
                      50);
     /* a Date ahead of our clock gives no negative apparent age */
     assert_int_equal(initial_age(H("Date", "Mon, 07 Nov 1994 08:49:37 GMT"), NOW - 3, NOW), 3);
-    /* invalid Age or Date are ignored */
-    assert_int_equal(initial_age(H("Age", "-5"), NOW - 1, NOW), 1);
-    assert_int_equal(initial_age(H("Age", "ten"), NOW - 1, NOW), 1);
-    assert_int_equal(initial_age(H("Age", "5, 6"), NOW - 1, NOW), 1);
+    /* an Age that is not one plain number cannot be trusted: as old as can be */
+    const int64_t oldest = (int64_t)INT32_MAX + 1;
+    assert_int_equal(initial_age(H("Age", "-5"), NOW - 1, NOW), oldest);
+    assert_int_equal(initial_age(H("Age", "ten"), NOW - 1, NOW), oldest);
+    assert_int_equal(initial_age(H("Age", "5, 6"), NOW - 1, NOW), oldest);
+    assert_int_equal(initial_age(H("Age", "1.5"), NOW - 1, NOW), oldest);
+    assert_int_equal(initial_age(H("Age", "0", "Age", "0"), NOW - 1, NOW), oldest);
+    /* an invalid Date is ignored */
     assert_int_equal(initial_age(H("Date", "garbage"), NOW - 1, NOW), 1);
     /* a huge Age saturates like any delta-seconds */
     assert_int_equal(initial_age(H("Age", "99999999999999999999999"), NOW - 1, NOW),
@@ -750,6 +784,7 @@ int main(void)
         cmocka_unit_test(test_lifetime_heuristic),
         cmocka_unit_test(test_storable_basic),
         cmocka_unit_test(test_storable_status),
+        cmocka_unit_test(test_storable_must_understand),
         cmocka_unit_test(test_storable_no_store_private),
         cmocka_unit_test(test_storable_set_cookie),
         cmocka_unit_test(test_storable_authorization),

@@ -1,6 +1,6 @@
 /* The in-memory cache (see cache.h): a fixed number of stripes, each a uthash table
- * under its own mutex, so lookups on different keys rarely contend. A table slot holds
- * the variants stored for one primary key (one per Vary secondary key). */
+ * under its own mutex, so lookups on different keys rarely contend, and one clock list
+ * of every stored variant, in insertion order, that eviction walks. */
 #include "cache.h"
 
 #include <pthread.h>
@@ -17,9 +17,24 @@
 
 #define CACHE_STRIPES 64 /* 2^6, indexed by the hash's top 6 bits */
 
+/* One stored variant. The table and the clock list each hold it once (`holds`); the
+ * evictor inherits the clock's hold for the victims it takes, so a victim stays valid
+ * however its table slot changes in the meantime. */
+struct node {
+    struct entry *e;          /* the cache's reference */
+    size_t size;              /* cache_entry_size(e) */
+    atomic_bool referenced;   /* set by hits, cleared by the clock hand */
+    atomic_int holds;
+    /* The rest is under the clock lock while the node is on the clock; a victim's
+     * victim_next belongs to the evictor that took it. */
+    struct node *prev, *next; /* circular clock list */
+    bool on_clock;
+    struct node *victim_next;
+};
+
 struct slot {
-    char *key;               /* owned; the uthash key */
-    struct entry **variants; /* each holds a cache reference */
+    char *key;             /* owned; the uthash key */
+    struct node **variants;
     size_t n, cap;
     UT_hash_handle hh;
 };
@@ -30,36 +45,180 @@ struct stripe {
     size_t entries;
 };
 
+/* Locking: a stripe lock may be held while taking the clock lock, never the reverse,
+ * so eviction takes its victims off the clock under the clock lock alone and removes
+ * them from their stripes only after letting it go. A lookup hit takes no global lock:
+ * it only sets the variant's `referenced` flag. */
 struct cache {
     struct stripe stripes[CACHE_STRIPES];
     const _Atomic uint64_t *shared_gen; /* NULL: generation never changes */
     _Atomic uint64_t seen_gen;
     pthread_mutex_t clear_lock;        /* one thread at a time acts on a generation change */
+
+    size_t max_bytes;                  /* 0: no bound */
+    pthread_mutex_t clock_lock;
+    struct node *hand;                 /* next node the clock looks at; NULL when empty */
+    size_t clock_len;
+    size_t bytes;                      /* under clock_lock */
+    /* `bytes` as of the end of the last clock critical section: readers never see the
+     * moment between an insert's addition and its evictions. */
+    _Atomic size_t bytes_seen;
+
+    void (*evicted)(void *arg, const struct entry *e);
+    void *evicted_arg;
 };
+
+/* The bytes of `e` itself: what it owns besides a body. */
+static size_t own_size(const struct entry *e)
+{
+    size_t n = sizeof *e;
+    if (e->key != NULL)
+        n += strlen(e->key) + 1;
+    if (e->vary_key != NULL)
+        n += strlen(e->vary_key) + 1;
+    n += e->headers.cap * sizeof *e->headers.v;
+    for (size_t i = 0; i < e->headers.n; i++)
+        n += strlen(e->headers.v[i].name) + 1 + strlen(e->headers.v[i].value) + 1;
+    return n;
+}
+
+size_t cache_entry_size(const struct entry *e)
+{
+    /* A sharer keeps its whole owner alive; counting the body only in the owner would
+     * lose it as soon as the sharer replaces the owner, which is what a revalidation
+     * does. Both stored at once (rare: a different Vary key) is counted twice: too much,
+     * never too little. entry_share_body keeps the chain one link long. */
+    const struct entry *owner = e->body_owner;
+    if (owner == NULL)
+        return own_size(e) + e->body_len;
+    return own_size(e) + own_size(owner) + owner->body_len;
+}
+
+static struct node *node_new(struct entry *e)
+{
+    struct node *n = calloc(1, sizeof *n);
+    if (n == NULL)
+        return NULL;
+    n->e = entry_ref(e);
+    n->size = cache_entry_size(e);
+    atomic_init(&n->referenced, false);
+    atomic_init(&n->holds, 2);
+    return n;
+}
+
+static void node_release(struct node *n)
+{
+    if (atomic_fetch_sub_explicit(&n->holds, 1, memory_order_acq_rel) != 1)
+        return;
+    entry_unref(n->e);
+    free(n);
+}
+
+/* Puts `n` just behind the hand: the last place it looks at, as the newest. */
+static void clock_link_locked(struct cache *c, struct node *n)
+{
+    if (c->hand == NULL) {
+        n->prev = n->next = n;
+        c->hand = n;
+    } else {
+        n->next = c->hand;
+        n->prev = c->hand->prev;
+        n->prev->next = n;
+        c->hand->prev = n;
+    }
+    n->on_clock = true;
+    c->clock_len++;
+    c->bytes += n->size;
+}
+
+/* Takes `n` off the clock; false if it was not on it (an evictor has it). The caller
+ * then owns the clock's hold. */
+static bool clock_unlink_locked(struct cache *c, struct node *n)
+{
+    if (!n->on_clock)
+        return false;
+    if (n->next == n) {
+        c->hand = NULL;
+    } else {
+        n->prev->next = n->next;
+        n->next->prev = n->prev;
+        if (c->hand == n)
+            c->hand = n->next;
+    }
+    n->prev = n->next = NULL;
+    n->on_clock = false;
+    c->clock_len--;
+    c->bytes -= n->size;
+    return true;
+}
+
+static void clock_publish_locked(struct cache *c)
+{
+    atomic_store_explicit(&c->bytes_seen, c->bytes, memory_order_relaxed);
+}
+
+/* Takes nodes off the clock until the bound holds, sparing `keep`; returns them
+ * chained through victim_next, oldest first, each with the clock's hold. */
+static struct node *clock_evict_locked(struct cache *c, const struct node *keep)
+{
+    struct node *victims = NULL, **tail = &victims;
+    /* Hits may set flags again behind the hand; after one second chance per node the
+     * hand stops sparing, so eviction always ends. */
+    size_t spared = 0, budget = c->clock_len;
+    while (c->max_bytes != 0 && c->bytes > c->max_bytes && c->hand != NULL) {
+        struct node *n = c->hand;
+        if (n == keep) {
+            if (n->next == n)
+                break;
+            c->hand = n->next;
+            continue;
+        }
+        if (spared < budget && atomic_load_explicit(&n->referenced, memory_order_relaxed)) {
+            atomic_store_explicit(&n->referenced, false, memory_order_relaxed);
+            c->hand = n->next;
+            spared++;
+            continue;
+        }
+        clock_unlink_locked(c, n);
+        n->victim_next = NULL;
+        *tail = n;
+        tail = &n->victim_next;
+    }
+    return victims;
+}
 
 static void slot_free(struct slot *s)
 {
-    for (size_t i = 0; i < s->n; i++)
-        entry_unref(s->variants[i]);
     free(s->variants);
     free(s->key);
     free(s);
 }
 
-/* Empties one stripe; caller holds its lock. Returns the number of entries dropped. */
-static size_t stripe_clear_locked(struct stripe *st)
+/* Takes every node of the stripe's table off the clock, empties the table and releases
+ * both holds of each. Caller holds the stripe's lock. Returns the number dropped. */
+static size_t stripe_clear_locked(struct cache *c, struct stripe *st)
 {
     size_t n = st->entries;
     struct slot *s, *tmp;
+    pthread_mutex_lock(&c->clock_lock);
+    HASH_ITER(hh, st->table, s, tmp) {
+        for (size_t i = 0; i < s->n; i++)
+            if (clock_unlink_locked(c, s->variants[i]))
+                node_release(s->variants[i]);
+    }
+    clock_publish_locked(c);
+    pthread_mutex_unlock(&c->clock_lock);
     HASH_ITER(hh, st->table, s, tmp) {
         HASH_DEL(st->table, s);
+        for (size_t i = 0; i < s->n; i++)
+            node_release(s->variants[i]);
         slot_free(s);
     }
     st->entries = 0;
     return n;
 }
 
-cp_err cache_new(const _Atomic uint64_t *generation, struct cache **out)
+cp_err cache_new(const _Atomic uint64_t *generation, size_t max_bytes, struct cache **out)
 {
     struct cache *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -67,8 +226,11 @@ cp_err cache_new(const _Atomic uint64_t *generation, struct cache **out)
     for (size_t i = 0; i < CACHE_STRIPES; i++)
         pthread_mutex_init(&c->stripes[i].lock, NULL);
     pthread_mutex_init(&c->clear_lock, NULL);
+    pthread_mutex_init(&c->clock_lock, NULL);
     c->shared_gen = generation;
     atomic_init(&c->seen_gen, generation ? atomic_load(generation) : 0);
+    c->max_bytes = max_bytes;
+    atomic_init(&c->bytes_seen, 0);
     *out = c;
     return CP_OK;
 }
@@ -78,11 +240,24 @@ void cache_free(struct cache *c)
     if (c == NULL)
         return;
     for (size_t i = 0; i < CACHE_STRIPES; i++) {
-        stripe_clear_locked(&c->stripes[i]);
+        stripe_clear_locked(c, &c->stripes[i]);
         pthread_mutex_destroy(&c->stripes[i].lock);
     }
+    pthread_mutex_destroy(&c->clock_lock);
     pthread_mutex_destroy(&c->clear_lock);
     free(c);
+}
+
+void cache_set_evicted(struct cache *c, void (*evicted)(void *arg, const struct entry *e),
+                       void *arg)
+{
+    c->evicted = evicted;
+    c->evicted_arg = arg;
+}
+
+size_t cache_bytes(struct cache *c)
+{
+    return atomic_load_explicit(&c->bytes_seen, memory_order_relaxed);
 }
 
 size_t cache_clear(struct cache *c)
@@ -90,7 +265,7 @@ size_t cache_clear(struct cache *c)
     size_t n = 0;
     for (size_t i = 0; i < CACHE_STRIPES; i++) {
         pthread_mutex_lock(&c->stripes[i].lock);
-        n += stripe_clear_locked(&c->stripes[i]);
+        n += stripe_clear_locked(c, &c->stripes[i]);
         pthread_mutex_unlock(&c->stripes[i].lock);
     }
     return n;
@@ -153,9 +328,13 @@ struct entry *cache_lookup(struct cache *c, const char *key, const struct hdrs *
     HASH_FIND_BYHASHVALUE(hh, st->table, key, len, (unsigned)hash, s);
     if (s != NULL) {
         for (size_t i = 0; i < s->n; i++) {
-            struct entry *e = s->variants[i];
-            if (e->generation == gen && variant_matches(e, request)) {
-                found = entry_ref(e);
+            struct node *n = s->variants[i];
+            if (n->e->generation == gen && variant_matches(n->e, request)) {
+                /* Read before writing: a popular entry's cache line stays shared
+                 * between the threads that hit it. */
+                if (!atomic_load_explicit(&n->referenced, memory_order_relaxed))
+                    atomic_store_explicit(&n->referenced, true, memory_order_relaxed);
+                found = entry_ref(n->e);
                 break;
             }
         }
@@ -166,16 +345,69 @@ struct entry *cache_lookup(struct cache *c, const char *key, const struct hdrs *
     return found;
 }
 
+/* Removes the victim `v` from its table slot if it is still there (it may have been
+ * removed or replaced since it left the clock). Returns true if it was. */
+static bool table_forget(struct cache *c, struct node *v)
+{
+    uint64_t hash;
+    size_t len = strlen(v->e->key);
+    struct stripe *st = stripe_for(c, v->e->key, len, &hash);
+    bool found = false;
+
+    pthread_mutex_lock(&st->lock);
+    struct slot *s = NULL;
+    HASH_FIND_BYHASHVALUE(hh, st->table, v->e->key, len, (unsigned)hash, s);
+    for (size_t i = 0; s != NULL && i < s->n; i++) {
+        if (s->variants[i] != v)
+            continue;
+        /* Order kept: lookups return the first matching variant. */
+        memmove(&s->variants[i], &s->variants[i + 1], (s->n - i - 1) * sizeof *s->variants);
+        s->n--;
+        st->entries--;
+        found = true;
+        break;
+    }
+    if (s != NULL && s->n == 0) {
+        HASH_DEL(st->table, s);
+        slot_free(s);
+    }
+    pthread_mutex_unlock(&st->lock);
+    if (found)
+        node_release(v); /* the table's hold; we still have the clock's */
+    return found;
+}
+
+/* Finishes an eviction, with no lock held. */
+static void evict_victims(struct cache *c, struct node *victims)
+{
+    while (victims != NULL) {
+        struct node *v = victims;
+        victims = v->victim_next;
+        if (table_forget(c, v) && c->evicted != NULL)
+            c->evicted(c->evicted_arg, v->e);
+        node_release(v);
+    }
+}
+
 cp_err cache_insert(struct cache *c, struct entry *e)
 {
     uint64_t gen = sync_generation(c);
     if (e->generation != gen)
         return CP_ERR_STALE_GEN;
+    struct node *n = node_new(e);
+    if (n == NULL)
+        return CP_ERR_NOMEM;
+    if (c->max_bytes != 0 && n->size > c->max_bytes) {
+        entry_unref(n->e);
+        free(n);
+        return CP_ERR_TOO_LARGE;
+    }
     const char *vk = e->vary_key ? e->vary_key : "";
     uint64_t hash;
     size_t len = strlen(e->key);
     struct stripe *st = stripe_for(c, e->key, len, &hash);
-    cp_err err = CP_OK;
+    struct node *old = NULL, *victims = NULL;
+    bool old_off_clock = false;
 
     pthread_mutex_lock(&st->lock);
     struct slot *s = NULL;
@@ -184,34 +416,58 @@ cp_err cache_insert(struct cache *c, struct entry *e)
         s = calloc(1, sizeof *s);
         if (s == NULL || (s->key = strdup(e->key)) == NULL) {
             free(s);
-            err = CP_ERR_NOMEM;
-            goto out;
+            goto nomem;
         }
         HASH_ADD_KEYPTR_BYHASHVALUE(hh, st->table, s->key, len, (unsigned)hash, s);
     }
     for (size_t i = 0; i < s->n; i++) {
-        const char *other = s->variants[i]->vary_key ? s->variants[i]->vary_key : "";
+        const char *other = s->variants[i]->e->vary_key ? s->variants[i]->e->vary_key : "";
         if (strcmp(other, vk) == 0) {
-            entry_unref(s->variants[i]);
-            s->variants[i] = entry_ref(e);
-            goto out;
+            old = s->variants[i];
+            s->variants[i] = n;
+            break;
         }
     }
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 2;
-        struct entry **v = realloc(s->variants, cap * sizeof *v);
-        if (v == NULL) {
-            err = CP_ERR_NOMEM;
-            goto out;
+    if (old == NULL) {
+        if (s->n == s->cap) {
+            size_t cap = s->cap ? s->cap * 2 : 2;
+            struct node **v = realloc(s->variants, cap * sizeof *v);
+            if (v == NULL) {
+                if (s->n == 0) {
+                    HASH_DEL(st->table, s);
+                    slot_free(s);
+                }
+                goto nomem;
+            }
+            s->variants = v;
+            s->cap = cap;
         }
-        s->variants = v;
-        s->cap = cap;
+        s->variants[s->n++] = n;
+        st->entries++;
     }
-    s->variants[s->n++] = entry_ref(e);
-    st->entries++;
-out:
+    pthread_mutex_lock(&c->clock_lock);
+    if (old != NULL)
+        old_off_clock = clock_unlink_locked(c, old);
+    clock_link_locked(c, n);
+    victims = clock_evict_locked(c, n);
+    clock_publish_locked(c);
+    pthread_mutex_unlock(&c->clock_lock);
     pthread_mutex_unlock(&st->lock);
-    return err;
+
+    /* Freeing happens outside the locks: the last reference may hold a large body. */
+    if (old != NULL) {
+        if (old_off_clock)
+            node_release(old);
+        node_release(old);
+    }
+    evict_victims(c, victims);
+    return CP_OK;
+
+nomem:
+    pthread_mutex_unlock(&st->lock);
+    entry_unref(n->e);
+    free(n);
+    return CP_ERR_NOMEM;
 }
 
 size_t cache_remove(struct cache *c, const char *key,
@@ -226,14 +482,24 @@ size_t cache_remove(struct cache *c, const char *key,
     struct slot *s = NULL;
     HASH_FIND_BYHASHVALUE(hh, st->table, key, len, (unsigned)hash, s);
     if (s != NULL) {
+        HASH_DEL(st->table, s);
         n = s->n;
         st->entries -= n;
         for (size_t i = 0; removed != NULL && i < n; i++)
-            removed(arg, s->variants[i]);
-        HASH_DEL(st->table, s);
-        slot_free(s);
+            removed(arg, s->variants[i]->e);
+        pthread_mutex_lock(&c->clock_lock);
+        for (size_t i = 0; i < n; i++)
+            if (clock_unlink_locked(c, s->variants[i]))
+                node_release(s->variants[i]); /* never the last hold: the table has one */
+        clock_publish_locked(c);
+        pthread_mutex_unlock(&c->clock_lock);
     }
     pthread_mutex_unlock(&st->lock);
+    if (s != NULL) {
+        for (size_t i = 0; i < n; i++)
+            node_release(s->variants[i]);
+        slot_free(s);
+    }
     return n;
 }
 

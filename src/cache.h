@@ -1,5 +1,6 @@
 /* The in-memory cache: a striped hash table from primary key to the variants stored
- * for it (one per Vary secondary key), each a reference-counted entry.
+ * for it (one per Vary secondary key), each a reference-counted entry, kept under a
+ * byte bound by CLOCK (second chance) eviction.
  * Thread-safe; locks are held only while the table is looked at or changed. */
 #ifndef CP_CACHE_H
 #define CP_CACHE_H
@@ -18,10 +19,30 @@ struct cache;
 /* Creates an empty cache. `generation`, if not NULL, points to a counter shared with
  * other processes (store_generation_ptr): whenever it differs from the generation the
  * cache last saw, every entry is dropped before the next lookup or insert, which is how
- * `--clear-cache` empties a running server. Returns CP_ERR_NOMEM on failure. */
-cp_err cache_new(const _Atomic uint64_t *generation, struct cache **out);
+ * `--clear-cache` empties a running server.
+ * `max_bytes` bounds cache_bytes(): an insert that would exceed it first evicts entries
+ * that have not been looked up since the clock hand last passed them, oldest first.
+ * 0 means no bound. Returns CP_ERR_NOMEM on failure. */
+cp_err cache_new(const _Atomic uint64_t *generation, size_t max_bytes, struct cache **out);
 /* Drops every entry (clients still holding references keep theirs) and frees the cache. */
 void cache_free(struct cache *c);
+
+/* Sets a function called with each entry evicted to respect the bound (not with those
+ * removed, replaced or cleared), after it has left the cache and with no lock held, so
+ * it may call into the cache. `e` is valid only during the call. Must be set before the
+ * cache is shared between threads; NULL turns it off. */
+void cache_set_evicted(struct cache *c, void (*evicted)(void *arg, const struct entry *e),
+                       void *arg);
+
+/* What `e` counts against max_bytes: the entry, its key, Vary key, fields and body.
+ * A body shared with an older entry (body_owner) is counted with the whole owner, which
+ * that body keeps alive even after the owner has left the cache (the usual case: a
+ * revalidated entry replaces the one it shares with). Allocator and table overhead are
+ * not counted. Pure; never fails. */
+size_t cache_entry_size(const struct entry *e);
+/* Sum of cache_entry_size() over the entries stored now; never above max_bytes (when it
+ * is not 0), whenever it is read. */
+size_t cache_bytes(struct cache *c);
 
 /* The generation new entries must carry to be accepted by cache_insert. */
 uint64_t cache_generation(struct cache *c);
@@ -30,13 +51,16 @@ uint64_t cache_generation(struct cache *c);
  * Returns it with a reference the caller drops with entry_unref, or NULL; then
  * *uri_known (if not NULL) tells whether other variants of `key` are stored (a Vary
  * miss) or none (a URI miss). Freshness is the caller's business: stale entries are
- * returned too. */
+ * returned too. A hit marks the entry as used, which spares it once from eviction. */
 struct entry *cache_lookup(struct cache *c, const char *key, const struct hdrs *request,
                            bool *uri_known);
 
 /* Stores `e` (the cache takes its own reference), replacing a variant with the same
- * key and vary_key. An entry of an older generation is refused with CP_ERR_STALE_GEN.
- * Returns CP_ERR_NOMEM on allocation failure. */
+ * key and vary_key, then evicts other entries until the bound holds again (never the
+ * entry this call stores). An entry of an older generation is refused with
+ * CP_ERR_STALE_GEN, one whose cache_entry_size() exceeds max_bytes with
+ * CP_ERR_TOO_LARGE; returns CP_ERR_NOMEM on allocation failure. On any failure the
+ * cache is left as it was. Evicted entries stay valid for whoever holds a reference. */
 cp_err cache_insert(struct cache *c, struct entry *e);
 
 /* Removes every variant of `key`; returns how many were removed. `removed`, if not

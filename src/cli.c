@@ -35,6 +35,8 @@ enum {
     OPT_MAX_BODY,
     OPT_STRICT,
     OPT_STALE_ON_ERROR,
+    OPT_MAX_MEMORY,
+    OPT_MAX_DISK,
 };
 
 static const struct option long_opts[] = {
@@ -52,6 +54,8 @@ static const struct option long_opts[] = {
     {"max-object-size", required_argument, NULL, OPT_MAX_OBJECT},
     {"max-request-body", required_argument, NULL, OPT_MAX_BODY},
     {"strict", no_argument, NULL, OPT_STRICT},
+    {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
+    {"max-disk", required_argument, NULL, OPT_MAX_DISK},
     {"serve-stale-on-error", required_argument, NULL, OPT_STALE_ON_ERROR},
     {"verbose", no_argument, NULL, 'v'},
     {"quiet", no_argument, NULL, 'q'},
@@ -102,6 +106,10 @@ static const char usage_text[] =
     "                            allowed (default: 16M; larger: not stored)\n"
     "  --max-request-body BYTES  largest request body accepted, K/M/G suffixes\n"
     "                            allowed (default: 64M; larger: 413)\n"
+    "  --max-memory BYTES        memory for cached responses; the least recently\n"
+    "                            used go first (default: 256M; 0: no limit)\n"
+    "  --max-disk BYTES          size of the cache files on disk; the oldest go\n"
+    "                            first (default: 1G; 0: no limit)\n"
     "  -v, --verbose             log debug messages too (default: information,\n"
     "                            warnings and errors)\n"
     "  -q, --quiet               log warnings and errors only\n"
@@ -327,6 +335,8 @@ static cp_err apply(int opt, const char *arg, struct config *cfg, char *why, siz
     case OPT_NO_FOLLOW:
         cfg->follow_redirects = false;
         return CP_OK;
+    case OPT_MAX_MEMORY:
+    case OPT_MAX_DISK:
     case OPT_MAX_OBJECT:
     case OPT_MAX_BODY: {
         size_t n;
@@ -336,8 +346,12 @@ static cp_err apply(int opt, const char *arg, struct config *cfg, char *why, siz
         }
         if (opt == OPT_MAX_OBJECT)
             cfg->max_object_size = n;
-        else
+        else if (opt == OPT_MAX_BODY)
             cfg->max_request_body = n;
+        else if (opt == OPT_MAX_MEMORY)
+            cfg->max_memory = n;
+        else
+            cfg->max_disk = n;
         return CP_OK;
     }
     /* The last of -v and -q wins, so the configuration never says both. */
@@ -379,6 +393,8 @@ cp_err cli_parse(int argc, char **argv, const char *xdg_cache_home, const char *
     memset(cfg, 0, sizeof *cfg);
     cfg->action = CLI_SERVE;
     cfg->default_ttl = CLI_DEFAULT_TTL;
+    cfg->max_memory = CLI_DEFAULT_MAX_MEMORY;
+    cfg->max_disk = CLI_DEFAULT_MAX_DISK;
     cfg->threads = ncpu == 0 ? 1 : ncpu > CLI_MAX_THREADS ? CLI_MAX_THREADS : ncpu;
     cfg->connect_timeout_ms = CLI_DEFAULT_CONNECT_TIMEOUT * 1000L;
     cfg->origin_timeout_ms = CLI_DEFAULT_ORIGIN_TIMEOUT * 1000L;

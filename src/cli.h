@@ -13,6 +13,8 @@
 #define CLI_DEFAULT_TTL 300                   /* seconds; see --default-ttl */
 #define CLI_DEFAULT_MAX_OBJECT (16u << 20)    /* bytes; see --max-object-size */
 #define CLI_DEFAULT_MAX_BODY (64u << 20)      /* bytes; see --max-request-body */
+#define CLI_DEFAULT_MAX_MEMORY (256u << 20)   /* bytes; see --max-memory */
+#define CLI_DEFAULT_MAX_DISK (1024ull << 20)  /* bytes; see --max-disk */
 #define CLI_DEFAULT_CONNECT_TIMEOUT 10        /* seconds */
 #define CLI_DEFAULT_ORIGIN_TIMEOUT 60         /* seconds */
 
@@ -34,6 +36,8 @@ struct config {
     bool follow_redirects;
     size_t max_object_size;
     size_t max_request_body;
+    size_t max_memory;           /* bytes of cached responses kept in memory, 0: no limit */
+    uint64_t max_disk;           /* bytes of cache files, 0: no limit */
     bool verbose;
     bool quiet;
 };

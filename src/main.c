@@ -83,11 +83,11 @@ static int serve(const struct config *cfg)
         report(CP_ERR_INTERNAL, "libcurl failed to initialise");
         return EXIT_RUNTIME;
     }
-    if ((err = store_open(cfg->cache_dir, &store)) != CP_OK) {
+    if ((err = store_open(cfg->cache_dir, cfg->max_disk, &store)) != CP_OK) {
         report_path(err, cfg->cache_dir);
         goto out;
     }
-    if ((err = cache_new(store_generation_ptr(store), &cache)) != CP_OK) {
+    if ((err = cache_new(store_generation_ptr(store), cfg->max_memory, &cache)) != CP_OK) {
         report(err, NULL);
         goto out;
     }

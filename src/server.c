@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "collapse.h"
 #include "conditional.h"
 #include "forward.h"
 #include "http.h"
@@ -25,11 +26,19 @@ struct server {
     struct MHD_Daemon *daemon;
     const struct config *cfg;
     struct updater up;
+    struct collapse *collapse; /* GETs waiting on another GET's origin fetch */
     int listen_fd;
+    bool quiesced;         /* the listening socket is ours again, to close */
     char address[80];
 };
 
-enum request_state { RQ_NEW, RQ_BODY, RQ_WAITING, RQ_READY };
+enum request_state {
+    RQ_NEW,       /* nothing seen yet but the target */
+    RQ_BODY,      /* fields seen; reading the body */
+    RQ_WAITING,   /* suspended: at the origin, or waiting on another request's fetch */
+    RQ_READY,     /* the origin's answer is in `res` */
+    RQ_COLLAPSED, /* the fetch this request waited on has ended: look in the cache again */
+};
 
 struct request {
     struct server *srv;
@@ -47,6 +56,8 @@ struct request {
     struct cache_outcome outcome; /* of `serve`, or of the origin request */
     struct entry *stored;  /* stored response being revalidated (or kept for errors) */
     bool revalidating;     /* our validators went to the origin */
+    bool leader;           /* others wait on this request's fetch (collapse_finish owed) */
+    bool no_collapse;      /* waited once already: go to the origin itself */
     struct fetch_result res;
 };
 
@@ -228,7 +239,8 @@ static void outcome_times(struct cache_outcome *o, const struct entry *e, time_t
 static enum MHD_Result serve_stored(struct request *rq, struct entry *e,
                                     enum cache_verdict verdict, const char *detail)
 {
-    rq->outcome = (struct cache_outcome){.verdict = verdict, .detail = detail};
+    rq->outcome = (struct cache_outcome){.verdict = verdict, .detail = detail,
+                                         .collapsed = rq->no_collapse};
     outcome_times(&rq->outcome, e, time(NULL));
     return respond(rq, e, -1);
 }
@@ -243,7 +255,9 @@ static void on_fetched(void *arg, struct fetch_result *res)
     MHD_resume_connection(rq->conn);
 }
 
-static enum MHD_Result send_to_origin(struct request *rq)
+/* Sends the request to the origin; the connection is suspended until the answer is in
+ * (`suspended`: it already is). */
+static enum MHD_Result send_to_origin(struct request *rq, bool suspended)
 {
     struct server *srv = rq->srv;
     struct fetch_request fr = {0};
@@ -276,7 +290,8 @@ static enum MHD_Result send_to_origin(struct request *rq)
 
     /* Suspend before submitting: the fetch may finish (and resume) at once. */
     rq->state = RQ_WAITING;
-    MHD_suspend_connection(rq->conn);
+    if (!suspended)
+        MHD_suspend_connection(rq->conn);
     err = fetch_submit(srv->up.fetcher, &fr, on_fetched, rq);
     if (err != CP_OK) {
         rq->res.err = err;
@@ -301,7 +316,72 @@ static bool stale_on_error(struct request *rq, enum MHD_Result *r)
     return true;
 }
 
+static void look_up(struct request *rq);
+
+/* Wakes a request that waited on another's fetch (collapse_finish's callback). */
+static void wake_collapsed(void *waiter)
+{
+    struct request *rq = waiter;
+    rq->state = RQ_COLLAPSED;
+    MHD_resume_connection(rq->conn);
+}
+
+/* True if the request may wait on another request's fetch of the same URL and then
+ * be answered from what that fetch stored: a plain GET, with nothing of its own for
+ * the origin to decide (conditions, ranges). */
+static bool may_collapse(const struct request *rq)
+{
+    static const char *const own[] = {"Range", "If-None-Match", "If-Modified-Since",
+                                      "If-Range", "If-Match", "If-Unmodified-Since"};
+    if (!rq->lookup || rq->no_collapse || !is_method(rq, "GET"))
+        return false;
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+        if (hdrs_get(&rq->headers, own[i]) != NULL)
+            return false;
+    return true;
+}
+
+/* Goes to the origin, unless the same URL is being fetched already: then waits for
+ * that fetch (suspended), to look in the cache again when it ends. */
+static enum MHD_Result fetch_or_wait(struct request *rq)
+{
+    if (!may_collapse(rq))
+        return send_to_origin(rq, false);
+    /* Suspend before joining: the fetch waited on may end (and wake us) at once. */
+    rq->state = RQ_WAITING;
+    MHD_suspend_connection(rq->conn);
+    if (collapse_join(rq->srv->collapse, rq->url, rq, &rq->leader))
+        return MHD_YES;
+    return send_to_origin(rq, true);
+}
+
+/* After the fetch this request waited on: the cache again, else the origin. */
+static enum MHD_Result after_collapse(struct request *rq)
+{
+    entry_unref(rq->stored);
+    rq->stored = NULL;
+    rq->no_collapse = true; /* wait once at most */
+    look_up(rq);
+    if (rq->serve != NULL)
+        return serve_stored(rq, rq->serve, rq->outcome.verdict, rq->outcome.detail);
+    return send_to_origin(rq, false);
+}
+
+static enum MHD_Result answer_from_origin(struct request *rq);
+
+/* The origin's answer is in: answer the client, then let the requests that waited on
+ * this fetch look in the cache (which now holds whatever could be stored). */
 static enum MHD_Result finish(struct request *rq)
+{
+    enum MHD_Result r = answer_from_origin(rq);
+    if (rq->leader) {
+        rq->leader = false;
+        collapse_finish(rq->srv->collapse, rq->url, wake_collapsed);
+    }
+    return r;
+}
+
+static enum MHD_Result answer_from_origin(struct request *rq)
 {
     struct server *srv = rq->srv;
     struct fetch_result *res = &rq->res;
@@ -476,11 +556,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return respond_text(rq, 413, "Content Too Large");
         if (rq->lookup && policy_only_if_cached(&rq->headers))
             return respond_text(rq, 504, "Gateway Timeout: not in cache (only-if-cached)");
-        return send_to_origin(rq);
+        return fetch_or_wait(rq);
     case RQ_WAITING:
         return MHD_YES;
     case RQ_READY:
         return finish(rq);
+    case RQ_COLLAPSED:
+        return after_collapse(rq);
     }
     return MHD_NO;
 }
@@ -510,9 +592,14 @@ cp_err server_start(const struct config *cfg, struct cache *cache, struct mirror
         .origin = &cfg->origin,
         .popts = {.default_ttl = cfg->default_ttl, .max_object_size = cfg->max_object_size},
     };
+    if (collapse_new(&s->collapse) != CP_OK) {
+        free(s);
+        return CP_ERR_NOMEM;
+    }
     cp_err err = listener_open(cfg->bind, cfg->port, &s->listen_fd, s->address,
                                sizeof s->address, why, why_len);
     if (err != CP_OK) {
+        collapse_free(s->collapse);
         free(s);
         return err;
     }
@@ -529,6 +616,7 @@ cp_err server_start(const struct config *cfg, struct cache *cache, struct mirror
         MHD_OPTION_END);
     if (s->daemon == NULL) {
         close(s->listen_fd);
+        collapse_free(s->collapse);
         free(s);
         snprintf(why, why_len, "the HTTP front end failed to start");
         return CP_ERR_INTERNAL;
@@ -543,11 +631,11 @@ void server_quiesce(struct server *s)
 {
     if (s == NULL || s->daemon == NULL)
         return;
-    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
-    if (fd != MHD_INVALID_SOCKET) {
-        close(fd);
-        s->listen_fd = -1;
-    }
+    /* The socket stays open (in s->listen_fd) until the daemon has stopped: its
+     * threads drop it from their polling sets only eventually, and closing it now
+     * could let a worker touch a closed, or reused, descriptor. */
+    if (MHD_quiesce_daemon(s->daemon) != MHD_INVALID_SOCKET)
+        s->quiesced = true;
 }
 
 void server_stop(struct server *s)
@@ -556,7 +644,9 @@ void server_stop(struct server *s)
         return;
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
-    if (s->listen_fd >= 0)
+    /* Unless quiesced, the daemon owned the listening socket and has closed it. */
+    if (s->quiesced)
         close(s->listen_fd);
+    collapse_free(s->collapse);
     free(s);
 }

@@ -4,13 +4,16 @@
  *   <dir>/<name>.cpe         one entry, <name> = diskfmt_name(key, vary_key)
  *   <dir>/<name>.tmp.<pid>.<n>  an entry being written; renamed to <name>.cpe when whole
  * Entries are not fsync'ed: a file cut short by a crash fails its checksums at the next
- * load and is dropped, which costs one refetch, far less than a sync per response. */
+ * load and is dropped, which costs one refetch, far less than a sync per response.
+ * The byte bound works on an index kept in memory (name, size, oldest first) rather
+ * than on the directory, so a write costs no directory scan. */
 #include "store.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +27,11 @@
 #include "diskfmt.h"
 #include "log.h"
 
+#undef uthash_fatal
+#define uthash_fatal(msg) abort() /* only on allocation failure of the bucket array */
+#include <uthash.h>
+#include <utlist.h>
+
 /* The counter is shared with other processes through the mapping: only a lock-free
  * atomic is a real atomic there (a lock would live in one process only). */
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
@@ -33,11 +41,79 @@ _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 #define ENTRY_SUFFIX ".cpe"
 #define TMP_MARK ".tmp."
 
+/* One entry file the store knows of. */
+struct file_rec {
+    char name[DISKFMT_NAME_LEN + 1]; /* without ENTRY_SUFFIX; the uthash key */
+    uint64_t size;
+    struct file_rec *prev, *next;    /* utlist DL, oldest first */
+    UT_hash_handle hh;
+};
+
+struct file_index {
+    struct file_rec *by_name; /* uthash */
+    struct file_rec *oldest;  /* the same records in the order written */
+    uint64_t bytes;
+};
+
 struct store {
     char *dir;
     _Atomic uint64_t *gen; /* mapping of GEN_FILE */
     atomic_ulong tmp_counter;
+    uint64_t max_bytes;    /* 0: no bound */
+    pthread_mutex_t lock;  /* the index and index_gen */
+    struct file_index index;
+    uint64_t index_gen;    /* the generation whose files the index lists */
 };
+
+static void index_free(struct file_index *ix)
+{
+    struct file_rec *r, *tmp;
+    HASH_ITER(hh, ix->by_name, r, tmp) {
+        HASH_DEL(ix->by_name, r);
+        free(r);
+    }
+    ix->oldest = NULL;
+    ix->bytes = 0;
+}
+
+/* Makes `r` (new, name set) the newest file, replacing a record of the same name. */
+static void index_put(struct file_index *ix, struct file_rec *r)
+{
+    struct file_rec *old = NULL;
+    HASH_FIND(hh, ix->by_name, r->name, DISKFMT_NAME_LEN, old);
+    if (old != NULL) {
+        HASH_DEL(ix->by_name, old);
+        DL_DELETE(ix->oldest, old);
+        ix->bytes -= old->size;
+        free(old);
+    }
+    HASH_ADD(hh, ix->by_name, name, DISKFMT_NAME_LEN, r);
+    DL_APPEND(ix->oldest, r);
+    ix->bytes += r->size;
+}
+
+static void index_drop(struct file_index *ix, const char *name)
+{
+    struct file_rec *r = NULL;
+    HASH_FIND(hh, ix->by_name, name, DISKFMT_NAME_LEN, r);
+    if (r == NULL)
+        return;
+    HASH_DEL(ix->by_name, r);
+    DL_DELETE(ix->oldest, r);
+    ix->bytes -= r->size;
+    free(r);
+}
+
+/* A store_clear elsewhere bumps the generation and removes every file: what the index
+ * lists is gone. Files written since are all this process wrote after noticing it. */
+static void index_sync_locked(struct store *s)
+{
+    uint64_t now = atomic_load(s->gen);
+    if (now != s->index_gen) {
+        index_free(&s->index);
+        s->index_gen = now;
+    }
+}
 
 /* Returns "<dir>/<name><suffix>" (malloc'ed) or NULL. */
 static char *join_path(const char *dir, const char *name, const char *suffix)
@@ -112,7 +188,7 @@ out:
     return err;
 }
 
-cp_err store_open(const char *dir, struct store **out)
+cp_err store_open(const char *dir, uint64_t max_bytes, struct store **out)
 {
     *out = NULL;
     if (dir == NULL || dir[0] == '\0')
@@ -128,6 +204,7 @@ cp_err store_open(const char *dir, struct store **out)
         return CP_ERR_NOMEM;
     }
     atomic_init(&s->tmp_counter, 0);
+    s->max_bytes = max_bytes;
     /* Creating the generation file is the real proof that the directory is writable
      * (access() does not know about read-only mounts on every system). */
     cp_err err = map_generation(dir, &s->gen);
@@ -136,6 +213,13 @@ cp_err store_open(const char *dir, struct store **out)
         free(s);
         return err;
     }
+    if (pthread_mutex_init(&s->lock, NULL) != 0) {
+        munmap((void *)s->gen, (size_t)GEN_SIZE);
+        free(s->dir);
+        free(s);
+        return CP_ERR_NOMEM;
+    }
+    s->index_gen = atomic_load(s->gen);
     *out = s;
     return CP_OK;
 }
@@ -145,8 +229,19 @@ void store_close(struct store *s)
     if (s == NULL)
         return;
     munmap((void *)s->gen, (size_t)GEN_SIZE);
+    index_free(&s->index);
+    pthread_mutex_destroy(&s->lock);
     free(s->dir);
     free(s);
+}
+
+uint64_t store_bytes(struct store *s)
+{
+    pthread_mutex_lock(&s->lock);
+    index_sync_locked(s);
+    uint64_t n = s->index.bytes;
+    pthread_mutex_unlock(&s->lock);
+    return n;
 }
 
 const _Atomic uint64_t *store_generation_ptr(struct store *s)
@@ -178,6 +273,40 @@ static int write_all(int fd, struct iovec *iov, int cnt)
     return 0;
 }
 
+/* Removes the oldest files until the bound holds, sparing `keep`. Caller holds the
+ * lock. A file that cannot be removed leaves the index all the same: keeping it there
+ * would make every later write try again and the bound count bytes it cannot free. */
+static void trim_locked(struct store *s, const struct file_rec *keep)
+{
+    while (s->max_bytes != 0 && s->index.bytes > s->max_bytes && s->index.oldest != NULL &&
+           s->index.oldest != keep) {
+        struct file_rec *r = s->index.oldest;
+        char *path = join_path(s->dir, r->name, ENTRY_SUFFIX);
+        if (path == NULL) {
+            log_warn("cannot make room in cache directory %s: out of memory", s->dir);
+            return;
+        }
+        if (unlink(path) == 0)
+            log_debug("removed cache file %s to stay within %llu bytes", path,
+                      (unsigned long long)s->max_bytes);
+        else if (errno != ENOENT)
+            log_warn("cannot remove cache file %s: %s", path, strerror(errno));
+        free(path);
+        index_drop(&s->index, r->name);
+    }
+}
+
+/* Forgets and removes the file `name` (at `path`), if any. */
+static void remove_file(struct store *s, const char *name, const char *path)
+{
+    if (unlink(path) != 0 && errno != ENOENT)
+        log_warn("cannot remove cache file %s: %s", path, strerror(errno));
+    pthread_mutex_lock(&s->lock);
+    index_sync_locked(s);
+    index_drop(&s->index, name);
+    pthread_mutex_unlock(&s->lock);
+}
+
 cp_err store_write(struct store *s, const struct entry *e)
 {
     char name[DISKFMT_NAME_LEN + 1];
@@ -200,11 +329,27 @@ cp_err store_write(struct store *s, const struct entry *e)
     }
     if (err != CP_OK)
         goto out;
+    uint64_t size = (uint64_t)head_len + e->body_len;
+    if (s->max_bytes != 0 && size > s->max_bytes) {
+        /* What the file holds is outdated by `e`: better no file than that one. */
+        log_debug("not writing cache file %s: %llu bytes, more than the %llu allowed", path,
+                  (unsigned long long)size, (unsigned long long)s->max_bytes);
+        remove_file(s, name, path);
+        err = CP_ERR_TOO_LARGE;
+        goto out;
+    }
+    err = CP_ERR_NOMEM;
+    struct file_rec *rec = calloc(1, sizeof *rec);
+    if (rec == NULL)
+        goto out; /* a file the bound does not know of is not written */
+    memcpy(rec->name, name, sizeof rec->name);
+    rec->size = size;
 
     err = CP_ERR_IO;
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         log_warn("cannot write cache file %s: %s", tmp, strerror(errno));
+        free(rec);
         goto out;
     }
     struct iovec iov[2] = {{head, head_len}, {e->body, e->body_len}};
@@ -219,14 +364,21 @@ cp_err store_write(struct store *s, const struct entry *e)
     if (failed) {
         log_warn("cannot write cache file %s: %s", tmp, strerror(saved));
         unlink(tmp);
+        free(rec);
         goto out;
     }
     /* rename() replaces the old file atomically: a reader sees the old or the new one. */
     if (rename(tmp, path) != 0) {
         log_warn("cannot write cache file %s: %s", path, strerror(errno));
         unlink(tmp);
+        free(rec);
         goto out;
     }
+    pthread_mutex_lock(&s->lock);
+    index_sync_locked(s);
+    index_put(&s->index, rec);
+    trim_locked(s, rec);
+    pthread_mutex_unlock(&s->lock);
     err = CP_OK;
 out:
     free(head);
@@ -242,8 +394,7 @@ void store_remove(struct store *s, const char *key, const char *vary_key)
     char *path = join_path(s->dir, name, ENTRY_SUFFIX);
     if (path == NULL)
         return;
-    if (unlink(path) != 0 && errno != ENOENT)
-        log_warn("cannot remove cache file %s: %s", path, strerror(errno));
+    remove_file(s, name, path);
     free(path);
 }
 
@@ -336,6 +487,74 @@ static cp_err load_one(int dfd, const char *name, uint64_t gen, struct entry **o
     return CP_OK;
 }
 
+/* An entry file found by store_load, before it is read. */
+struct found_file {
+    char *name;
+    uint64_t size;
+    struct timespec mtime;
+};
+
+static int by_age(const void *a, const void *b)
+{
+    const struct found_file *x = a, *y = b;
+    if (x->mtime.tv_sec != y->mtime.tv_sec)
+        return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
+    if (x->mtime.tv_nsec != y->mtime.tv_nsec)
+        return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+static void found_free(struct found_file *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i].name);
+    free(v);
+}
+
+/* Lists the entry files of `d` (removing leftover temporary files on the way, counted
+ * in *removed), oldest first. */
+static cp_err list_entry_files(DIR *d, struct found_file **out, size_t *count, size_t *removed)
+{
+    int dfd = dirfd(d);
+    struct found_file *v = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    /* Unlinking the entry just returned by readdir is allowed by POSIX and does not
+     * make readdir skip or repeat other entries. */
+    while ((de = readdir(d)) != NULL) {
+        const char *name = de->d_name;
+        struct stat st;
+        if (strstr(name, TMP_MARK) != NULL) {
+            if (is_regular(dfd, name, &st) && unlinkat(dfd, name, 0) == 0)
+                ++*removed;
+            continue;
+        }
+        if (!has_suffix(name, ENTRY_SUFFIX) || !is_regular(dfd, name, &st))
+            continue;
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            struct found_file *nv = realloc(v, ncap * sizeof *nv);
+            if (nv == NULL)
+                goto nomem;
+            v = nv;
+            cap = ncap;
+        }
+        if ((v[n].name = strdup(name)) == NULL)
+            goto nomem;
+        v[n].size = (uint64_t)st.st_size;
+        v[n].mtime = st.st_mtim;
+        n++;
+    }
+    if (n > 1)
+        qsort(v, n, sizeof *v, by_age);
+    *out = v;
+    *count = n;
+    return CP_OK;
+nomem:
+    found_free(v, n);
+    return CP_ERR_NOMEM;
+}
+
 cp_err store_load(struct store *s, void (*cb)(void *arg, struct entry *e), void *arg,
                   size_t *loaded, size_t *removed)
 {
@@ -351,31 +570,47 @@ cp_err store_load(struct store *s, void (*cb)(void *arg, struct entry *e), void 
     }
     int dfd = dirfd(d);
     uint64_t gen = atomic_load(s->gen);
-    struct dirent *de;
-    /* Unlinking the entry just returned by readdir is allowed by POSIX and does not
-     * make readdir skip or repeat other entries. */
-    while ((de = readdir(d)) != NULL) {
-        const char *name = de->d_name;
-        struct stat st;
-        if (strstr(name, TMP_MARK) != NULL) {
-            if (is_regular(dfd, name, &st) && unlinkat(dfd, name, 0) == 0)
-                n_removed++;
+    struct found_file *files = NULL;
+    size_t n_files = 0;
+    cp_err err = list_entry_files(d, &files, &n_files, &n_removed);
+    if (err != CP_OK) {
+        log_warn("cannot read cache directory %s: %s", s->dir, cp_strerror(err));
+        closedir(d);
+        return err;
+    }
+    /* Built aside and swapped in at the end: `cb` runs with no lock held. */
+    struct file_index ix = {0};
+    const size_t whole_name = DISKFMT_NAME_LEN + strlen(ENTRY_SUFFIX);
+    for (size_t i = 0; i < n_files; i++) {
+        const char *name = files[i].name;
+        struct file_rec *rec = calloc(1, sizeof *rec);
+        if (rec == NULL) {
+            log_warn("cannot load cache file %s/%s: %s", s->dir, name,
+                     cp_strerror(CP_ERR_NOMEM));
             continue;
         }
-        if (!has_suffix(name, ENTRY_SUFFIX) || !is_regular(dfd, name, &st))
-            continue;
+        /* Only names of the right length are ever indexed (load_one checks them). */
+        size_t len = strlen(name);
+        memcpy(rec->name, name, len < DISKFMT_NAME_LEN ? len : DISKFMT_NAME_LEN);
+        rec->size = files[i].size;
         struct entry *e;
-        cp_err err = load_one(dfd, name, gen, &e);
+        err = load_one(dfd, name, gen, &e);
         if (err == CP_OK) {
+            index_put(&ix, rec);
             cb(arg, e);
             n_loaded++;
             continue;
         }
         if (err == CP_ERR_NOMEM) {
-            /* Nothing wrong with the file: keep it for the next start. */
+            /* Nothing wrong with the file: keep it for the next start, and count it. */
             log_warn("cannot load cache file %s/%s: %s", s->dir, name, cp_strerror(err));
+            if (strlen(name) == whole_name)
+                index_put(&ix, rec);
+            else
+                free(rec);
             continue;
         }
+        free(rec);
         log_warn("ignoring cache file %s/%s: %s", s->dir, name,
                  err == CP_ERR_IO ? strerror(errno) : cp_strerror(err));
         if (unlinkat(dfd, name, 0) == 0)
@@ -383,7 +618,14 @@ cp_err store_load(struct store *s, void (*cb)(void *arg, struct entry *e), void 
         else if (errno != ENOENT)
             log_warn("cannot remove cache file %s/%s: %s", s->dir, name, strerror(errno));
     }
+    found_free(files, n_files);
     closedir(d);
+
+    pthread_mutex_lock(&s->lock);
+    index_free(&s->index);
+    s->index = ix;
+    s->index_gen = gen;
+    pthread_mutex_unlock(&s->lock);
     if (loaded != NULL)
         *loaded = n_loaded;
     if (removed != NULL)

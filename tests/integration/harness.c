@@ -1488,21 +1488,23 @@ int hx_teardown(void **state)
     int ret = 0;
     for (size_t i = 0; i < h->npx; i++) {
         struct proxy *p = h->px[i];
+        bool show_this = show;
         /* A clean stop, so a leak or a crash at exit is seen here too. */
         if (p->pid > 0) {
             int st = hx_proxy_stop(p);
             if (st != 0) {
                 fprintf(stderr, "harness: proxy %zu exited with %d when stopped\n", i, st);
                 ret = -1;
+                show_this = true; /* what it said before dying is the first clue */
             }
         }
         char *e = hx_read_file(p->err_path, NULL);
         if (sanitizer_report(e)) {
             fprintf(stderr, "harness: proxy %zu reported a sanitizer error\n", i);
             ret = -1;
-            show = true;
+            show_this = true;
         }
-        if (show)
+        if (show_this)
             fprintf(stderr, "---- proxy %zu stderr ----\n%s", i, e ? e : "");
         free(e);
         free(p);

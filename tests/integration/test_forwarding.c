@@ -415,6 +415,75 @@ static void test_slow_origin_blocks_nobody(void **state)
         fail_msg("MISS finished %.3f s after the slow request", miss_late);
 }
 
+/* Concurrent misses for one cold URL: one request reaches the origin, the others wait
+ * for it and are answered from what it stored, as soon as it has. */
+static void test_concurrent_misses_collapse(void **state)
+{
+    struct hx *h = *state;
+    static const char *const f[] = { "Cache-Control", "max-age=60", NULL };
+    orig_route(h->origin, "/cold", &(struct orig_route){ .fields = f, .body = "cold body\n",
+                                                          .delay_ms = 700 });
+    struct proxy *p = start(h, NULL);
+    enum { N = 20 };
+    struct slow_call calls[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        calls[i] = (struct slow_call){ .port = p->port, .path = "/cold" };
+        assert_int_equal(pthread_create(&t[i], NULL, slow_thread, &calls[i]), 0);
+    }
+    for (int i = 0; i < N; i++)
+        pthread_join(t[i], NULL);
+    unsigned hits = 0, collapsed = 0;
+    double first = 1e18, last = 0;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(calls[i].rc, 0);
+        assert_int_equal(calls[i].r.status, 200);
+        assert_int_equal(calls[i].r.body_len, strlen("cold body\n"));
+        assert_memory_equal(calls[i].r.body, "cold body\n", calls[i].r.body_len);
+        const char *xc = hresp_header(&calls[i].r, "X-Cache", 0);
+        const char *cs = hresp_header(&calls[i].r, "Cache-Status", 0);
+        hits += xc != NULL && strcmp(xc, "HIT") == 0;
+        collapsed += cs != NULL && strstr(cs, "collapsed") != NULL;
+        if (calls[i].r.t_done < first)
+            first = calls[i].r.t_done;
+        if (calls[i].r.t_done > last)
+            last = calls[i].r.t_done;
+        hresp_free(&calls[i].r);
+    }
+    assert_int_equal(orig_count(h->origin, "/cold"), 1);
+    assert_int_equal(hits, N - 1);
+    /* Every waiter that arrived while the fetch was under way says so. */
+    assert_true(collapsed >= 1);
+    /* Nobody waited for a second origin round trip (700 ms) after the first answer. */
+    if (last - first >= 0.7)
+        fail_msg("answers spread over %.3f s", last - first);
+}
+
+/* A URL whose response cannot be stored: waiters go to the origin themselves. */
+static void test_uncacheable_waiters_fetch_themselves(void **state)
+{
+    struct hx *h = *state;
+    static const char *const f[] = { "Cache-Control", "no-store", NULL };
+    orig_route(h->origin, "/nostore-slow", &(struct orig_route){ .fields = f, .body = "x\n",
+                                                                  .delay_ms = 300 });
+    struct proxy *p = start(h, NULL);
+    enum { N = 4 };
+    struct slow_call calls[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        calls[i] = (struct slow_call){ .port = p->port, .path = "/nostore-slow" };
+        assert_int_equal(pthread_create(&t[i], NULL, slow_thread, &calls[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(calls[i].rc, 0);
+        assert_int_equal(calls[i].r.status, 200);
+        assert_xcache(&calls[i].r, "MISS");
+        hresp_free(&calls[i].r);
+    }
+    assert_int_equal(orig_count(h->origin, "/nostore-slow"), N);
+}
+
 static int raw_status(const char *resp)
 {
     int status = -1;
@@ -491,6 +560,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unsafe_methods_forwarded_and_bypassed, hx_setup,
                                         hx_teardown),
         cmocka_unit_test_setup_teardown(test_echo_round_trip_binary, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_misses_collapse, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_uncacheable_waiters_fetch_themselves, hx_setup,
+                                        hx_teardown),
         cmocka_unit_test_setup_teardown(test_large_and_empty_bodies, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_get_and_head_forwarded, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_forwarding_fields, hx_setup, hx_teardown),

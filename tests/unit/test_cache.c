@@ -1,5 +1,6 @@
 /* Unit tests of the in-memory cache: insert, lookup, Vary variants, replacement,
- * removal, and the shared generation counter that empties a running cache. */
+ * removal, the shared generation counter that empties a running cache, and the byte
+ * bound: accounting, CLOCK eviction order, and the bound under concurrent use. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,7 +38,7 @@ static void test_miss_then_hit(void **state)
 {
     (void)state;
     struct cache *c;
-    assert_int_equal(cache_new(NULL, &c), CP_OK);
+    assert_int_equal(cache_new(NULL, 0, &c), CP_OK);
     struct hdrs req;
     hdrs_init(&req);
     assert_null(cache_lookup(c, "http://o/a", &req, NULL));
@@ -59,7 +60,7 @@ static void test_replace_same_variant(void **state)
 {
     (void)state;
     struct cache *c;
-    assert_int_equal(cache_new(NULL, &c), CP_OK);
+    assert_int_equal(cache_new(NULL, 0, &c), CP_OK);
     struct hdrs req;
     hdrs_init(&req);
     struct entry *a = make_entry("http://o/x", NULL, &req, "old", 0);
@@ -89,7 +90,7 @@ static void test_vary_variants(void **state)
 {
     (void)state;
     struct cache *c;
-    assert_int_equal(cache_new(NULL, &c), CP_OK);
+    assert_int_equal(cache_new(NULL, 0, &c), CP_OK);
     struct hdrs gz, br, none;
     hdrs_init(&gz);
     hdrs_init(&br);
@@ -136,7 +137,7 @@ static void test_generation_change_empties(void **state)
     (void)state;
     _Atomic uint64_t gen = 7;
     struct cache *c;
-    assert_int_equal(cache_new(&gen, &c), CP_OK);
+    assert_int_equal(cache_new(&gen, 0, &c), CP_OK);
     assert_int_equal(cache_generation(c), 7);
     struct hdrs req;
     hdrs_init(&req);
@@ -192,7 +193,7 @@ static void test_concurrent_use(void **state)
 {
     (void)state;
     struct cache *c;
-    assert_int_equal(cache_new(NULL, &c), CP_OK);
+    assert_int_equal(cache_new(NULL, 0, &c), CP_OK);
     pthread_t t[4];
     struct worker_arg a[4];
     for (int i = 0; i < 4; i++) {
@@ -209,6 +210,420 @@ static void test_concurrent_use(void **state)
     cache_free(c);
 }
 
+/* Evictions reported by the cache, in order. */
+struct evictions {
+    char keys[64][32];
+    size_t n;
+};
+
+static void record_eviction(void *arg, const struct entry *e)
+{
+    struct evictions *ev = arg;
+    assert_true(ev->n < 64);
+    snprintf(ev->keys[ev->n++], sizeof ev->keys[0], "%s", e->key + strlen("http://o/"));
+}
+
+/* Entries "http://o/<nn>" of one size: only their order decides which go. */
+static struct entry *numbered(int i)
+{
+    struct hdrs none;
+    hdrs_init(&none);
+    char key[32];
+    snprintf(key, sizeof key, "http://o/%02d", i);
+    return make_entry(key, NULL, &none, "0123456789", 0);
+}
+
+static void insert_numbered(struct cache *c, int i)
+{
+    struct entry *e = numbered(i);
+    assert_int_equal(cache_insert(c, e), CP_OK);
+    entry_unref(e);
+}
+
+static bool has_numbered(struct cache *c, int i)
+{
+    struct hdrs none;
+    hdrs_init(&none);
+    char key[32];
+    snprintf(key, sizeof key, "http://o/%02d", i);
+    struct entry *e = cache_lookup(c, key, &none, NULL);
+    entry_unref(e);
+    return e != NULL;
+}
+
+static size_t numbered_size(void)
+{
+    struct entry *e = numbered(0);
+    size_t n = cache_entry_size(e);
+    entry_unref(e);
+    return n;
+}
+
+static void assert_evicted(const struct evictions *ev, const char *const *want, size_t n)
+{
+    assert_int_equal(ev->n, n);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(ev->keys[i], want[i]);
+}
+
+static void test_entry_size(void **state)
+{
+    (void)state;
+    struct hdrs none;
+    hdrs_init(&none);
+    struct entry *a = make_entry("http://o/a", NULL, &none, "abc", 0);
+    struct entry *longer_body = make_entry("http://o/a", NULL, &none, "abcdefgh", 0);
+    struct entry *longer_key = make_entry("http://o/abcd", NULL, &none, "abc", 0);
+    assert_int_equal(cache_entry_size(longer_body) - cache_entry_size(a), 5);
+    assert_int_equal(cache_entry_size(longer_key) - cache_entry_size(a), 3);
+    assert_true(cache_entry_size(a) >= sizeof(struct entry) + strlen("http://o/a") + 3);
+    /* Fields count: names and values. */
+    struct entry *fields = make_entry("http://o/a", NULL, &none, "abc", 0);
+    assert_int_equal(hdrs_add(&fields->headers, "Content-Type", "text/plain"), CP_OK);
+    assert_true(cache_entry_size(fields) >=
+                cache_entry_size(a) + strlen("Content-Type") + strlen("text/plain") + 2);
+
+    /* A revalidated entry keeps its predecessor (and so its body) alive: it counts
+     * for itself plus the whole owner, however long the chain of revalidations. */
+    struct entry *owner = make_entry("http://o/big", NULL, &none,
+                                     "a body much longer than the fields around it", 0);
+    struct entry *shared = entry_new();
+    shared->key = strdup("http://o/big");
+    shared->vary_key = strdup("");
+    entry_share_body(shared, owner);
+    size_t own = sizeof(struct entry) + strlen("http://o/big") + 1 + 1;
+    assert_int_equal(cache_entry_size(shared), own + cache_entry_size(owner));
+    struct entry *again = entry_new();
+    again->key = strdup("http://o/big");
+    again->vary_key = strdup("");
+    entry_share_body(again, shared);
+    assert_int_equal(cache_entry_size(again), own + cache_entry_size(owner));
+
+    entry_unref(again);
+    entry_unref(shared);
+    entry_unref(owner);
+    entry_unref(fields);
+    entry_unref(a);
+    entry_unref(longer_body);
+    entry_unref(longer_key);
+}
+
+static void test_bytes_accounting(void **state)
+{
+    (void)state;
+    _Atomic uint64_t gen = 0;
+    struct cache *c;
+    assert_int_equal(cache_new(&gen, 0, &c), CP_OK);
+    assert_int_equal(cache_bytes(c), 0);
+    struct hdrs none, gz, br;
+    hdrs_init(&none);
+    hdrs_init(&gz);
+    hdrs_init(&br);
+    hdrs_add(&gz, "Accept-Encoding", "gzip");
+    hdrs_add(&br, "Accept-Encoding", "br");
+    struct entry *a = make_entry("http://o/a", NULL, &none, "short", 0);
+    struct entry *a2 = make_entry("http://o/a", NULL, &none, "a longer replacement", 0);
+    struct entry *b = make_entry("http://o/b", NULL, &none, "bee", 0);
+    struct entry *v1 = make_entry("http://o/v", "Accept-Encoding", &gz, "GZ", 0);
+    struct entry *v2 = make_entry("http://o/v", "Accept-Encoding", &br, "BR!", 0);
+    size_t sa = cache_entry_size(a), sa2 = cache_entry_size(a2), sb = cache_entry_size(b);
+    size_t sv = cache_entry_size(v1) + cache_entry_size(v2);
+
+    assert_int_equal(cache_insert(c, a), CP_OK);
+    assert_int_equal(cache_bytes(c), sa);
+    assert_int_equal(cache_insert(c, b), CP_OK);
+    assert_int_equal(cache_bytes(c), sa + sb);
+    /* a replacement counts instead of what it replaces */
+    assert_int_equal(cache_insert(c, a2), CP_OK);
+    assert_int_equal(cache_bytes(c), sa2 + sb);
+    assert_int_equal(cache_insert(c, a2), CP_OK); /* the same entry again */
+    assert_int_equal(cache_bytes(c), sa2 + sb);
+    assert_int_equal(cache_insert(c, v1), CP_OK);
+    assert_int_equal(cache_insert(c, v2), CP_OK);
+    assert_int_equal(cache_bytes(c), sa2 + sb + sv);
+    /* removing a URL takes all its variants off */
+    assert_int_equal(cache_remove(c, "http://o/v", NULL, NULL), 2);
+    assert_int_equal(cache_bytes(c), sa2 + sb);
+    assert_int_equal(cache_remove(c, "http://o/nothing", NULL, NULL), 0);
+    assert_int_equal(cache_bytes(c), sa2 + sb);
+    assert_int_equal(cache_remove(c, "http://o/a", NULL, NULL), 1);
+    assert_int_equal(cache_bytes(c), sb);
+    assert_int_equal(cache_clear(c), 1);
+    assert_int_equal(cache_bytes(c), 0);
+
+    /* A revalidation replaces its predecessor by an entry sharing its body: the body
+     * is still in memory and still counted. */
+    struct entry *reval = entry_new();
+    reval->key = strdup("http://o/a");
+    reval->vary_key = strdup("");
+    entry_share_body(reval, a2);
+    assert_int_equal(cache_insert(c, a2), CP_OK);
+    assert_int_equal(cache_insert(c, reval), CP_OK);
+    assert_int_equal(cache_count(c), 1);
+    assert_int_equal(cache_bytes(c), cache_entry_size(reval));
+    assert_true(cache_bytes(c) > sa2);
+
+    /* a generation change empties the cache, and its count */
+    assert_int_equal(cache_insert(c, b), CP_OK);
+    atomic_fetch_add(&gen, 1);
+    assert_int_equal(cache_generation(c), 1);
+    assert_int_equal(cache_bytes(c), 0);
+    assert_int_equal(cache_count(c), 0);
+    /* a refused insert changes nothing */
+    assert_int_equal(cache_insert(c, b), CP_ERR_STALE_GEN);
+    assert_int_equal(cache_bytes(c), 0);
+
+    entry_unref(reval);
+    entry_unref(a);
+    entry_unref(a2);
+    entry_unref(b);
+    entry_unref(v1);
+    entry_unref(v2);
+    hdrs_free(&gz);
+    hdrs_free(&br);
+    cache_free(c);
+}
+
+static void test_eviction_fifo_without_hits(void **state)
+{
+    (void)state;
+    size_t size = numbered_size();
+    struct cache *c;
+    /* room for three and a half: the fourth never fits beside three */
+    assert_int_equal(cache_new(NULL, 3 * size + size / 2, &c), CP_OK);
+    struct evictions ev = {0};
+    cache_set_evicted(c, record_eviction, &ev);
+    for (int i = 0; i < 3; i++)
+        insert_numbered(c, i);
+    assert_int_equal(ev.n, 0);
+    assert_int_equal(cache_bytes(c), 3 * size);
+    for (int i = 3; i < 7; i++)
+        insert_numbered(c, i);
+    assert_evicted(&ev, (const char *const[]){"00", "01", "02", "03"}, 4);
+    assert_int_equal(cache_count(c), 3);
+    assert_int_equal(cache_bytes(c), 3 * size);
+    for (int i = 0; i < 7; i++)
+        assert_true(has_numbered(c, i) == (i >= 4));
+    /* removals and clears are not evictions */
+    cache_remove(c, "http://o/04", NULL, NULL);
+    cache_clear(c);
+    assert_int_equal(ev.n, 4);
+    assert_int_equal(cache_bytes(c), 0);
+    cache_free(c);
+}
+
+static void test_eviction_second_chance(void **state)
+{
+    (void)state;
+    size_t size = numbered_size();
+    struct cache *c;
+    assert_int_equal(cache_new(NULL, 3 * size, &c), CP_OK);
+    struct evictions ev = {0};
+    cache_set_evicted(c, record_eviction, &ev);
+    for (int i = 0; i < 3; i++)
+        insert_numbered(c, i);
+    assert_true(has_numbered(c, 0)); /* a hit */
+    insert_numbered(c, 3);
+    /* 00 was used: it is spared and the next one goes */
+    assert_evicted(&ev, (const char *const[]){"01"}, 1);
+    insert_numbered(c, 4);
+    insert_numbered(c, 5);
+    /* the second chance is spent: 00 goes after the ones the hand passed it for */
+    insert_numbered(c, 6);
+    assert_evicted(&ev, (const char *const[]){"01", "02", "03", "00"}, 4);
+    assert_int_equal(cache_bytes(c), 3 * size);
+    cache_free(c);
+
+    /* Every stored entry used: one round clears the marks, and the entry being
+     * inserted is never its own victim; the oldest goes. */
+    assert_int_equal(cache_new(NULL, 3 * size, &c), CP_OK);
+    ev.n = 0;
+    cache_set_evicted(c, record_eviction, &ev);
+    for (int i = 0; i < 3; i++)
+        insert_numbered(c, i);
+    for (int i = 0; i < 3; i++)
+        assert_true(has_numbered(c, i));
+    insert_numbered(c, 3);
+    assert_evicted(&ev, (const char *const[]){"00"}, 1);
+    assert_true(has_numbered(c, 3));
+    cache_free(c);
+}
+
+static void test_replacement_not_evicted_twice(void **state)
+{
+    (void)state;
+    size_t size = numbered_size();
+    struct cache *c;
+    assert_int_equal(cache_new(NULL, 2 * size, &c), CP_OK);
+    struct evictions ev = {0};
+    cache_set_evicted(c, record_eviction, &ev);
+    insert_numbered(c, 0);
+    insert_numbered(c, 1);
+    /* replacing 00 makes it the newest: 01 is now the oldest */
+    insert_numbered(c, 0);
+    assert_int_equal(cache_bytes(c), 2 * size);
+    insert_numbered(c, 2);
+    assert_evicted(&ev, (const char *const[]){"01"}, 1);
+    assert_true(has_numbered(c, 0));
+    assert_true(has_numbered(c, 2));
+    assert_int_equal(cache_count(c), 2);
+    cache_free(c);
+}
+
+static void test_too_large_refused(void **state)
+{
+    (void)state;
+    struct hdrs none;
+    hdrs_init(&none);
+    struct entry *small = make_entry("http://o/k", NULL, &none, "small", 0);
+    char body[512];
+    memset(body, 'x', sizeof body - 1);
+    body[sizeof body - 1] = '\0';
+    struct entry *big = make_entry("http://o/k", NULL, &none, body, 0);
+    size_t max = cache_entry_size(small) + 100;
+    assert_true(cache_entry_size(big) > max);
+
+    struct cache *c;
+    assert_int_equal(cache_new(NULL, max, &c), CP_OK);
+    assert_int_equal(cache_insert(c, small), CP_OK);
+    assert_int_equal(cache_insert(c, big), CP_ERR_TOO_LARGE);
+    /* the cache is as it was: the smaller variant still answers */
+    assert_int_equal(cache_count(c), 1);
+    assert_int_equal(cache_bytes(c), cache_entry_size(small));
+    struct entry *got = cache_lookup(c, "http://o/k", &none, NULL);
+    assert_ptr_equal(got, small);
+    entry_unref(got);
+    cache_free(c);
+
+    /* An entry of exactly the bound is stored, and everything else makes way. */
+    assert_int_equal(cache_new(NULL, cache_entry_size(big), &c), CP_OK);
+    struct entry *other = make_entry("http://o/other", NULL, &none, "x", 0);
+    assert_int_equal(cache_insert(c, other), CP_OK);
+    assert_int_equal(cache_insert(c, big), CP_OK);
+    assert_int_equal(cache_count(c), 1);
+    assert_int_equal(cache_bytes(c), cache_entry_size(big));
+    assert_null(cache_lookup(c, "http://o/other", &none, NULL));
+    cache_free(c);
+
+    /* no bound: anything goes */
+    assert_int_equal(cache_new(NULL, 0, &c), CP_OK);
+    assert_int_equal(cache_insert(c, big), CP_OK);
+    assert_int_equal(cache_insert(c, other), CP_OK);
+    assert_int_equal(cache_count(c), 2);
+    cache_free(c);
+    entry_unref(other);
+    entry_unref(small);
+    entry_unref(big);
+}
+
+static void test_evicted_entry_stays_readable(void **state)
+{
+    (void)state;
+    size_t size = numbered_size();
+    struct cache *c;
+    assert_int_equal(cache_new(NULL, 2 * size, &c), CP_OK);
+    struct evictions ev = {0};
+    cache_set_evicted(c, record_eviction, &ev);
+    insert_numbered(c, 0);
+    struct hdrs none;
+    hdrs_init(&none);
+    struct entry *held = cache_lookup(c, "http://o/00", &none, NULL);
+    assert_non_null(held);
+    for (int i = 1; i < 5; i++)
+        insert_numbered(c, i);
+    assert_true(ev.n >= 1);
+    bool gone = false;
+    for (size_t i = 0; i < ev.n; i++)
+        gone = gone || strcmp(ev.keys[i], "00") == 0;
+    assert_true(gone);
+    assert_null(cache_lookup(c, "http://o/00", &none, NULL));
+    /* The reader holds the only reference left: the bytes are still there. */
+    assert_int_equal(atomic_load(&held->refs), 1);
+    assert_string_equal(held->key, "http://o/00");
+    assert_memory_equal(held->body, "0123456789", 10);
+    entry_unref(held);
+    cache_free(c);
+}
+
+struct bound_arg {
+    struct cache *c;
+    int id;
+    size_t max;
+    size_t largest_seen;    /* of cache_bytes() during the run */
+    atomic_size_t *evictions;
+};
+
+static void count_eviction(void *arg, const struct entry *e)
+{
+    (void)e;
+    atomic_fetch_add((atomic_size_t *)arg, 1);
+}
+
+static void *bound_worker(void *p)
+{
+    struct bound_arg *w = p;
+    struct hdrs req;
+    hdrs_init(&req);
+    char key[64], body[256];
+    unsigned seed = (unsigned)w->id * 7919u + 1;
+    for (int i = 0; i < 4000; i++) {
+        seed = seed * 1103515245u + 12345u;
+        unsigned r = seed >> 8;
+        snprintf(key, sizeof key, "http://o/%u", r % 300);
+        size_t len = 10 + r % 200;
+        memset(body, 'a' + w->id, len);
+        body[len] = '\0';
+        struct entry *e = make_entry(key, NULL, &req, body, 0);
+        if (cache_insert(w->c, e) != CP_OK)
+            abort();
+        entry_unref(e);
+        snprintf(key, sizeof key, "http://o/%u", (r >> 9) % 300);
+        struct entry *got = cache_lookup(w->c, key, &req, NULL);
+        if (got != NULL) {
+            if (strcmp(got->key, key) != 0 || got->body_len < 10)
+                abort();
+            entry_unref(got);
+        }
+        if (r % 97 == 0)
+            cache_remove(w->c, key, NULL, NULL);
+        size_t now = cache_bytes(w->c);
+        if (now > w->largest_seen)
+            w->largest_seen = now;
+    }
+    return NULL;
+}
+
+static void test_bound_under_concurrency(void **state)
+{
+    (void)state;
+    const size_t max = 16 * 1024;
+    struct cache *c;
+    assert_int_equal(cache_new(NULL, max, &c), CP_OK);
+    atomic_size_t evictions = 0;
+    cache_set_evicted(c, count_eviction, &evictions);
+    pthread_t t[4];
+    struct bound_arg a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (struct bound_arg){.c = c, .id = i, .max = max, .evictions = &evictions};
+        assert_int_equal(pthread_create(&t[i], NULL, bound_worker, &a[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 4; i++) {
+        /* Readers never see an insert's bytes before its evictions. */
+        assert_true(a[i].largest_seen <= max);
+        assert_true(a[i].largest_seen > max / 2); /* the bound was in play */
+    }
+    assert_true(atomic_load(&evictions) > 0);
+    assert_true(cache_bytes(c) <= max);
+    assert_true(cache_count(c) > 0);
+    /* Nothing was counted twice or lost: emptying brings the count to exactly zero. */
+    cache_clear(c);
+    assert_int_equal(cache_bytes(c), 0);
+    assert_int_equal(cache_count(c), 0);
+    cache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -217,6 +632,14 @@ int main(void)
         cmocka_unit_test(test_vary_variants),
         cmocka_unit_test(test_generation_change_empties),
         cmocka_unit_test(test_concurrent_use),
+        cmocka_unit_test(test_entry_size),
+        cmocka_unit_test(test_bytes_accounting),
+        cmocka_unit_test(test_eviction_fifo_without_hits),
+        cmocka_unit_test(test_eviction_second_chance),
+        cmocka_unit_test(test_replacement_not_evicted_twice),
+        cmocka_unit_test(test_too_large_refused),
+        cmocka_unit_test(test_evicted_entry_stays_readable),
+        cmocka_unit_test(test_bound_under_concurrency),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -543,6 +543,16 @@ static void strict_and_stale_on_error(void **state)
     assert_int_equal(RUN(&r, SERVE, "--serve-stale-on-error", "600"), CP_OK);
     assert_int_equal(r.cfg.serve_stale_on_error, 600);
     cli_config_free(&r.cfg);
+    assert_int_equal(RUN(&r, SERVE, "--max-memory", "64M", "--max-disk", "2G"), CP_OK);
+    assert_int_equal(r.cfg.max_memory, (size_t)64 << 20);
+    assert_int_equal(r.cfg.max_disk, (uint64_t)2 << 30);
+    cli_config_free(&r.cfg);
+    assert_int_equal(RUN(&r, SERVE), CP_OK);
+    assert_int_equal(r.cfg.max_memory, CLI_DEFAULT_MAX_MEMORY);
+    assert_int_equal(r.cfg.max_disk, CLI_DEFAULT_MAX_DISK);
+    cli_config_free(&r.cfg);
+    RUN(&r, SERVE, "--max-memory", "lots");
+    expect_fail(&r, CP_ERR_BAD_NUMBER, "--max-memory 'lots'");
     RUN(&r, SERVE, "--serve-stale-on-error", "-5");
     expect_fail(&r, CP_ERR_BAD_NUMBER, "--serve-stale-on-error '-5'");
     RUN(&r, SERVE, "--serve-stale-on-error");
@@ -560,7 +570,7 @@ static void usage_text(void **state)
         "--bind", "--origin-cacert", "--connect-timeout", "--origin-timeout",
         "--no-follow-redirects", "--max-object-size", "--max-request-body", "-v, --verbose",
         "-q, --quiet", "-h, --help", "-V, --version", "Usage: caching-proxy", "--strict",
-        "--serve-stale-on-error",
+        "--serve-stale-on-error", "--max-memory", "--max-disk",
         "default: 300", "default: 16M", "default: 64M", "default: 10", "default: 60",
         "XDG_CACHE_HOME",
     };

@@ -1,5 +1,6 @@
 /* Tests of the cache directory and its writer thread, on a real temporary directory:
- * what is written comes back, what is damaged, misnamed or cleared never does. */
+ * what is written comes back, what is damaged, misnamed or cleared never does, and
+ * the files stay within the byte bound, the oldest going first. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "diskfmt.h"
@@ -153,7 +155,7 @@ static void test_open_creates_directory(void **state)
     char dir[128];
     snprintf(dir, sizeof dir, "%s/a/b/c", f->dir);
     struct store *s = NULL;
-    assert_int_equal(store_open(dir, &s), CP_OK);
+    assert_int_equal(store_open(dir, 0, &s), CP_OK);
     assert_non_null(s);
     struct stat st;
     assert_int_equal(stat(dir, &st), 0);
@@ -178,21 +180,21 @@ static void test_open_unusable_path(void **state)
 
     /* the directory itself is a regular file */
     snprintf(dir, sizeof dir, "%s/plain", f->dir);
-    assert_int_equal(store_open(dir, &s), CP_ERR_CACHE_DIR);
+    assert_int_equal(store_open(dir, 0, &s), CP_ERR_CACHE_DIR);
     assert_null(s);
     /* a parent is a regular file */
     snprintf(dir, sizeof dir, "%s/plain/cache", f->dir);
     s = (struct store *)1;
-    assert_int_equal(store_open(dir, &s), CP_ERR_CACHE_DIR);
+    assert_int_equal(store_open(dir, 0, &s), CP_ERR_CACHE_DIR);
     assert_null(s);
-    assert_int_equal(store_open("", &s), CP_ERR_CACHE_DIR);
+    assert_int_equal(store_open("", 0, &s), CP_ERR_CACHE_DIR);
 }
 
 static void test_write_then_load(void **state)
 {
     struct fixture *f = *state;
     struct store *s;
-    assert_int_equal(store_open(f->dir, &s), CP_OK);
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
     uint64_t gen = gen_of(s);
     struct entry *a = make_entry("https://example.com/a", "", "body a", gen);
     struct entry *b1 = make_entry("https://example.com/b", "accept-encoding=gzip", "gz", gen);
@@ -242,7 +244,7 @@ static void test_write_replaces_and_remove(void **state)
 {
     struct fixture *f = *state;
     struct store *s;
-    assert_int_equal(store_open(f->dir, &s), CP_OK);
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
     struct entry *old = make_entry("k", "", "old", gen_of(s));
     struct entry *new = make_entry("k", "", "newer body", gen_of(s));
     assert_int_equal(store_write(s, old), CP_OK);
@@ -280,7 +282,7 @@ static void test_corrupt_files_removed(void **state)
 {
     struct fixture *f = *state;
     struct store *s;
-    assert_int_equal(store_open(f->dir, &s), CP_OK);
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
     const char *keys[] = {"good", "body-flip", "meta-flip", "truncated", "empty"};
     for (size_t i = 0; i < 5; i++) {
         struct entry *e = make_entry(keys[i], "", "some body text", gen_of(s));
@@ -328,7 +330,7 @@ static void test_renamed_file_removed(void **state)
 {
     struct fixture *f = *state;
     struct store *s;
-    assert_int_equal(store_open(f->dir, &s), CP_OK);
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
     struct entry *a = make_entry("key-a", "", "a", gen_of(s));
     struct entry *b = make_entry("key-b", "", "b", gen_of(s));
     assert_int_equal(store_write(s, a), CP_OK);
@@ -359,8 +361,8 @@ static void test_clear(void **state)
 {
     struct fixture *f = *state;
     struct store *server, *other;
-    assert_int_equal(store_open(f->dir, &server), CP_OK);
-    assert_int_equal(store_open(f->dir, &other), CP_OK);
+    assert_int_equal(store_open(f->dir, 0, &server), CP_OK);
+    assert_int_equal(store_open(f->dir, 0, &other), CP_OK);
     uint64_t gen = gen_of(server);
     uint64_t bytes = 0;
     for (int i = 0; i < 3; i++) {
@@ -415,7 +417,7 @@ static void test_clear(void **state)
 
     /* A new process reads the counter from the file. */
     struct store *again;
-    assert_int_equal(store_open(f->dir, &again), CP_OK);
+    assert_int_equal(store_open(f->dir, 0, &again), CP_OK);
     assert_true(gen_of(again) == gen + 3);
     store_close(again);
 }
@@ -449,7 +451,7 @@ static void test_clear_without_generation_file(void **state)
     assert_int_equal(store_clear(f->dir, &entries, &bytes), CP_OK);
     assert_int_equal(entries, 0);
     struct store *s;
-    assert_int_equal(store_open(f->dir, &s), CP_OK);
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
     assert_true(gen_of(s) == 1);
     store_close(s);
 }
@@ -458,7 +460,7 @@ static void test_mirror(void **state)
 {
     struct fixture *f = *state;
     struct store *s;
-    assert_int_equal(store_open(f->dir, &s), CP_OK);
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
     struct mirror *m = NULL;
     assert_int_equal(mirror_start(s, &m), CP_OK);
     assert_non_null(m);
@@ -497,11 +499,263 @@ static void test_mirror_stop_idle(void **state)
 {
     struct fixture *f = *state;
     struct store *s;
-    assert_int_equal(store_open(f->dir, &s), CP_OK);
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
     struct mirror *m;
     assert_int_equal(mirror_start(s, &m), CP_OK);
     mirror_stop(m); /* nothing queued: returns without waiting for work */
     assert_int_equal(count_files(f->dir), 1);
+    store_close(s);
+}
+
+/* Total size of the entry files in `dir`: what the bound is about. */
+static uint64_t disk_bytes(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    uint64_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        struct stat st;
+        if (len > 4 && strcmp(de->d_name + len - 4, ".cpe") == 0 &&
+            stat(path_of(dir, de->d_name), &st) == 0)
+            n += (uint64_t)st.st_size;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Entries "key-<n>" whose files all have the same size. */
+static struct entry *sized_entry(int i, const char *body)
+{
+    char key[16];
+    snprintf(key, sizeof key, "key-%d", i);
+    return make_entry(key, "", body, 0);
+}
+
+static bool has_sized(const char *dir, int i)
+{
+    char key[16];
+    snprintf(key, sizeof key, "key-%d", i);
+    return exists(dir, file_name(key, ""));
+}
+
+/* The size of the file store_write makes of `e`. */
+static uint64_t file_size_of(const struct entry *e)
+{
+    unsigned char *head;
+    size_t len;
+    assert_int_equal(diskfmt_encode_head(e, &head, &len), CP_OK);
+    free(head);
+    return (uint64_t)len + e->body_len;
+}
+
+static void write_sized(struct store *s, int i)
+{
+    struct entry *e = sized_entry(i, "ten bytes!");
+    assert_int_equal(store_write(s, e), CP_OK);
+    entry_unref(e);
+}
+
+static uint64_t sized_file_size(void)
+{
+    struct entry *e = sized_entry(0, "ten bytes!");
+    uint64_t n = file_size_of(e);
+    entry_unref(e);
+    return n;
+}
+
+static void test_bound_removes_oldest(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t size = sized_file_size();
+    struct store *s;
+    /* room for three and a half */
+    assert_int_equal(store_open(f->dir, 3 * size + size / 2, &s), CP_OK);
+    assert_true(store_bytes(s) == 0);
+    for (int i = 0; i < 5; i++) {
+        write_sized(s, i);
+        assert_true(store_bytes(s) == disk_bytes(f->dir));
+    }
+    for (int i = 0; i < 5; i++)
+        assert_true(has_sized(f->dir, i) == (i >= 2));
+    assert_true(store_bytes(s) == 3 * size);
+
+    /* Rewriting a file makes it the newest: the next oldest goes instead. */
+    write_sized(s, 2);
+    write_sized(s, 5);
+    assert_false(has_sized(f->dir, 3));
+    assert_true(has_sized(f->dir, 2));
+    assert_true(has_sized(f->dir, 4));
+    assert_true(has_sized(f->dir, 5));
+    assert_true(store_bytes(s) == 3 * size);
+
+    /* A removal frees its room. */
+    store_remove(s, "key-4", "");
+    assert_true(store_bytes(s) == 2 * size);
+    store_remove(s, "key-4", ""); /* again: nothing to free */
+    assert_true(store_bytes(s) == 2 * size);
+    write_sized(s, 6);
+    assert_true(has_sized(f->dir, 2)); /* there was room: nothing else removed */
+    assert_true(store_bytes(s) == 3 * size);
+    assert_true(store_bytes(s) == disk_bytes(f->dir));
+
+    /* A larger file (about two) may take the room of several. */
+    char *body = calloc(1, size + 11);
+    assert_non_null(body);
+    memset(body, 'x', size + 10);
+    struct entry *big = make_entry("big", "", body, 0);
+    free(body);
+    uint64_t big_size = file_size_of(big);
+    assert_true(big_size > size + size / 2 && big_size + size <= 3 * size + size / 2);
+    assert_int_equal(store_write(s, big), CP_OK);
+    assert_false(has_sized(f->dir, 2));
+    assert_false(has_sized(f->dir, 5));
+    assert_true(has_sized(f->dir, 6));
+    assert_true(store_bytes(s) == big_size + size);
+    assert_true(store_bytes(s) == disk_bytes(f->dir));
+    entry_unref(big);
+    store_close(s);
+}
+
+static void test_bound_too_large_file(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t size = sized_file_size();
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 2 * size, &s), CP_OK);
+    write_sized(s, 0);
+    write_sized(s, 1);
+
+    char body[256];
+    memset(body, 'x', sizeof body - 1);
+    body[sizeof body - 1] = '\0';
+    /* A newer, larger answer for key-0: not written, and the older file goes too. */
+    struct entry *big = sized_entry(0, body);
+    assert_true(file_size_of(big) > 2 * size);
+    assert_int_equal(store_write(s, big), CP_ERR_TOO_LARGE);
+    assert_false(has_sized(f->dir, 0));
+    assert_true(has_sized(f->dir, 1));
+    assert_true(store_bytes(s) == size);
+    /* for a key with no file, nothing else moves */
+    struct entry *other = sized_entry(7, body);
+    assert_int_equal(store_write(s, other), CP_ERR_TOO_LARGE);
+    assert_false(has_sized(f->dir, 7));
+    assert_true(has_sized(f->dir, 1));
+    assert_true(store_bytes(s) == size);
+    assert_int_equal(count_files(f->dir), 2); /* generation, key-1: no temporary file */
+
+    /* A file of exactly the bound is kept, alone. */
+    store_close(s);
+    assert_int_equal(store_open(f->dir, file_size_of(big), &s), CP_OK);
+    assert_int_equal(store_write(s, big), CP_OK);
+    assert_true(store_bytes(s) == file_size_of(big));
+    entry_unref(big);
+    entry_unref(other);
+    store_close(s);
+}
+
+/* Sets the modification time of key-<i>'s file to `when`. */
+static void set_age(const char *dir, int i, time_t when)
+{
+    char key[16];
+    snprintf(key, sizeof key, "key-%d", i);
+    struct timespec t[2] = {{when, 0}, {when, 0}};
+    assert_int_equal(utimensat(AT_FDCWD, path_of(dir, file_name(key, "")), t, 0), 0);
+}
+
+static void test_load_fills_index(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t size = sized_file_size();
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    for (int i = 0; i < 3; i++)
+        write_sized(s, i);
+    store_close(s);
+    /* Age comes from the files: key-2 was written first, key-0 last. */
+    time_t now = time(NULL);
+    set_age(f->dir, 2, now - 300);
+    set_age(f->dir, 1, now - 200);
+    set_age(f->dir, 0, now - 100);
+
+    /* A smaller bound than what is there: loading keeps everything, the next write
+     * makes room, oldest first. */
+    assert_int_equal(store_open(f->dir, 2 * size + size / 2, &s), CP_OK);
+    assert_true(store_bytes(s) == 0); /* nothing known before loading */
+    struct loaded l = {0};
+    size_t loaded;
+    assert_int_equal(store_load(s, collect, &l, &loaded, NULL), CP_OK);
+    assert_int_equal(loaded, 3);
+    /* handed over oldest first, so that a cache filled from them keeps their age */
+    assert_string_equal(l.v[0]->key, "key-2");
+    assert_string_equal(l.v[1]->key, "key-1");
+    assert_string_equal(l.v[2]->key, "key-0");
+    loaded_free(&l);
+    assert_true(store_bytes(s) == 3 * size);
+    assert_true(store_bytes(s) == disk_bytes(f->dir));
+    write_sized(s, 3);
+    assert_false(has_sized(f->dir, 2));
+    assert_false(has_sized(f->dir, 1));
+    assert_true(has_sized(f->dir, 0));
+    assert_true(has_sized(f->dir, 3));
+    assert_true(store_bytes(s) == 2 * size);
+    assert_true(store_bytes(s) == disk_bytes(f->dir));
+
+    /* Damaged files are removed by the load, not counted. */
+    char p[320];
+    snprintf(p, sizeof p, "%s", path_of(f->dir, file_name("key-0", "")));
+    damage(p, -1);
+    assert_int_equal(store_load(s, collect, &l, &loaded, NULL), CP_OK);
+    assert_int_equal(loaded, 1);
+    loaded_free(&l);
+    assert_true(store_bytes(s) == size);
+    assert_true(store_bytes(s) == disk_bytes(f->dir));
+    store_close(s);
+}
+
+static void test_bytes_after_clear(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t size = sized_file_size();
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 2 * size, &s), CP_OK);
+    write_sized(s, 0);
+    write_sized(s, 1);
+    assert_true(store_bytes(s) == 2 * size);
+    /* what --clear-cache does from another process */
+    size_t entries;
+    uint64_t cleared;
+    assert_int_equal(store_clear(f->dir, &entries, &cleared), CP_OK);
+    assert_int_equal(entries, 2);
+    assert_true(store_bytes(s) == 0);
+    struct entry *e = make_entry("key-2", "", "ten bytes!", gen_of(s));
+    assert_int_equal(store_write(s, e), CP_OK);
+    entry_unref(e);
+    assert_true(store_bytes(s) == size);
+    assert_true(store_bytes(s) == disk_bytes(f->dir));
+    store_close(s);
+}
+
+static void test_mirror_bounded(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t size = sized_file_size();
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 3 * size, &s), CP_OK);
+    struct mirror *m;
+    assert_int_equal(mirror_start(s, &m), CP_OK);
+    for (int i = 0; i < 10; i++) {
+        struct entry *e = sized_entry(i, "ten bytes!");
+        mirror_write(m, e);
+        entry_unref(e);
+    }
+    mirror_stop(m);
+    /* written in order, so the last three are what is left */
+    for (int i = 0; i < 10; i++)
+        assert_true(has_sized(f->dir, i) == (i >= 7));
+    assert_true(store_bytes(s) == 3 * size);
+    assert_true(store_bytes(s) == disk_bytes(f->dir));
     store_close(s);
 }
 
@@ -521,6 +775,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_clear_without_generation_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mirror, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mirror_stop_idle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bound_removes_oldest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bound_too_large_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_fills_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bytes_after_clear, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mirror_bounded, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -423,6 +423,13 @@ cp_err cache_insert(struct cache *c, struct entry *e)
     for (size_t i = 0; i < s->n; i++) {
         const char *other = s->variants[i]->e->vary_key ? s->variants[i]->e->vary_key : "";
         if (strcmp(other, vk) == 0) {
+            if (s->variants[i]->e->response_time > e->response_time) {
+                /* An older copy (from disk, loaded late) never hides a newer one. */
+                pthread_mutex_unlock(&st->lock);
+                entry_unref(n->e);
+                free(n);
+                return CP_ERR_SUPERSEDED;
+            }
             old = s->variants[i];
             s->variants[i] = n;
             break;

@@ -19,6 +19,8 @@ typedef enum {
     CP_ERR_VERSION,        /* a cache file of a format version we do not read */
     CP_ERR_KEY_MISMATCH,   /* a cache file's key does not match its name */
     CP_ERR_STALE_GEN,      /* a cache file from before the last --clear-cache */
+    CP_ERR_SUPERSEDED,     /* a newer response is stored already */
+    CP_ERR_NOT_FOUND,      /* no such entry */
     CP_ERR_BAD_TARGET,     /* a request target we do not forward (other host, bad form) */
     CP_ERR_TOO_LARGE,      /* a body exceeds the configured limit */
     CP_ERR_ORIGIN_CONNECT, /* origin refused, unreachable, name not resolved */

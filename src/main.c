@@ -6,9 +6,12 @@
 #include <microhttpd.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cache.h"
@@ -53,10 +56,79 @@ static int clear_cache(const struct config *cfg)
     return EXIT_SUCCESS;
 }
 
-static void load_one(void *arg, struct entry *e)
+/* Loading the disk mirror, on a thread of its own: a large cache takes seconds to
+ * read, and the proxy serves meanwhile (looking at the disk itself for what is not
+ * loaded yet, see update_lookup). */
+struct loader {
+    struct store *store;
+    struct cache *cache;
+    pthread_t thread;
+    atomic_bool loading;  /* read by the front end */
+    atomic_bool stop;     /* shutting down: leave the rest on disk */
+    atomic_size_t count;  /* entries loaded so far */
+    size_t removed;
+    cp_err err;
+    double seconds;
+    pthread_mutex_t lock;
+    pthread_cond_t done_cv;
+    bool done;            /* guarded by lock */
+    bool announce;        /* the start-up line did not give the final count: log it */
+};
+
+#define LOAD_WAIT_MS 500 /* start-up waits this long for the load to finish */
+
+static bool load_one(void *arg, struct entry *e)
 {
-    cache_insert(arg, e);
+    struct loader *l = arg;
+    /* A response fetched meanwhile is newer: it stays (CP_ERR_SUPERSEDED). */
+    cache_insert(l->cache, e);
     entry_unref(e);
+    atomic_fetch_add(&l->count, 1);
+    return !atomic_load(&l->stop);
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void *load_thread(void *arg)
+{
+    struct loader *l = arg;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    size_t loaded = 0;
+    l->err = store_load(l->store, load_one, l, &loaded, &l->removed);
+    l->seconds = seconds_since(&t0);
+    atomic_store(&l->loading, false);
+    pthread_mutex_lock(&l->lock);
+    l->done = true;
+    bool announce = l->announce;
+    pthread_cond_signal(&l->done_cv);
+    pthread_mutex_unlock(&l->lock);
+    if (announce && l->err == CP_OK && !atomic_load(&l->stop))
+        log_info("loaded %zu entries in %.1f s%s", loaded, l->seconds,
+                 l->removed ? ", damaged files removed" : "");
+    return NULL;
+}
+
+/* Waits up to LOAD_WAIT_MS for the load; true if it has finished. */
+static bool load_wait(struct loader *l)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += LOAD_WAIT_MS * 1000000L;
+    until.tv_sec += until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&l->lock);
+    while (!l->done && pthread_cond_timedwait(&l->done_cv, &l->lock, &until) == 0)
+        ;
+    bool done = l->done;
+    l->announce = !done;
+    pthread_mutex_unlock(&l->lock);
+    return done;
 }
 
 static int serve(const struct config *cfg)
@@ -68,6 +140,7 @@ static int serve(const struct config *cfg)
     struct fetcher *fetcher = NULL;
     struct mirror *mirror = NULL;
     struct server *server = NULL;
+    struct loader *loader_started = NULL;
     cp_err err;
 
     /* Every thread started from here on inherits this mask, so the signals are only
@@ -91,11 +164,17 @@ static int serve(const struct config *cfg)
         report(err, NULL);
         goto out;
     }
-    size_t loaded = 0, removed = 0;
-    if ((err = store_load(store, load_one, cache, &loaded, &removed)) != CP_OK) {
-        report(err, cfg->cache_dir);
+    struct loader loader = {.store = store, .cache = cache, .done = false};
+    atomic_init(&loader.loading, true);
+    atomic_init(&loader.stop, false);
+    atomic_init(&loader.count, 0);
+    pthread_mutex_init(&loader.lock, NULL);
+    pthread_cond_init(&loader.done_cv, NULL);
+    if (pthread_create(&loader.thread, NULL, load_thread, &loader) != 0) {
+        report(CP_ERR_INTERNAL, "cannot start the thread loading the cache");
         goto out;
     }
+    loader_started = &loader;
     struct fetch_opts fo = {
         .origin = &cfg->origin,
         .cacert = cfg->origin_cacert,
@@ -108,13 +187,25 @@ static int serve(const struct config *cfg)
         report(err, NULL);
         goto out;
     }
-    if ((err = server_start(cfg, cache, mirror, fetcher, &server, why, sizeof why)) != CP_OK) {
+    if ((err = server_start(cfg, cache, store, mirror, &loader.loading, fetcher, &server, why,
+                            sizeof why)) != CP_OK) {
         report(err, why);
         goto out;
     }
-    log_info("listening on %s, origin %s, cache %s (%zu entries loaded%s)",
-             server_address(server), cfg->origin.prefix, cfg->cache_dir, loaded,
-             removed ? ", damaged files removed" : "");
+    if (load_wait(&loader)) {
+        if (loader.err != CP_OK) {
+            report(loader.err, cfg->cache_dir);
+            goto out;
+        }
+        log_info("listening on %s, origin %s, cache %s (%zu entries loaded%s)",
+                 server_address(server), cfg->origin.prefix, cfg->cache_dir,
+                 atomic_load(&loader.count), loader.removed ? ", damaged files removed" : "");
+    } else {
+        log_info("listening on %s, origin %s, cache %s (%zu entries loaded so far, the rest "
+                 "loading in the background)",
+                 server_address(server), cfg->origin.prefix, cfg->cache_dir,
+                 atomic_load(&loader.count));
+    }
 
     int sig = 0;
     sigwait(&stop_signals, &sig);
@@ -127,6 +218,12 @@ out:
     fetcher_stop(fetcher);
     server_stop(server);
     fetcher_free(fetcher);
+    if (loader_started != NULL) {
+        atomic_store(&loader_started->stop, true);
+        pthread_join(loader_started->thread, NULL);
+        pthread_mutex_destroy(&loader_started->lock);
+        pthread_cond_destroy(&loader_started->done_cv);
+    }
     mirror_stop(mirror);
     cache_free(cache);
     store_close(store);

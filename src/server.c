@@ -442,7 +442,7 @@ static void look_up(struct request *rq)
 {
     struct server *srv = rq->srv;
     bool uri_known = false;
-    struct entry *e = cache_lookup(srv->up.cache, rq->url, &rq->headers, &uri_known);
+    struct entry *e = update_lookup(&srv->up, rq->url, &rq->headers, &uri_known);
     rq->outcome = (struct cache_outcome){.verdict = VERDICT_MISS, .age = -1};
     if (e == NULL) {
         rq->outcome.fwd = uri_known ? "vary-miss" : "uri-miss";
@@ -578,8 +578,9 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     log_debug("front end: %s", buf);
 }
 
-cp_err server_start(const struct config *cfg, struct cache *cache, struct mirror *mirror,
-                    struct fetcher *fetcher, struct server **out, char *why, size_t why_len)
+cp_err server_start(const struct config *cfg, struct cache *cache, struct store *store,
+                    struct mirror *mirror, const atomic_bool *loading, struct fetcher *fetcher,
+                    struct server **out, char *why, size_t why_len)
 {
     struct server *s = calloc(1, sizeof *s);
     if (s == NULL)
@@ -588,6 +589,8 @@ cp_err server_start(const struct config *cfg, struct cache *cache, struct mirror
     s->up = (struct updater){
         .cache = cache,
         .mirror = mirror,
+        .store = store,
+        .loading = loading,
         .fetcher = fetcher,
         .origin = &cfg->origin,
         .popts = {.default_ttl = cfg->default_ttl, .max_object_size = cfg->max_object_size},

@@ -4,6 +4,7 @@
 #ifndef CP_SERVER_H
 #define CP_SERVER_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "cache.h"
@@ -11,15 +12,18 @@
 #include "error.h"
 #include "fetch.h"
 #include "mirror.h"
+#include "store.h"
 
 struct server;
 
 /* Starts listening on cfg->bind:cfg->port with cfg->threads threads. `cfg`, `cache`,
- * `mirror` (may be NULL: no disk mirror) and `fetcher` must outlive the server.
+ * `store` and `mirror` (both may be NULL: no disk mirror), `loading` (true while the
+ * disk is still being loaded, may be NULL) and `fetcher` must outlive the server.
  * Returns CP_ERR_LISTEN (port in use, address not available) with the address and the
  * system's reason written to `why`, CP_ERR_NOMEM, CP_ERR_INTERNAL. */
-cp_err server_start(const struct config *cfg, struct cache *cache, struct mirror *mirror,
-                    struct fetcher *fetcher, struct server **out, char *why, size_t why_len);
+cp_err server_start(const struct config *cfg, struct cache *cache, struct store *store,
+                    struct mirror *mirror, const atomic_bool *loading, struct fetcher *fetcher,
+                    struct server **out, char *why, size_t why_len);
 
 /* The address the server listens on, as "http://127.0.0.1:3000" (static to the server). */
 const char *server_address(const struct server *s);

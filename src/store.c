@@ -487,6 +487,27 @@ static cp_err load_one(int dfd, const char *name, uint64_t gen, struct entry **o
     return CP_OK;
 }
 
+cp_err store_read(struct store *s, const char *key, const char *vary_key, struct entry **out)
+{
+    char name[DISKFMT_NAME_LEN + sizeof ENTRY_SUFFIX];
+    diskfmt_name(key, vary_key, name);
+    strcat(name, ENTRY_SUFFIX);
+    int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return CP_ERR_IO;
+    cp_err err = load_one(dfd, name, atomic_load(s->gen), out);
+    if (err == CP_ERR_IO && errno == ENOENT)
+        err = CP_ERR_NOT_FOUND;
+    else if (err != CP_OK && err != CP_ERR_NOMEM && unlinkat(dfd, name, 0) == 0) {
+        log_warn("ignoring cache file %s/%s: %s", s->dir, name, cp_strerror(err));
+        pthread_mutex_lock(&s->lock);
+        index_drop(&s->index, name); /* compares the hash part of the name only */
+        pthread_mutex_unlock(&s->lock);
+    }
+    close(dfd);
+    return err;
+}
+
 /* An entry file found by store_load, before it is read. */
 struct found_file {
     char *name;
@@ -555,7 +576,7 @@ nomem:
     return CP_ERR_NOMEM;
 }
 
-cp_err store_load(struct store *s, void (*cb)(void *arg, struct entry *e), void *arg,
+cp_err store_load(struct store *s, bool (*cb)(void *arg, struct entry *e), void *arg,
                   size_t *loaded, size_t *removed)
 {
     size_t n_loaded = 0, n_removed = 0;
@@ -597,8 +618,9 @@ cp_err store_load(struct store *s, void (*cb)(void *arg, struct entry *e), void 
         err = load_one(dfd, name, gen, &e);
         if (err == CP_OK) {
             index_put(&ix, rec);
-            cb(arg, e);
             n_loaded++;
+            if (!cb(arg, e))
+                break; /* asked to stop: the rest stays on disk, unread */
             continue;
         }
         if (err == CP_ERR_NOMEM) {
@@ -613,18 +635,43 @@ cp_err store_load(struct store *s, void (*cb)(void *arg, struct entry *e), void 
         free(rec);
         log_warn("ignoring cache file %s/%s: %s", s->dir, name,
                  err == CP_ERR_IO ? strerror(errno) : cp_strerror(err));
-        if (unlinkat(dfd, name, 0) == 0)
+        if (unlinkat(dfd, name, 0) == 0) {
             n_removed++;
+            if (strlen(name) >= DISKFMT_NAME_LEN) { /* only such names are indexed */
+                pthread_mutex_lock(&s->lock); /* known already if loaded before */
+                index_drop(&s->index, name);
+                pthread_mutex_unlock(&s->lock);
+            }
+        }
         else if (errno != ENOENT)
             log_warn("cannot remove cache file %s/%s: %s", s->dir, name, strerror(errno));
     }
     found_free(files, n_files);
     closedir(d);
 
+    /* Merged, not swapped in: files written while loading are already indexed, and
+     * newer than anything loaded, so the loaded ones go before them. */
     pthread_mutex_lock(&s->lock);
-    index_free(&s->index);
-    s->index = ix;
-    s->index_gen = gen;
+    index_sync_locked(s);
+    if (s->index_gen == gen) {
+        struct file_rec *r = ix.oldest ? ix.oldest->prev : NULL; /* the newest */
+        while (r != NULL) {
+            struct file_rec *prev = r == ix.oldest ? NULL : r->prev;
+            struct file_rec *known = NULL;
+            HASH_DEL(ix.by_name, r);
+            DL_DELETE(ix.oldest, r);
+            HASH_FIND(hh, s->index.by_name, r->name, DISKFMT_NAME_LEN, known);
+            if (known != NULL) {
+                free(r);
+            } else {
+                HASH_ADD(hh, s->index.by_name, name, DISKFMT_NAME_LEN, r);
+                DL_PREPEND(s->index.oldest, r);
+                s->index.bytes += r->size;
+            }
+            r = prev;
+        }
+    }
+    index_free(&ix);
     pthread_mutex_unlock(&s->lock);
     if (loaded != NULL)
         *loaded = n_loaded;

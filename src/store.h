@@ -6,6 +6,7 @@
 #define CP_STORE_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,8 +53,14 @@ uint64_t store_bytes(struct store *s);
  * never passed on. Leftover temporary files are removed. Sets *loaded and *removed (may
  * be NULL). Returns CP_ERR_IO only if the directory itself cannot be read, CP_ERR_NOMEM
  * if the list of its files cannot be held (then no entry is loaded). */
-cp_err store_load(struct store *s, void (*cb)(void *arg, struct entry *e), void *arg,
+cp_err store_load(struct store *s, bool (*cb)(void *arg, struct entry *e), void *arg,
                   size_t *loaded, size_t *removed);
+
+/* Reads the entry with this key and vary key from its file, with the checks of
+ * store_load (a damaged file is removed). Sets *out (one reference for the caller).
+ * Returns CP_ERR_NOT_FOUND when there is no such file, CP_ERR_CORRUPT and the like
+ * for a damaged one, CP_ERR_NOMEM. Safe to call while store_load runs. */
+cp_err store_read(struct store *s, const char *key, const char *vary_key, struct entry **out);
 
 /* Empties the cache directory `dir`: increments its generation counter (so a running
  * server drops its in-memory entries) and removes every entry file. Sets *entries and

@@ -122,6 +122,26 @@ void update_invalidate(const struct updater *u, const char *url, int status,
     }
 }
 
+struct entry *update_lookup(const struct updater *u, const char *key,
+                            const struct hdrs *request, bool *uri_known)
+{
+    bool known = false;
+    struct entry *e = cache_lookup(u->cache, key, request, &known);
+    if (uri_known != NULL)
+        *uri_known = known;
+    if (e != NULL || known || u->store == NULL || u->loading == NULL ||
+        !atomic_load(u->loading))
+        return e;
+    if (store_read(u->store, key, "", &e) != CP_OK)
+        return NULL;
+    cp_err err = cache_insert(u->cache, e);
+    if (err == CP_ERR_SUPERSEDED) { /* fetched meanwhile: the newer one is used */
+        entry_unref(e);
+        return cache_lookup(u->cache, key, request, uri_known);
+    }
+    return e;
+}
+
 struct refresh {
     const struct updater *u;
     struct entry *stale;

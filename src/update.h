@@ -5,6 +5,7 @@
 #ifndef CP_UPDATE_H
 #define CP_UPDATE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "cache.h"
@@ -12,11 +13,14 @@
 #include "fetch.h"
 #include "mirror.h"
 #include "policy.h"
+#include "store.h"
 #include "url.h"
 
 struct updater {
     struct cache *cache;
     struct mirror *mirror;     /* NULL: no disk mirror */
+    struct store *store;       /* NULL: no disk mirror */
+    const atomic_bool *loading; /* true while the disk is still being loaded */
     struct fetcher *fetcher;   /* for background refreshes */
     const struct origin *origin;
     struct policy_opts popts;
@@ -43,6 +47,12 @@ struct entry *update_revalidated(const struct updater *u, struct entry *stale,
  * URLs in Location and Content-Location (RFC 9111 section 4.4), from memory and disk. */
 void update_invalidate(const struct updater *u, const char *url, int status,
                        const struct hdrs *response);
+
+/* Looks in the cache, and while the disk mirror is still being loaded also in the
+ * file of `key` without Vary (storing what it finds), so a restart never turns a
+ * stored response into a miss. Same contract as cache_lookup. */
+struct entry *update_lookup(const struct updater *u, const char *key,
+                            const struct hdrs *request, bool *uri_known);
 
 /* Starts a background revalidation of `stale` (for stale-while-revalidate) with the
  * request fields `request`; its answer updates the cache when it comes, no client

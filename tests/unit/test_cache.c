@@ -56,6 +56,35 @@ static void test_miss_then_hit(void **state)
     cache_free(c);
 }
 
+/* A copy loaded late from disk never hides the newer response fetched meanwhile. */
+static void test_older_does_not_replace_newer(void **state)
+{
+    (void)state;
+    struct cache *c;
+    assert_int_equal(cache_new(NULL, 0, &c), CP_OK);
+    struct hdrs req;
+    hdrs_init(&req);
+    struct entry *fresh = make_entry("http://o/s", NULL, &req, "fetched", 0);
+    struct entry *old = make_entry("http://o/s", NULL, &req, "from disk", 0);
+    fresh->response_time = 2000;
+    old->response_time = 1000;
+    assert_int_equal(cache_insert(c, fresh), CP_OK);
+    assert_int_equal(cache_insert(c, old), CP_ERR_SUPERSEDED);
+    struct entry *got = cache_lookup(c, "http://o/s", &req, NULL);
+    assert_memory_equal(got->body, "fetched", 7);
+    assert_int_equal(cache_count(c), 1);
+    entry_unref(got);
+    /* The same second is no reason to keep the older: a new fetch replaces it. */
+    old->response_time = 2000;
+    assert_int_equal(cache_insert(c, old), CP_OK);
+    got = cache_lookup(c, "http://o/s", &req, NULL);
+    assert_memory_equal(got->body, "from disk", 9);
+    entry_unref(got);
+    entry_unref(fresh);
+    entry_unref(old);
+    cache_free(c);
+}
+
 static void test_replace_same_variant(void **state)
 {
     (void)state;
@@ -629,6 +658,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_miss_then_hit),
         cmocka_unit_test(test_replace_same_variant),
+        cmocka_unit_test(test_older_does_not_replace_newer),
         cmocka_unit_test(test_vary_variants),
         cmocka_unit_test(test_generation_change_empties),
         cmocka_unit_test(test_concurrent_use),

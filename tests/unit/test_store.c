@@ -122,11 +122,12 @@ struct loaded {
     size_t n;
 };
 
-static void collect(void *arg, struct entry *e)
+static bool collect(void *arg, struct entry *e)
 {
     struct loaded *l = arg;
     assert_true(l->n < 16);
     l->v[l->n++] = e;
+    return true;
 }
 
 static void loaded_free(struct loaded *l)
@@ -714,6 +715,72 @@ static void test_load_fills_index(void **state)
     store_close(s);
 }
 
+/* One entry read by its key, as the front end does while the disk is still loading. */
+static void test_read_one(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    uint64_t gen = atomic_load(store_generation_ptr(s));
+    struct entry *a = make_entry("http://o/one", "", "one body", gen);
+    struct entry *b = make_entry("http://o/two", "", "two body", gen);
+    assert_int_equal(store_write(s, a), CP_OK);
+    assert_int_equal(store_write(s, b), CP_OK);
+
+    struct entry *got = NULL;
+    assert_int_equal(store_read(s, "http://o/one", "", &got), CP_OK);
+    assert_string_equal(got->key, "http://o/one");
+    assert_int_equal(got->body_len, strlen("one body"));
+    assert_memory_equal(got->body, "one body", got->body_len);
+    entry_unref(got);
+    assert_int_equal(store_read(s, "http://o/none", "", &got), CP_ERR_NOT_FOUND);
+    assert_int_equal(store_read(s, "http://o/one", "other variant", &got), CP_ERR_NOT_FOUND);
+
+    /* A damaged file is never handed out, and is removed. */
+    char p[320];
+    snprintf(p, sizeof p, "%s", path_of(f->dir, file_name("http://o/two", "")));
+    damage(p, -1);
+    assert_int_not_equal(store_read(s, "http://o/two", "", &got), CP_OK);
+    assert_int_equal(access(p, F_OK), -1);
+    assert_int_equal(store_read(s, "http://o/two", "", &got), CP_ERR_NOT_FOUND);
+    entry_unref(a);
+    entry_unref(b);
+    store_close(s);
+}
+
+static bool take_one(void *arg, struct entry *e)
+{
+    ++*(int *)arg;
+    entry_unref(e);
+    return false; /* stop after the first */
+}
+
+/* Loading stops when asked (a shutdown while the disk is still loading). */
+static void test_load_stops(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    uint64_t gen = atomic_load(store_generation_ptr(s));
+    for (int i = 0; i < 5; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "http://o/%d", i);
+        struct entry *e = make_entry(key, "", "x", gen);
+        assert_int_equal(store_write(s, e), CP_OK);
+        entry_unref(e);
+    }
+    store_close(s);
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    int calls = 0;
+    size_t loaded = 0;
+    assert_int_equal(store_load(s, take_one, &calls, &loaded, NULL), CP_OK);
+    assert_int_equal(calls, 1);
+    assert_int_equal(loaded, 1);
+    /* What was not read is still on disk for the next start. */
+    assert_int_equal(count_files(f->dir), 5 + 1); /* and the generation file */
+    store_close(s);
+}
+
 static void test_bytes_after_clear(void **state)
 {
     struct fixture *f = *state;
@@ -767,6 +834,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_creates_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_unusable_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_then_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_stops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_replaces_and_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_files_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_renamed_file_removed, setup, teardown),

@@ -1,0 +1,207 @@
+/* Unit tests of how origin answers change the cache: storing, 304 merging, invalidation,
+ * and lookups that reach the disk while it is still being loaded. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "update.h"
+
+struct fixture {
+    char dir[64];
+    struct origin origin;
+    struct cache *cache;
+    struct store *store;
+    atomic_bool loading;
+    struct updater up;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/cp-update-test.XXXXXX");
+    if (mkdtemp(f->dir) == NULL || url_parse_origin("http://o.test", &f->origin) != CP_OK ||
+        store_open(f->dir, 0, &f->store) != CP_OK ||
+        cache_new(store_generation_ptr(f->store), 0, &f->cache) != CP_OK)
+        return -1;
+    atomic_init(&f->loading, false);
+    f->up = (struct updater){.cache = f->cache, .store = f->store, .loading = &f->loading,
+                             .origin = &f->origin, .popts = {.default_ttl = 0,
+                                                             .max_object_size = 1 << 20}};
+    *state = f;
+    return 0;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    cache_free(f->cache);
+    store_close(f->store);
+    url_origin_free(&f->origin);
+    int rc = nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return rc;
+}
+
+/* An origin answer with the given fields (name, value, ..., NULL) and body. */
+static struct fetch_result answer(int status, const char *body, ...)
+{
+    struct fetch_result r = {.status = status};
+    hdrs_init(&r.headers);
+    va_list ap;
+    va_start(ap, body);
+    for (const char *n; (n = va_arg(ap, const char *)) != NULL;)
+        assert_int_equal(hdrs_add(&r.headers, n, va_arg(ap, const char *)), CP_OK);
+    va_end(ap);
+    r.body_len = strlen(body);
+    r.body = (unsigned char *)strdup(body);
+    r.request_time = r.response_time = time(NULL);
+    return r;
+}
+
+static void test_stored_when_allowed(void **state)
+{
+    struct fixture *f = *state;
+    struct hdrs req;
+    hdrs_init(&req);
+    struct fetch_result res = answer(200, "hello", "Cache-Control", "max-age=60", NULL);
+    bool stored = false;
+    struct entry *e = update_from_response(&f->up, "http://o.test/a", "GET", &req, &res, &stored);
+    assert_non_null(e);
+    assert_true(stored);
+    assert_int_equal(e->lifetime, 60);
+    assert_null(res.body); /* taken, not copied */
+    struct entry *got = cache_lookup(f->cache, "http://o.test/a", &req, NULL);
+    assert_ptr_equal(got, e);
+    entry_unref(got);
+    entry_unref(e);
+    fetch_result_free(&res);
+
+    /* The same answer to a POST is passed on, never stored. */
+    res = answer(200, "posted", "Cache-Control", "max-age=60", NULL);
+    e = update_from_response(&f->up, "http://o.test/p", "POST", &req, &res, &stored);
+    assert_false(stored);
+    assert_null(cache_lookup(f->cache, "http://o.test/p", &req, NULL));
+    entry_unref(e);
+    fetch_result_free(&res);
+}
+
+static void test_revalidated_shares_body(void **state)
+{
+    struct fixture *f = *state;
+    struct hdrs req;
+    hdrs_init(&req);
+    struct fetch_result res =
+        answer(200, "the body", "Cache-Control", "max-age=0", "ETag", "\"v1\"", "X-V", "1", NULL);
+    bool stored;
+    struct entry *old = update_from_response(&f->up, "http://o.test/r", "GET", &req, &res, &stored);
+    assert_true(stored); /* stale at once, but it has a validator */
+    fetch_result_free(&res);
+
+    struct fetch_result nm = answer(304, "", "Cache-Control", "max-age=30", "X-V", "2", NULL);
+    struct entry *e = update_revalidated(&f->up, old, &req, &nm, &stored);
+    assert_non_null(e);
+    assert_true(stored);
+    assert_ptr_equal(e->body, old->body); /* the bytes are shared, not copied */
+    assert_string_equal(hdrs_get(&e->headers, "X-V"), "2");
+    assert_string_equal(hdrs_get(&e->headers, "ETag"), "\"v1\"");
+    assert_int_equal(e->lifetime, 30);
+    struct entry *got = cache_lookup(f->cache, "http://o.test/r", &req, NULL);
+    assert_ptr_equal(got, e);
+    entry_unref(got);
+    entry_unref(old); /* the new entry keeps the bytes alive */
+    assert_memory_equal(e->body, "the body", 8);
+    entry_unref(e);
+    fetch_result_free(&nm);
+}
+
+static void test_invalidate_same_origin_only(void **state)
+{
+    struct fixture *f = *state;
+    struct hdrs req;
+    hdrs_init(&req);
+    const char *urls[] = {"http://o.test/x", "http://o.test/y", "http://o.test/z"};
+    for (int i = 0; i < 3; i++) {
+        struct fetch_result res = answer(200, "b", "Cache-Control", "max-age=60", NULL);
+        bool stored;
+        entry_unref(update_from_response(&f->up, urls[i], "GET", &req, &res, &stored));
+        assert_true(stored);
+        fetch_result_free(&res);
+    }
+    struct hdrs resp;
+    hdrs_init(&resp);
+    hdrs_add(&resp, "Location", "/y");
+    hdrs_add(&resp, "Content-Location", "http://elsewhere.test/z");
+    /* A failed unsafe request changes nothing. */
+    update_invalidate(&f->up, "http://o.test/x", 500, &resp);
+    assert_int_equal(cache_count(f->cache), 3);
+    update_invalidate(&f->up, "http://o.test/x", 201, &resp);
+    assert_null(cache_lookup(f->cache, "http://o.test/x", &req, NULL));
+    assert_null(cache_lookup(f->cache, "http://o.test/y", &req, NULL));
+    struct entry *z = cache_lookup(f->cache, "http://o.test/z", &req, NULL);
+    assert_non_null(z); /* another host's URL is not ours to drop */
+    entry_unref(z);
+    hdrs_free(&resp);
+}
+
+/* While the disk is loading, a miss in memory looks at the entry's file. */
+static void test_lookup_reads_disk_while_loading(void **state)
+{
+    struct fixture *f = *state;
+    struct hdrs req;
+    hdrs_init(&req);
+    struct entry *e = entry_new();
+    e->key = strdup("http://o.test/disk");
+    e->vary_key = strdup("");
+    e->status = 200;
+    e->lifetime = 60;
+    e->response_time = time(NULL);
+    e->generation = cache_generation(f->cache);
+    e->body = (unsigned char *)strdup("on disk");
+    e->body_len = 7;
+    assert_int_equal(store_write(f->store, e), CP_OK);
+    entry_unref(e);
+
+    bool known = true;
+    assert_null(update_lookup(&f->up, "http://o.test/disk", &req, &known));
+    assert_false(known); /* loaded: memory is the whole truth */
+    atomic_store(&f->loading, true);
+    struct entry *got = update_lookup(&f->up, "http://o.test/disk", &req, &known);
+    assert_non_null(got);
+    assert_memory_equal(got->body, "on disk", 7);
+    entry_unref(got);
+    /* ...and it is in memory from then on. */
+    atomic_store(&f->loading, false);
+    got = update_lookup(&f->up, "http://o.test/disk", &req, NULL);
+    assert_non_null(got);
+    entry_unref(got);
+    assert_null(update_lookup(&f->up, "http://o.test/nowhere", &req, NULL));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_stored_when_allowed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revalidated_shares_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalidate_same_origin_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lookup_reads_disk_while_loading, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

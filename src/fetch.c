@@ -6,6 +6,7 @@
 
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -13,8 +14,13 @@
 
 #include "log.h"
 
+#define EASY_SPARE 64 /* idle easy handles kept for reuse: one per concurrent transfer */
+
+struct fetcher;
+
 struct job {
     struct job *next;
+    struct fetcher *f;
     struct fetch_request req;
     void (*done)(void *arg, struct fetch_result *res);
     void *arg;
@@ -37,6 +43,8 @@ struct fetcher {
     struct job *active;    /* owned by the fetch thread */
     bool stopping;         /* guarded by lock */
     bool started;
+    CURL *spare[EASY_SPARE]; /* idle easy handles, owned by the fetch thread */
+    size_t n_spare;
 };
 
 void fetch_result_free(struct fetch_result *r)
@@ -56,10 +64,30 @@ void fetch_request_free(struct fetch_request *r)
     memset(r, 0, sizeof *r);
 }
 
+/* An easy handle for a new transfer: a spare one, reset, or a new one. Reuse saves
+ * setting up libcurl's per-transfer state (buffers, defaults) on every miss. */
+static CURL *easy_get(struct fetcher *f)
+{
+    if (f->n_spare == 0)
+        return curl_easy_init();
+    CURL *e = f->spare[--f->n_spare];
+    curl_easy_reset(e);
+    return e;
+}
+
+/* Gives back an easy handle no longer in the multi handle. */
+static void easy_put(struct fetcher *f, CURL *e)
+{
+    if (f->n_spare < EASY_SPARE)
+        f->spare[f->n_spare++] = e;
+    else
+        curl_easy_cleanup(e);
+}
+
 static void job_free(struct job *j)
 {
     if (j->easy)
-        curl_easy_cleanup(j->easy);
+        easy_put(j->f, j->easy);
     curl_slist_free_all(j->slist);
     fetch_request_free(&j->req);
     fetch_result_free(&j->res);
@@ -118,7 +146,13 @@ static size_t on_body(char *buf, size_t size, size_t n, void *arg)
     struct job *j = arg;
     size_t len = size * n;
     if (j->res.body_len + len > j->body_cap) {
-        size_t cap = j->body_cap ? j->body_cap : 16384;
+        /* The announced length first: most bodies then take exactly one allocation
+         * of exactly their size, which is what a cache keeps for hours. */
+        curl_off_t announced = -1;
+        curl_easy_getinfo(j->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
+        size_t cap = j->body_cap ? j->body_cap * 2 : 4096;
+        if (j->body_cap == 0 && announced > 0 && (uint64_t)announced < SIZE_MAX / 2)
+            cap = (size_t)announced;
         while (cap < j->res.body_len + len)
             cap *= 2;
         unsigned char *b = realloc(j->res.body, cap);
@@ -164,7 +198,7 @@ static cp_err job_start(struct fetcher *f, struct job *j)
     if (left <= 0)
         return CP_ERR_ORIGIN_TIMEOUT;
 
-    j->easy = curl_easy_init();
+    j->easy = easy_get(f);
     if (j->easy == NULL)
         return CP_ERR_NOMEM;
     curl_slist_free_all(j->slist);
@@ -304,7 +338,7 @@ static bool job_redirect(struct fetcher *f, struct job *j, cp_err *err)
     free(j->req.url);
     j->req.url = next;
     curl_multi_remove_handle(f->multi, j->easy);
-    curl_easy_cleanup(j->easy);
+    easy_put(f, j->easy);
     j->easy = NULL;
     fetch_result_free(&j->res);
     j->res.status = 0;
@@ -328,6 +362,14 @@ static void on_transfer_done(struct fetcher *f, CURL *easy, CURLcode rc)
     struct job *j = NULL;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&j);
     j->res.response_time = time(NULL);
+    if (j->body_cap > j->res.body_len && j->res.body_len > 0) {
+        /* Grown by doubling: give back the slack before the body is kept. */
+        unsigned char *b = realloc(j->res.body, j->res.body_len);
+        if (b != NULL) {
+            j->res.body = b;
+            j->body_cap = j->res.body_len;
+        }
+    }
     cp_err err = map_curl_error(rc);
     if (err == CP_OK) {
         cp_err rerr;
@@ -459,6 +501,7 @@ cp_err fetch_submit(struct fetcher *f, struct fetch_request *req,
     }
     j->req = *req;
     memset(req, 0, sizeof *req);
+    j->f = f;
     j->done = done;
     j->arg = arg;
     hdrs_init(&j->res.headers);
@@ -494,6 +537,8 @@ void fetcher_free(struct fetcher *f)
     if (f == NULL)
         return;
     fetcher_stop(f);
+    while (f->n_spare > 0)
+        curl_easy_cleanup(f->spare[--f->n_spare]);
     curl_multi_cleanup(f->multi);
     curl_share_cleanup(f->share);
     pthread_mutex_destroy(&f->lock);

@@ -190,6 +190,7 @@ static enum MHD_Result respond(struct request *rq, struct entry *e, int64_t head
     struct hdrs fields, out;
     hdrs_init(&fields);
     hdrs_init(&out);
+    const struct hdrs *src = &e->headers; /* the fields to rewrite; `fields` if changed */
     unsigned status = (unsigned)e->status;
     size_t start = 0, len = e->body_len;
     cp_err err = CP_OK;
@@ -199,23 +200,24 @@ static enum MHD_Result respond(struct request *rq, struct entry *e, int64_t head
         status = 304;
         len = 0;
         err = cond_304_fields(&e->headers, &fields);
+        src = &fields;
     } else if (from_cache && is_method(rq, "GET") && hdrs_get(&rq->headers, "Range")) {
         struct range r = range_select(&rq->headers, &e->headers, e->body_len);
-        err = hdrs_copy(&fields, &e->headers);
-        if (r.kind != RANGE_FULL && err == CP_OK) {
+        if (r.kind != RANGE_FULL) {
             char cr[80];
             range_content_range(&r, e->body_len, cr, sizeof cr);
+            err = hdrs_copy(&fields, &e->headers);
             hdrs_remove(&fields, "Content-Range");
-            err = hdrs_add(&fields, "Content-Range", cr);
+            if (err == CP_OK)
+                err = hdrs_add(&fields, "Content-Range", cr);
+            src = &fields;
             status = r.kind == RANGE_PARTIAL ? 206 : 416;
             start = r.kind == RANGE_PARTIAL ? r.start : 0;
             len = r.kind == RANGE_PARTIAL ? r.length : 0;
         }
-    } else {
-        err = hdrs_copy(&fields, &e->headers);
     }
     if (err == CP_OK)
-        err = forward_response_headers(&fields, o, &out);
+        err = forward_response_headers(src, o, &out);
     hdrs_free(&fields);
     if (err != CP_OK) {
         hdrs_free(&out);
@@ -223,7 +225,9 @@ static enum MHD_Result respond(struct request *rq, struct entry *e, int64_t head
     }
     enum MHD_Result r = queue(rq, status, &out, e, start, len, head_length);
     hdrs_free(&out);
-    log_debug("%s %s -> %u %s", rq->method, rq->url, status, forward_verdict_name(o->verdict));
+    if (log_get_level() >= LOG_LVL_DEBUG)
+        log_debug("%s %s -> %u %s", rq->method, rq->url, status,
+                  forward_verdict_name(o->verdict));
     return r;
 }
 

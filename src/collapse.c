@@ -21,10 +21,30 @@ struct flight {
     UT_hash_handle hh;
 };
 
+/* A URL whose last answer could not be stored. */
+struct pass {
+    char *key;
+    time_t until;
+    UT_hash_handle hh;
+};
+
 struct collapse {
     pthread_mutex_t lock;
     struct flight *flights;
+    struct pass *passes;
+    size_t n_passes;
 };
+
+static void passes_clear(struct collapse *c)
+{
+    struct pass *p, *tmp;
+    HASH_ITER(hh, c->passes, p, tmp) {
+        HASH_DEL(c->passes, p);
+        free(p->key);
+        free(p);
+    }
+    c->n_passes = 0;
+}
 
 cp_err collapse_new(struct collapse **out)
 {
@@ -51,14 +71,28 @@ void collapse_free(struct collapse *c)
         free(f->key);
         free(f);
     }
+    passes_clear(c);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
 
-bool collapse_join(struct collapse *c, const char *key, void *who, bool *leader)
+bool collapse_join(struct collapse *c, const char *key, void *who, bool *leader,
+                   time_t now)
 {
     *leader = false;
     pthread_mutex_lock(&c->lock);
+    struct pass *p = NULL;
+    HASH_FIND_STR(c->passes, key, p);
+    if (p != NULL) {
+        if (now < p->until) {
+            pthread_mutex_unlock(&c->lock);
+            return false; /* not storable lately: nothing to wait for */
+        }
+        HASH_DEL(c->passes, p);
+        c->n_passes--;
+        free(p->key);
+        free(p);
+    }
     struct flight *f = NULL;
     HASH_FIND_STR(c->flights, key, f);
     if (f != NULL) {
@@ -86,13 +120,37 @@ bool collapse_join(struct collapse *c, const char *key, void *who, bool *leader)
     return false;
 }
 
-void collapse_finish(struct collapse *c, const char *key, void (*wake)(void *waiter))
+/* Remembers `key` as not storable until `until`; caller holds the lock. */
+static void pass_put_locked(struct collapse *c, const char *key, time_t until)
+{
+    struct pass *p = NULL;
+    HASH_FIND_STR(c->passes, key, p);
+    if (p != NULL) {
+        p->until = until;
+        return;
+    }
+    if (c->n_passes >= COLLAPSE_PASS_MAX)
+        passes_clear(c); /* crude, but bounded; losing a mark only costs a wait */
+    p = malloc(sizeof *p);
+    if (p == NULL || (p->key = strdup(key)) == NULL) {
+        free(p);
+        return;
+    }
+    p->until = until;
+    HASH_ADD_KEYPTR(hh, c->passes, p->key, strlen(p->key), p);
+    c->n_passes++;
+}
+
+void collapse_finish(struct collapse *c, const char *key, void (*wake)(void *waiter),
+                     bool stored, time_t now)
 {
     pthread_mutex_lock(&c->lock);
     struct flight *f = NULL;
     HASH_FIND_STR(c->flights, key, f);
     if (f != NULL)
         HASH_DEL(c->flights, f);
+    if (!stored)
+        pass_put_locked(c, key, now + COLLAPSE_PASS_SECONDS);
     pthread_mutex_unlock(&c->lock);
     if (f == NULL)
         return;

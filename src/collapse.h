@@ -1,10 +1,13 @@
 /* Request collapsing: while one request for a URL is at the origin, later requests for
  * the same URL wait for it instead of going to the origin too, then look in the cache
- * again. Thread-safe; knows nothing of HTTP, only keys and waiters. */
+ * again. A URL whose answer could not be stored is remembered for a while, so that
+ * requests for it go to the origin side by side instead of waiting on each other.
+ * Thread-safe; knows nothing of HTTP, only keys, waiters and times. */
 #ifndef CP_COLLAPSE_H
 #define CP_COLLAPSE_H
 
 #include <stdbool.h>
+#include <time.h>
 
 #include "error.h"
 
@@ -18,12 +21,18 @@ void collapse_free(struct collapse *c);
 /* If a fetch for `key` is under way, queues `waiter` on it and returns true: it will be
  * passed to collapse_finish's `wake` when that fetch ends. Otherwise makes the caller
  * the one fetching `key` (it must call collapse_finish later) and returns false; also
- * false when memory runs out (the caller then simply fetches on its own, without
- * having to call collapse_finish: *leader tells which). */
-bool collapse_join(struct collapse *c, const char *key, void *waiter, bool *leader);
+ * false, with no duty to call collapse_finish (*leader tells which), when `key` is
+ * remembered as not storable at `now`, or when memory runs out. */
+bool collapse_join(struct collapse *c, const char *key, void *waiter, bool *leader,
+                   time_t now);
 
-/* The fetch of `key` has ended (its answer is in the cache, or not): forgets it and
- * calls wake(waiter) for every waiter queued on it, in the order they came. */
-void collapse_finish(struct collapse *c, const char *key, void (*wake)(void *waiter));
+/* The fetch of `key` has ended: forgets it and calls wake(waiter) for every waiter
+ * queued on it, in the order they came. When its answer was not `stored`, the key is
+ * remembered as not storable until `now` + COLLAPSE_PASS_SECONDS. */
+void collapse_finish(struct collapse *c, const char *key, void (*wake)(void *waiter),
+                     bool stored, time_t now);
+
+#define COLLAPSE_PASS_SECONDS 60 /* how long a not-storable answer keeps a URL apart */
+#define COLLAPSE_PASS_MAX 4096   /* URLs remembered so at most; past it, all are forgotten */
 
 #endif

@@ -354,7 +354,7 @@ static enum MHD_Result fetch_or_wait(struct request *rq)
     /* Suspend before joining: the fetch waited on may end (and wake us) at once. */
     rq->state = RQ_WAITING;
     MHD_suspend_connection(rq->conn);
-    if (collapse_join(rq->srv->collapse, rq->url, rq, &rq->leader))
+    if (collapse_join(rq->srv->collapse, rq->url, rq, &rq->leader, time(NULL)))
         return MHD_YES;
     return send_to_origin(rq, true);
 }
@@ -368,6 +368,7 @@ static enum MHD_Result after_collapse(struct request *rq)
     look_up(rq);
     if (rq->serve != NULL)
         return serve_stored(rq, rq->serve, rq->outcome.verdict, rq->outcome.detail);
+    rq->outcome.collapsed = true; /* waited, then found nothing it could use */
     return send_to_origin(rq, false);
 }
 
@@ -379,8 +380,11 @@ static enum MHD_Result finish(struct request *rq)
 {
     enum MHD_Result r = answer_from_origin(rq);
     if (rq->leader) {
+        /* Only an answer the origin meant (not a failure it may recover from) marks
+         * the URL as one to fetch side by side. */
+        bool not_storable = rq->res.err == CP_OK && rq->res.status < 500 && !rq->outcome.stored;
         rq->leader = false;
-        collapse_finish(rq->srv->collapse, rq->url, wake_collapsed);
+        collapse_finish(rq->srv->collapse, rq->url, wake_collapsed, !not_storable, time(NULL));
     }
     return r;
 }

@@ -459,7 +459,32 @@ static void test_concurrent_misses_collapse(void **state)
         fail_msg("answers spread over %.3f s", last - first);
 }
 
-/* A URL whose response cannot be stored: waiters go to the origin themselves. */
+/* Starts `n` concurrent GETs of `path` and waits for them all; each must be a 200 MISS.
+ * Returns how many said in Cache-Status that they waited on another request. */
+static unsigned concurrent_misses(uint16_t port, const char *path, int n)
+{
+    struct slow_call calls[8];
+    pthread_t t[8];
+    assert_true(n <= 8);
+    for (int i = 0; i < n; i++) {
+        calls[i] = (struct slow_call){ .port = port, .path = path };
+        assert_int_equal(pthread_create(&t[i], NULL, slow_thread, &calls[i]), 0);
+    }
+    unsigned collapsed = 0;
+    for (int i = 0; i < n; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(calls[i].rc, 0);
+        assert_int_equal(calls[i].r.status, 200);
+        assert_xcache(&calls[i].r, "MISS");
+        const char *cs = hresp_header(&calls[i].r, "Cache-Status", 0);
+        collapsed += cs != NULL && strstr(cs, "collapsed") != NULL;
+        hresp_free(&calls[i].r);
+    }
+    return collapsed;
+}
+
+/* A URL whose response cannot be stored: waiters go to the origin themselves, and once
+ * the proxy has seen such an answer, later requests no longer wait on each other. */
 static void test_uncacheable_waiters_fetch_themselves(void **state)
 {
     struct hx *h = *state;
@@ -468,20 +493,11 @@ static void test_uncacheable_waiters_fetch_themselves(void **state)
                                                                   .delay_ms = 300 });
     struct proxy *p = start(h, NULL);
     enum { N = 4 };
-    struct slow_call calls[N];
-    pthread_t t[N];
-    for (int i = 0; i < N; i++) {
-        calls[i] = (struct slow_call){ .port = p->port, .path = "/nostore-slow" };
-        assert_int_equal(pthread_create(&t[i], NULL, slow_thread, &calls[i]), 0);
-    }
-    for (int i = 0; i < N; i++) {
-        pthread_join(t[i], NULL);
-        assert_int_equal(calls[i].rc, 0);
-        assert_int_equal(calls[i].r.status, 200);
-        assert_xcache(&calls[i].r, "MISS");
-        hresp_free(&calls[i].r);
-    }
+    concurrent_misses(p->port, "/nostore-slow", N);
     assert_int_equal(orig_count(h->origin, "/nostore-slow"), N);
+    /* Known as not storable now: nobody waits. */
+    assert_int_equal(concurrent_misses(p->port, "/nostore-slow", N), 0);
+    assert_int_equal(orig_count(h->origin, "/nostore-slow"), 2 * N);
 }
 
 static int raw_status(const char *resp)

@@ -11,6 +11,7 @@ struct entry *entry_new(void)
     if (e == NULL)
         return NULL;
     atomic_init(&e->refs, 1);
+    atomic_init(&e->refreshing, false);
     hdrs_init(&e->headers);
     return e;
 }

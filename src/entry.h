@@ -26,6 +26,7 @@ struct entry {
     int64_t initial_age;  /* corrected initial age at response_time (seconds) */
     int64_t lifetime;     /* freshness lifetime (seconds) */
     uint64_t generation;  /* cache generation it belongs to (see store.h) */
+    atomic_bool refreshing; /* a background revalidation of it has been started */
 };
 
 /* Returns a zeroed entry with one reference and empty headers, or NULL (no memory). */

@@ -168,6 +168,11 @@ static void refresh_done(void *arg, struct fetch_result *res)
 
 cp_err update_refresh(const struct updater *u, struct entry *stale, const struct hdrs *request)
 {
+    /* One refresh per stored response: a busy URL would otherwise start one per hit.
+     * A refresh that fails leaves the flag set; the response then ages out of its
+     * window and is revalidated in the foreground. */
+    if (atomic_exchange(&stale->refreshing, true))
+        return CP_OK;
     struct refresh *r = calloc(1, sizeof *r);
     struct fetch_request fr = {0};
     hdrs_init(&fr.headers);

@@ -56,7 +56,8 @@ struct entry *update_lookup(const struct updater *u, const char *key,
 
 /* Starts a background revalidation of `stale` (for stale-while-revalidate) with the
  * request fields `request`; its answer updates the cache when it comes, no client
- * waits for it. Returns CP_ERR_NOMEM or CP_ERR_SHUTDOWN. */
+ * waits for it. Only the first call for a given entry starts one; later calls return
+ * CP_OK at once. Returns CP_ERR_NOMEM or CP_ERR_SHUTDOWN. */
 cp_err update_refresh(const struct updater *u, struct entry *stale, const struct hdrs *request);
 
 #endif

@@ -195,6 +195,22 @@ static void test_lookup_reads_disk_while_loading(void **state)
     assert_null(update_lookup(&f->up, "http://o.test/nowhere", &req, NULL));
 }
 
+/* A stored response is refreshed in the background once, not once per stale hit. */
+static void test_refresh_started_once(void **state)
+{
+    struct fixture *f = *state;
+    struct hdrs req;
+    hdrs_init(&req);
+    struct entry *e = entry_new();
+    e->key = strdup("http://o.test/swr");
+    atomic_store(&e->refreshing, true); /* as after a first refresh */
+    /* No fetcher in this fixture: a second refresh that went ahead would crash. */
+    assert_null(f->up.fetcher);
+    assert_int_equal(update_refresh(&f->up, e, &req), CP_OK);
+    assert_true(atomic_load(&e->refreshing));
+    entry_unref(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -202,6 +218,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_revalidated_shares_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalidate_same_origin_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lookup_reads_disk_while_loading, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refresh_started_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

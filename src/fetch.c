@@ -28,6 +28,10 @@ struct job {
     struct curl_slist *slist;
     struct fetch_result res;
     size_t body_cap;
+    const struct fetch_sink *sink; /* NULL: the body comes whole in the result */
+    bool head_sent;        /* sink->head has been called */
+    bool streaming;        /* ...and took the body */
+    bool paused;           /* the sink refused bytes: transfer paused */
     int hops;              /* redirects followed so far */
     struct timespec start; /* for the whole-transfer timeout across hops */
 };
@@ -40,6 +44,8 @@ struct fetcher {
     pthread_t thread;
     pthread_mutex_t lock;
     struct job *pending;   /* submitted, not yet given to curl (guarded by lock) */
+    void **resumes;        /* args of jobs to unpause (guarded by lock) */
+    size_t n_resumes, cap_resumes;
     struct job *active;    /* owned by the fetch thread */
     bool stopping;         /* guarded by lock */
     bool started;
@@ -103,6 +109,8 @@ static void job_finish(struct job *j, cp_err err)
     job_free(j);
 }
 
+static char *redirect_target(struct fetcher *f, struct job *j);
+
 static size_t on_header(char *buf, size_t size, size_t n, void *arg)
 {
     struct job *j = arg;
@@ -117,8 +125,18 @@ static size_t on_header(char *buf, size_t size, size_t n, void *arg)
         j->res.status = sp ? atoi(sp + 1) : 0;
         return size * n;
     }
-    if (len == 0)
+    if (len == 0) {
+        /* The end of a header block: if it is the final response's, tell the sink. */
+        if (j->sink != NULL && !j->head_sent && j->res.status >= 200) {
+            char *next = redirect_target(j->f, j);
+            if (next == NULL) {
+                j->head_sent = true;
+                j->streaming = j->sink->head(j->arg, &j->res);
+            }
+            free(next);
+        }
         return size * n;
+    }
     if ((buf[0] == ' ' || buf[0] == '\t') && j->res.headers.n > 0) {
         /* obs-fold (RFC 9112 section 5.2): join the continuation with a space. */
         struct hdr *last = &j->res.headers.v[j->res.headers.n - 1];
@@ -145,6 +163,12 @@ static size_t on_body(char *buf, size_t size, size_t n, void *arg)
 {
     struct job *j = arg;
     size_t len = size * n;
+    if (j->streaming) {
+        if (j->sink->data(j->arg, (const unsigned char *)buf, len))
+            return len;
+        j->paused = true; /* curl offers the same bytes again once unpaused */
+        return CURL_WRITEFUNC_PAUSE;
+    }
     if (j->res.body_len + len > j->body_cap) {
         /* The announced length first: most bodies then take exactly one allocation
          * of exactly their size, which is what a cache keeps for hours. */
@@ -296,22 +320,32 @@ static bool is_redirect(int status)
     return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
+/* The URL a redirect in the current response leads to if we follow it (on the origin,
+ * following on), else NULL. The caller frees it. */
+static char *redirect_target(struct fetcher *f, struct job *j)
+{
+    if (!f->opts.follow_redirects || !is_redirect(j->res.status))
+        return NULL;
+    const char *loc = hdrs_get(&j->res.headers, "Location");
+    char *next = NULL;
+    if (loc == NULL || url_resolve(j->req.url, loc, &next) != CP_OK)
+        return NULL;
+    if (!url_on_origin(f->opts.origin, next)) {
+        free(next); /* another host: the client gets the redirect itself */
+        return NULL;
+    }
+    return next;
+}
+
 /* If the finished response is a redirect we follow, turns the job into its next hop and
  * returns true. Methods change as browsers and curl do: 303 becomes GET (HEAD stays
  * HEAD), and so does a POST answered by 301/302; 307/308 keep method and body. */
 static bool job_redirect(struct fetcher *f, struct job *j, cp_err *err)
 {
     *err = CP_OK;
-    if (!f->opts.follow_redirects || !is_redirect(j->res.status))
+    char *next = redirect_target(f, j);
+    if (next == NULL)
         return false;
-    const char *loc = hdrs_get(&j->res.headers, "Location");
-    char *next = NULL;
-    if (loc == NULL || url_resolve(j->req.url, loc, &next) != CP_OK)
-        return false;
-    if (!url_on_origin(f->opts.origin, next)) {
-        free(next); /* another host: the client gets the redirect itself */
-        return false;
-    }
     if (j->hops >= f->opts.max_redirects) {
         free(next);
         *err = CP_ERR_REDIRECT_LOOP;
@@ -416,6 +450,26 @@ static void start_pending(struct fetcher *f)
     }
 }
 
+/* Unpauses the jobs whose sinks asked for it (fetch_resume). */
+static void resume_paused(struct fetcher *f)
+{
+    pthread_mutex_lock(&f->lock);
+    size_t n = f->n_resumes;
+    void **args = f->resumes;
+    f->resumes = NULL;
+    f->n_resumes = f->cap_resumes = 0;
+    pthread_mutex_unlock(&f->lock);
+    for (size_t i = 0; i < n; i++) {
+        for (struct job *j = f->active; j; j = j->next) {
+            if (j->arg == args[i] && j->paused) {
+                j->paused = false;
+                curl_easy_pause(j->easy, CURLPAUSE_CONT);
+            }
+        }
+    }
+    free(args);
+}
+
 static void *fetch_thread(void *arg)
 {
     struct fetcher *f = arg;
@@ -426,6 +480,7 @@ static void *fetch_thread(void *arg)
         if (stop)
             break;
         start_pending(f);
+        resume_paused(f);
         int running = 0;
         curl_multi_perform(f->multi, &running);
         CURLMsg *msg;
@@ -494,6 +549,31 @@ nomem:
 cp_err fetch_submit(struct fetcher *f, struct fetch_request *req,
                     void (*done)(void *arg, struct fetch_result *res), void *arg)
 {
+    return fetch_submit_sink(f, req, NULL, done, arg);
+}
+
+void fetch_resume(struct fetcher *f, void *arg)
+{
+    pthread_mutex_lock(&f->lock);
+    if (f->n_resumes == f->cap_resumes) {
+        size_t cap = f->cap_resumes ? f->cap_resumes * 2 : 16;
+        void **v = realloc(f->resumes, cap * sizeof *v);
+        if (v == NULL) {
+            pthread_mutex_unlock(&f->lock);
+            return; /* the transfer stays paused until its timeout: never a hang */
+        }
+        f->resumes = v;
+        f->cap_resumes = cap;
+    }
+    f->resumes[f->n_resumes++] = arg;
+    pthread_mutex_unlock(&f->lock);
+    curl_multi_wakeup(f->multi);
+}
+
+cp_err fetch_submit_sink(struct fetcher *f, struct fetch_request *req,
+                         const struct fetch_sink *sink,
+                         void (*done)(void *arg, struct fetch_result *res), void *arg)
+{
     struct job *j = calloc(1, sizeof *j);
     if (j == NULL) {
         fetch_request_free(req);
@@ -502,6 +582,7 @@ cp_err fetch_submit(struct fetcher *f, struct fetch_request *req,
     j->req = *req;
     memset(req, 0, sizeof *req);
     j->f = f;
+    j->sink = sink;
     j->done = done;
     j->arg = arg;
     hdrs_init(&j->res.headers);
@@ -539,6 +620,7 @@ void fetcher_free(struct fetcher *f)
     fetcher_stop(f);
     while (f->n_spare > 0)
         curl_easy_cleanup(f->spare[--f->n_spare]);
+    free(f->resumes);
     curl_multi_cleanup(f->multi);
     curl_share_cleanup(f->share);
     pthread_mutex_destroy(&f->lock);

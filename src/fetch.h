@@ -61,6 +61,27 @@ cp_err fetcher_start(const struct fetch_opts *opts, struct fetcher **out);
 cp_err fetch_submit(struct fetcher *f, struct fetch_request *req,
                     void (*done)(void *arg, struct fetch_result *res), void *arg);
 
+/* A receiver of the final response as it arrives, instead of whole at the end. */
+struct fetch_sink {
+    /* The final response's status and fields are in (res's body is empty). Returns true
+     * to take its body through `data`; false to get it whole in the result as usual.
+     * Called on the fetch thread; `res` is valid only during the call. */
+    bool (*head)(void *arg, struct fetch_result *res);
+    /* A piece of the body. Returns false to refuse it: the transfer pauses, and the
+     * same bytes are offered again after fetch_resume(f, arg). */
+    bool (*data)(void *arg, const unsigned char *p, size_t n);
+};
+
+/* fetch_submit with a sink (which must outlive the transfer). `done` is still called
+ * once at the end; after a head that took the body, its result has no body. */
+cp_err fetch_submit_sink(struct fetcher *f, struct fetch_request *req,
+                         const struct fetch_sink *sink,
+                         void (*done)(void *arg, struct fetch_result *res), void *arg);
+
+/* Unpauses the transfer whose sink refused bytes, for the submit `arg`. Safe from any
+ * thread; a transfer that has ended meanwhile is simply not found. */
+void fetch_resume(struct fetcher *f, void *arg);
+
 /* Aborts transfers still under way (their `done` gets CP_ERR_SHUTDOWN) and stops the
  * thread. Later fetch_submit calls fail with CP_ERR_SHUTDOWN, so front-end threads may
  * still call it until the front end is stopped. NULL is ignored. */

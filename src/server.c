@@ -20,6 +20,7 @@
 #include "log.h"
 #include "policy.h"
 #include "range.h"
+#include "relay.h"
 #include "update.h"
 
 struct server {
@@ -38,7 +39,10 @@ enum request_state {
     RQ_WAITING,   /* suspended: at the origin, or waiting on another request's fetch */
     RQ_READY,     /* the origin's answer is in `res` */
     RQ_COLLAPSED, /* the fetch this request waited on has ended: look in the cache again */
+    RQ_STREAM,    /* the origin's head is in `res`, its body arrives through `relay` */
 };
+
+#define STREAM_WINDOW (1u << 20) /* bytes held for a client of a body too large to keep */
 
 struct request {
     struct server *srv;
@@ -59,6 +63,7 @@ struct request {
     bool leader;           /* others wait on this request's fetch (collapse_finish owed) */
     bool no_collapse;      /* waited once already: go to the origin itself */
     struct fetch_result res;
+    struct relay *relay;   /* RQ_STREAM: the body in transit */
 };
 
 static void request_free(struct request *rq)
@@ -70,6 +75,7 @@ static void request_free(struct request *rq)
     fetch_result_free(&rq->res);
     entry_unref(rq->serve);
     entry_unref(rq->stored);
+    relay_unref(rq->relay);
     free(rq);
 }
 
@@ -259,6 +265,203 @@ static void on_fetched(void *arg, struct fetch_result *res)
     MHD_resume_connection(rq->conn);
 }
 
+static void wake_collapsed(void *waiter);
+
+/* One request at the origin. Until its body streams, `rq` is the client request
+ * (suspended, so alive); once it streams, the client may go at any time, so what the
+ * end of the transfer needs (storing, waking waiters) is kept here instead. */
+struct call {
+    struct server *srv;
+    struct request *rq;        /* NULL once the body streams */
+    struct relay *relay;
+    char *key;
+    struct hdrs request;       /* the client's fields, for storing */
+    struct fetch_result head;  /* status, fields and times of the streamed response */
+    bool leader;               /* collapse_finish owed at the end */
+};
+
+static void call_free(struct call *c)
+{
+    free(c->key);
+    hdrs_free(&c->request);
+    fetch_result_free(&c->head);
+    relay_unref(c->relay);
+    free(c);
+}
+
+static void resume_transfer(void *arg)
+{
+    struct call *c = arg;
+    fetch_resume(c->srv->up.fetcher, c);
+}
+
+/* Whether the body of this response goes to the client as it arrives: a plain GET
+ * answered with a body, whose answer needs nothing of the whole response first (not a
+ * revalidation, whose 200 is checked against the client's own conditions, and not a
+ * 5xx that a stored response might replace). */
+static bool may_stream(const struct request *rq, int status)
+{
+    return is_method(rq, "GET") && !rq->revalidating && status >= 200 && status != 204 &&
+           status != 304 && !(status >= 500 && rq->stored != NULL);
+}
+
+/* Fetch thread: the final response's head is in. */
+static bool on_head(void *arg, struct fetch_result *res)
+{
+    struct call *c = arg;
+    struct request *rq = c->rq;
+    struct server *srv = c->srv;
+    if (!may_stream(rq, res->status))
+        return false;
+    /* Kept whole (to be stored) only if it may be stored, size aside. */
+    bool storable = policy_storable(res->status, &rq->headers, &res->headers, 0,
+                                    res->response_time, &srv->up.popts);
+    struct relay *relay = relay_new(storable ? srv->cfg->max_object_size : 0, STREAM_WINDOW,
+                                    resume_transfer, c);
+    if (relay == NULL || (c->key = strdup(rq->url)) == NULL ||
+        hdrs_copy(&c->request, &rq->headers) != CP_OK ||
+        hdrs_copy(&c->head.headers, &res->headers) != CP_OK ||
+        hdrs_copy(&rq->res.headers, &res->headers) != CP_OK) {
+        relay_unref(relay);
+        hdrs_free(&rq->res.headers); /* on_fetched fills it whole later */
+        return false; /* the whole body then comes in the result, as usual */
+    }
+    c->head.status = rq->res.status = res->status;
+    c->head.request_time = rq->res.request_time = res->request_time;
+    /* Received now, as far as age goes; on_call_done puts in the end's time. */
+    c->head.response_time = rq->res.response_time = time(NULL);
+    c->relay = relay;
+    c->leader = rq->leader;
+    rq->leader = false;
+    rq->relay = relay_ref(relay);
+    rq->state = RQ_STREAM;
+    c->rq = NULL; /* from the resume on, the request may end at any time */
+    MHD_resume_connection(rq->conn);
+    return true;
+}
+
+static bool on_data(void *arg, const unsigned char *p, size_t n)
+{
+    struct call *c = arg;
+    return relay_write(c->relay, p, n);
+}
+
+static void release_entry_keeper(void *e) { entry_unref(e); }
+
+/* Fetch thread: the transfer has ended. A streamed body kept whole is stored now. */
+static void on_call_done(void *arg, struct fetch_result *res)
+{
+    struct call *c = arg;
+    if (c->rq != NULL) { /* never streamed: the request takes it from here */
+        struct request *rq = c->rq;
+        c->rq = NULL;
+        call_free(c);
+        on_fetched(rq, res);
+        return;
+    }
+    bool ok = res->err == CP_OK;
+    bool stored = false;
+    size_t len = 0;
+    unsigned char *body = ok ? relay_take(c->relay, &len) : NULL;
+    if (body != NULL) {
+        c->head.response_time = res->response_time;
+        c->head.body = body;
+        c->head.body_len = len;
+        struct entry *e = update_from_response(&c->srv->up, c->key, "GET", &c->request,
+                                               &c->head, &stored);
+        if (e != NULL)
+            relay_keep(c->relay, e, release_entry_keeper); /* e owns the bytes now */
+        else
+            relay_keep(c->relay, body, free);
+        c->head.body = NULL;
+    }
+    /* Only now does the client see the end: a next request finds the response stored. */
+    relay_end(c->relay, ok);
+    if (c->leader)
+        collapse_finish(c->srv->collapse, c->key, wake_collapsed,
+                        stored || !ok || c->head.status >= 500, time(NULL));
+    call_free(c);
+}
+
+static const struct fetch_sink call_sink = {.head = on_head, .data = on_data};
+
+/* Reader of a streamed body for libmicrohttpd. */
+struct stream_reader {
+    struct relay *relay;
+    struct MHD_Connection *conn;
+};
+
+static void park_connection(void *conn) { MHD_suspend_connection(conn); }
+static void wake_connection(void *conn) { MHD_resume_connection(conn); }
+
+static ssize_t read_stream(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct stream_reader *sr = cls;
+    ssize_t n = relay_read(sr->relay, pos, buf, max, park_connection, sr->conn);
+    if (n == RELAY_END)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n == RELAY_ERROR)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    return n; /* 0: parked, woken when bytes arrive */
+}
+
+static void free_stream(void *cls)
+{
+    struct stream_reader *sr = cls;
+    relay_reader_gone(sr->relay);
+    relay_unref(sr->relay);
+    free(sr);
+}
+
+/* The head of a streamed response is in: answer the client, body to follow. */
+static enum MHD_Result answer_stream(struct request *rq)
+{
+    struct cache_outcome *o = &rq->outcome;
+    o->fwd_status = rq->res.status;
+    int64_t upstream_age;
+    const char *age = hdrs_get(&rq->res.headers, "Age");
+    o->age = age != NULL && http_parse_uint(age, &upstream_age) ? upstream_age : -1;
+    int64_t length;
+    const char *cl = hdrs_get(&rq->res.headers, "Content-Length");
+    uint64_t size = cl != NULL && http_parse_uint(cl, &length) ? (uint64_t)length
+                                                              : MHD_SIZE_UNKNOWN;
+    /* Stored at the end if it is kept whole and arrives whole; with its length known
+     * up front that is as good as certain, and Cache-Status says so now. */
+    struct server *srv = rq->srv;
+    if (relay_keeping(rq->relay) && size != MHD_SIZE_UNKNOWN &&
+        size <= srv->cfg->max_object_size) {
+        o->stored = true;
+        o->has_ttl = true;
+        o->ttl = policy_freshness_lifetime(rq->res.status, &rq->res.headers,
+                                           rq->res.response_time, &srv->up.popts) -
+                 policy_initial_age(&rq->res.headers, rq->res.request_time,
+                                    rq->res.response_time);
+    }
+    struct hdrs out;
+    hdrs_init(&out);
+    struct stream_reader *sr = calloc(1, sizeof *sr);
+    if (sr == NULL || forward_response_headers(&rq->res.headers, o, &out) != CP_OK) {
+        free(sr);
+        hdrs_free(&out);
+        return MHD_NO;
+    }
+    sr->relay = relay_ref(rq->relay);
+    sr->conn = rq->conn;
+    relay_set_reader(sr->relay, wake_connection, sr->conn);
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(size, 64 * 1024, read_stream, sr, free_stream);
+    if (resp == NULL) {
+        free_stream(sr);
+        hdrs_free(&out);
+        return MHD_NO;
+    }
+    add_fields(resp, &out);
+    hdrs_free(&out);
+    enum MHD_Result r = MHD_queue_response(rq->conn, (unsigned)rq->res.status, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
 /* Sends the request to the origin; the connection is suspended until the answer is in
  * (`suspended`: it already is). */
 static enum MHD_Result send_to_origin(struct request *rq, bool suspended)
@@ -296,7 +499,19 @@ static enum MHD_Result send_to_origin(struct request *rq, bool suspended)
     rq->state = RQ_WAITING;
     if (!suspended)
         MHD_suspend_connection(rq->conn);
-    err = fetch_submit(srv->up.fetcher, &fr, on_fetched, rq);
+    struct call *call = calloc(1, sizeof *call);
+    if (call == NULL) {
+        fetch_request_free(&fr);
+        err = CP_ERR_NOMEM;
+    } else {
+        call->srv = srv;
+        call->rq = rq;
+        hdrs_init(&call->request);
+        hdrs_init(&call->head.headers);
+        err = fetch_submit_sink(srv->up.fetcher, &fr, &call_sink, on_call_done, call);
+        if (err != CP_OK)
+            call_free(call); /* submit failed: `done` is not called */
+    }
     if (err != CP_OK) {
         rq->res.err = err;
         rq->state = RQ_READY;
@@ -571,6 +786,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return finish(rq);
     case RQ_COLLAPSED:
         return after_collapse(rq);
+    case RQ_STREAM:
+        return answer_stream(rq);
     }
     return MHD_NO;
 }

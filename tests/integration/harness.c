@@ -317,6 +317,7 @@ struct orig {
     size_t ncounts;
     unsigned total;
     unsigned connections;        /* TCP connections accepted */
+    double trickle_done;         /* hx_now() when a /trickle answer sent its last byte */
     struct orig_req last;
     bool have_last;
     char *redirect_other;
@@ -495,6 +496,65 @@ static enum MHD_Result send_resp(struct oconn *oc, struct MHD_Connection *c, uns
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+/* A body produced as it is sent: `chunks` pieces of 1 KiB of the hx_pattern, with a
+ * pause of `pause_ms` before each piece after the first (/trickle), or none (/huge). */
+struct produced {
+    struct orig *o;
+    uint64_t total;
+    unsigned pause_ms;
+};
+
+static ssize_t produce(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct produced *p = cls;
+    if (pos >= p->total)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    size_t n = max;
+    if (p->pause_ms > 0) {
+        /* one piece per call, each at its own 1 KiB boundary */
+        if (pos % 1024 == 0 && pos > 0)
+            sleep_s(p->pause_ms / 1000.0);
+        n = 1024 - (size_t)(pos % 1024);
+        if (n > max)
+            n = max;
+    }
+    if (n > p->total - pos)
+        n = (size_t)(p->total - pos);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (char)hx_pattern((size_t)(pos + i));
+    if (pos + n == p->total && p->pause_ms > 0) {
+        pthread_mutex_lock(&p->o->lock);
+        p->o->trickle_done = hx_now();
+        pthread_mutex_unlock(&p->o->lock);
+    }
+    return (ssize_t)n;
+}
+
+static enum MHD_Result send_produced(struct oconn *oc, struct MHD_Connection *c, struct orig *o,
+                                     uint64_t total, unsigned pause_ms)
+{
+    struct produced *p = xmalloc(sizeof *p);
+    *p = (struct produced){ .o = o, .total = total, .pause_ms = pause_ms };
+    oc->status = 200;
+    struct MHD_Response *r = MHD_create_response_from_callback(total, 64 * 1024, produce, p, free);
+    if (r == NULL) {
+        free(p);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Cache-Control", "max-age=60");
+    enum MHD_Result ret = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+double orig_trickle_done(struct orig *o)
+{
+    pthread_mutex_lock(&o->lock);
+    double t = o->trickle_done;
+    pthread_mutex_unlock(&o->lock);
+    return t;
 }
 
 static enum MHD_Result send_text(struct oconn *oc, struct MHD_Connection *c, unsigned status,
@@ -858,6 +918,13 @@ static enum MHD_Result answer(struct orig *o, struct oconn *oc, struct MHD_Conne
         free(body);
         return ret;
     }
+    if (has_prefix(path, "/trickle/")) { /* /trickle/<pieces of 1 KiB>/<ms between> */
+        unsigned pieces = 0, ms = 0;
+        sscanf(path + 9, "%u/%u", &pieces, &ms);
+        return send_produced(oc, c, o, (uint64_t)pieces * 1024, ms ? ms : 1);
+    }
+    if (has_prefix(path, "/huge/")) /* /huge/<bytes>, made as it is sent */
+        return send_produced(oc, c, o, strtoull(path + 6, NULL, 10), 0);
     if (strcmp(path, "/xcache") == 0) {
         static const char *const f[] = { "X-Cache", "FROM-ORIGIN", "Cache-Control", "max-age=60",
                                          NULL };

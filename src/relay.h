@@ -1,0 +1,64 @@
+/* A response body in transit: the fetch thread writes it as it arrives from the origin,
+ * a client connection reads it as it can, so the client gets bytes before the origin has
+ * sent them all. The whole body is kept while it may still be stored (up to a limit);
+ * past that only a window ahead of the reader is kept and the writer is paused when the
+ * window is full, so memory stays bounded whatever the origin sends.
+ * Thread-safe; knows nothing of HTTP, libcurl or libmicrohttpd: waking a parked reader
+ * and resuming a paused writer are callbacks. */
+#ifndef CP_RELAY_H
+#define CP_RELAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct relay;
+
+/* Creates a relay that keeps the whole body while it is at most `keep_limit` bytes
+ * (0: never keep it), and otherwise at most `window` bytes not yet read.
+ * `resume(arg)` is called (without the relay's lock) when a paused writer may write
+ * again. Returns NULL if memory runs out. The creator holds one reference. */
+struct relay *relay_new(size_t keep_limit, size_t window, void (*resume)(void *arg),
+                        void *resume_arg);
+struct relay *relay_ref(struct relay *r);
+void relay_unref(struct relay *r);
+
+/* Writer side. Appends n bytes; returns false without taking any when the window is
+ * full (the writer pauses until `resume`) or memory runs out (then the relay fails). */
+bool relay_write(struct relay *r, const void *p, size_t n);
+/* No more bytes: `ok` false means the body is incomplete (the reader gets an error). */
+void relay_end(struct relay *r, bool ok);
+/* Once the writer has written the whole body (before relay_end, so that it can be
+ * stored before the reader sees the end), with the whole body kept: hands the bytes
+ * over (trimmed to fit). The relay still reads from them, so the caller must then call
+ * relay_keep with whatever keeps them alive. Returns NULL, changing nothing, if the
+ * body was not kept or the relay failed. */
+unsigned char *relay_take(struct relay *r, size_t *len);
+/* Makes the relay hold `keeper` (released with release(keeper) when the relay goes),
+ * e.g. a reference to the entry that now owns the taken bytes. */
+void relay_keep(struct relay *r, void *keeper, void (*release)(void *keeper));
+
+/* Reader side (one reader per relay). `wake(wake_arg)` is called when a parked
+ * reader has something new to read. */
+void relay_set_reader(struct relay *r, void (*wake)(void *arg), void *wake_arg);
+
+enum { RELAY_WAIT = 0, RELAY_END = -1, RELAY_ERROR = -2 };
+
+/* Copies up to `max` bytes from offset `pos` into buf and returns how many. With
+ * nothing to read yet calls park(park_arg) under the relay's lock (so a write cannot
+ * slip in between) and returns RELAY_WAIT; the reader is then woken by `wake`.
+ * Returns RELAY_END at the end of a complete body, RELAY_ERROR if it failed or `pos`
+ * is no longer held. */
+ssize_t relay_read(struct relay *r, uint64_t pos, void *buf, size_t max,
+                   void (*park)(void *arg), void *park_arg);
+
+/* The reader is gone: nothing needs to be kept for it any more. */
+void relay_reader_gone(struct relay *r);
+
+/* Bytes held in memory right now (for tests and accounting). */
+size_t relay_held(struct relay *r);
+/* True while the whole body is being kept. */
+bool relay_keeping(struct relay *r);
+
+#endif

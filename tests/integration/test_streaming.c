@@ -1,0 +1,170 @@
+/* End-to-end tests of bodies in transit: a response reaches the client while the origin
+ * is still sending it, and one too large to store streams through in bounded memory. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+/* A GET that notes when its first body byte came and checks every byte against the
+ * origin's pattern as it goes, without keeping the body. */
+struct watch {
+    double t_first;
+    uint64_t got;
+    bool bytes_ok;
+};
+
+static size_t on_bytes(char *p, size_t sz, size_t nm, void *arg)
+{
+    struct watch *w = arg;
+    size_t n = sz * nm;
+    if (w->got == 0 && n > 0)
+        w->t_first = hx_now();
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)p[i] != hx_pattern((size_t)(w->got + i)))
+            w->bytes_ok = false;
+    w->got += n;
+    return n;
+}
+
+static long watched_get(uint16_t port, const char *path, long max_speed, struct watch *w,
+                        char *xcache, size_t xlen)
+{
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)port, path);
+    *w = (struct watch){ .bytes_ok = true };
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    struct curl_slist *none = NULL;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_bytes);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, w);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    if (max_speed > 0)
+        curl_easy_setopt(c, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)max_speed);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    struct curl_header *h = NULL;
+    xcache[0] = '\0';
+    if (curl_easy_header(c, "X-Cache", 0, CURLH_HEADER, -1, &h) == CURLHE_OK)
+        snprintf(xcache, xlen, "%s", h->value);
+    curl_slist_free_all(none);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+/* The client has its first bytes while the origin is still sending the rest; the
+ * whole response is stored for the next client all the same. */
+static void test_first_bytes_before_origin_finishes(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = hx_proxy_start(h, orig_url(h->origin), NULL, NULL);
+    assert_non_null(p);
+    struct watch w;
+    char xc[32];
+    /* 8 pieces of 1 KiB, 150 ms apart: the origin needs over a second. */
+    assert_int_equal(watched_get(p->port, "/trickle/8/150", 0, &w, xc, sizeof xc), 200);
+    assert_string_equal(xc, "MISS");
+    assert_int_equal(w.got, 8 * 1024);
+    assert_true(w.bytes_ok);
+    double done = orig_trickle_done(h->origin);
+    assert_true(done > 0);
+    if (!(w.t_first < done))
+        fail_msg("first byte %.3f s after the origin finished", w.t_first - done);
+    assert_int_equal(watched_get(p->port, "/trickle/8/150", 0, &w, xc, sizeof xc), 200);
+    assert_string_equal(xc, "HIT");
+    assert_true(w.bytes_ok);
+    assert_int_equal(orig_count(h->origin, "/trickle/8/150"), 1);
+}
+
+/* Resident memory of a process, in KiB, from /proc. */
+static long rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
+struct sampler {
+    pid_t pid;
+    volatile bool stop;
+    long peak;
+};
+
+static void *sample_rss(void *arg)
+{
+    struct sampler *s = arg;
+    while (!s->stop) {
+        long k = rss_kib(s->pid);
+        if (k > s->peak)
+            s->peak = k;
+        struct timespec ts = { 0, 20 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+/* A body far above --max-object-size, read by a slow client: it streams through with
+ * the proxy holding a window of it, not the whole, and is not stored. */
+static void test_large_body_streams_in_bounded_memory(void **state)
+{
+    struct hx *h = *state;
+    const char *const extra[] = { "--max-object-size", "1M", NULL };
+    struct proxy *p = hx_proxy_start(h, orig_url(h->origin), NULL, extra);
+    assert_non_null(p);
+    long before = rss_kib(p->pid);
+    assert_true(before > 0);
+    struct sampler s = { .pid = p->pid };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, sample_rss, &s), 0);
+    struct watch w;
+    char xc[32];
+    /* 96 MiB at 64 MiB/s: the origin could send it far faster than the client reads. */
+    long status = watched_get(p->port, "/huge/100663296", 64L << 20, &w, xc, sizeof xc);
+    s.stop = true;
+    pthread_join(t, NULL);
+    assert_int_equal(status, 200);
+    assert_int_equal(w.got, (uint64_t)100663296);
+    assert_true(w.bytes_ok);
+    assert_string_equal(xc, "MISS");
+    /* The window is 1 MiB; allow the allocator and libcurl their buffers. */
+    if (s.peak - before > 24 * 1024)
+        fail_msg("resident memory grew by %ld KiB while streaming 96 MiB", s.peak - before);
+    /* Too large to keep: the next request goes to the origin again. */
+    assert_int_equal(watched_get(p->port, "/huge/2000000", 0, &w, xc, sizeof xc), 200);
+    assert_int_equal(watched_get(p->port, "/huge/2000000", 0, &w, xc, sizeof xc), 200);
+    assert_string_equal(xc, "MISS");
+    assert_int_equal(orig_count(h->origin, "/huge/2000000"), 2);
+}
+
+int main(void)
+{
+    if (hx_global_init() != 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_first_bytes_before_origin_finishes, hx_setup,
+                                        hx_teardown),
+        cmocka_unit_test_setup_teardown(test_large_body_streams_in_bounded_memory, hx_setup,
+                                        hx_teardown),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    hx_global_cleanup();
+    return rc;
+}

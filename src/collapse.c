@@ -18,6 +18,8 @@ struct waiter {
 struct flight {
     char *key;
     struct waiter *first, *last;
+    void (*share)(void *waiter, void *arg); /* set by collapse_release */
+    void *share_arg;
     UT_hash_handle hh;
 };
 
@@ -95,6 +97,13 @@ bool collapse_join(struct collapse *c, const char *key, void *who, bool *leader,
     }
     struct flight *f = NULL;
     HASH_FIND_STR(c->flights, key, f);
+    if (f != NULL && f->share != NULL) {
+        /* Its body is being shared: join the readers now. Under the lock, so that the
+         * fetch cannot end (and its `share_arg` go) in between. */
+        f->share(who, f->share_arg);
+        pthread_mutex_unlock(&c->lock);
+        return true;
+    }
     if (f != NULL) {
         struct waiter *w = malloc(sizeof *w);
         if (w != NULL) {
@@ -163,4 +172,24 @@ void collapse_finish(struct collapse *c, const char *key, void (*wake)(void *wai
     }
     free(f->key);
     free(f);
+}
+
+void collapse_release(struct collapse *c, const char *key,
+                      void (*share)(void *waiter, void *arg), void *arg)
+{
+    pthread_mutex_lock(&c->lock);
+    struct flight *f = NULL;
+    HASH_FIND_STR(c->flights, key, f);
+    if (f != NULL) {
+        f->share = share;
+        f->share_arg = arg;
+        while (f->first) {
+            struct waiter *w = f->first;
+            f->first = w->next;
+            share(w->who, arg);
+            free(w);
+        }
+        f->last = NULL;
+    }
+    pthread_mutex_unlock(&c->lock);
 }

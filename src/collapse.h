@@ -32,6 +32,13 @@ bool collapse_join(struct collapse *c, const char *key, void *waiter, bool *lead
 void collapse_finish(struct collapse *c, const char *key, void (*wake)(void *waiter),
                      bool stored, time_t now);
 
+/* Calls share(waiter, arg) for every waiter queued on `key` so far, in order, and for
+ * every request that joins it from now until collapse_finish (with collapse_join
+ * returning true). Used when the fetch's body can be read by all as it arrives.
+ * `share` runs under the registry's lock: it must be quick and not call back in. */
+void collapse_release(struct collapse *c, const char *key,
+                      void (*share)(void *waiter, void *arg), void *arg);
+
 #define COLLAPSE_PASS_SECONDS 60 /* how long a not-storable answer keeps a URL apart */
 #define COLLAPSE_PASS_MAX 4096   /* URLs remembered so at most; past it, all are forgotten */
 

@@ -212,9 +212,8 @@ static int serve(const struct config *cfg)
     log_info("%s received, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     rc = EXIT_SUCCESS;
 out:
-    /* Order matters: stop taking requests, end the ones waiting on the origin (which
-     * resumes their connections), close the front end, then flush the disk mirror. */
-    server_quiesce(server);
+    /* Order matters: end the requests waiting on the origin (which resumes their
+     * connections), close the front end, then flush the disk mirror. */
     fetcher_stop(fetcher);
     server_stop(server);
     fetcher_free(fetcher);

@@ -1,11 +1,19 @@
-/* A response body in transit between the fetch thread and a client (see relay.h).
- * The bytes [base, base + len) are in buf; the reader has consumed up to `pos`. */
+/* A response body in transit between the fetch thread and clients (see relay.h).
+ * The bytes [base, base + len) are in buf; each reader has consumed up to its `pos`. */
 #include "relay.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+
+struct relay_reader {
+    uint64_t pos;
+    void (*wake)(void *);
+    void *wake_arg;
+    bool parked;
+    struct relay_reader *next;
+};
 
 struct relay {
     pthread_mutex_t lock;
@@ -16,15 +24,12 @@ struct relay {
     unsigned char *buf;
     size_t cap, len;
     uint64_t base;       /* offset of buf[0] in the body */
-    uint64_t pos;        /* the reader's next offset */
+    struct relay_reader *readers;
     bool keeping;        /* the whole body is kept (base stays 0) */
     bool ended, ok;
     bool paused;         /* the writer was refused for a full window */
     bool taken;          /* buf belongs to someone else now */
-    bool reader_gone;
-    void (*wake)(void *);
-    void *wake_arg;
-    bool parked;
+    bool had_reader;     /* a reader came (and maybe went) */
     void *keeper;
     void (*release)(void *);
 };
@@ -57,28 +62,48 @@ void relay_unref(struct relay *r)
         return;
     if (!r->taken)
         free(r->buf);
+    while (r->readers) {
+        struct relay_reader *rd = r->readers;
+        r->readers = rd->next;
+        free(rd);
+    }
     if (r->release)
         r->release(r->keeper);
     pthread_mutex_destroy(&r->lock);
     free(r);
 }
 
-/* Wakes a parked reader; caller holds the lock, the wake itself is safe under it
+/* Wakes the parked readers; caller holds the lock, the wake itself is safe under it
  * (it only queues the connection for its thread). */
 static void wake_locked(struct relay *r)
 {
-    if (r->parked && r->wake) {
-        r->parked = false;
-        r->wake(r->wake_arg);
+    for (struct relay_reader *rd = r->readers; rd; rd = rd->next) {
+        if (rd->parked) {
+            rd->parked = false;
+            rd->wake(rd->wake_arg);
+        }
     }
 }
 
-/* Drops what the reader has consumed, once the body is no longer kept. */
+/* The offset every reader has reached (the end when there is none). */
+static uint64_t min_pos_locked(const struct relay *r)
+{
+    uint64_t m = r->base + r->len;
+    for (const struct relay_reader *rd = r->readers; rd; rd = rd->next)
+        if (rd->pos < m)
+            m = rd->pos;
+    return m;
+}
+
+/* Drops what every reader has consumed, once the body is no longer kept. */
 static void trim_locked(struct relay *r)
 {
-    if (r->keeping || r->pos <= r->base)
+    if (r->keeping || !r->had_reader)
         return;
-    size_t drop = (size_t)(r->pos - r->base);
+    uint64_t upto = min_pos_locked(r);
+    if (upto <= r->base)
+        return;
+    size_t drop = (size_t)(upto - r->base);
     if (drop > r->len)
         drop = r->len;
     memmove(r->buf, r->buf + drop, r->len - drop);
@@ -95,16 +120,16 @@ bool relay_write(struct relay *r, const void *p, size_t n)
     }
     if (r->keeping && r->base + r->len + n > r->keep_limit)
         r->keeping = false; /* too large to store: from now on a window only */
-    if (r->reader_gone && !r->keeping) {
-        /* Nobody reads and nothing is kept: the bytes go nowhere. */
+    if (r->had_reader && r->readers == NULL && !r->keeping) {
+        /* Nobody reads any more and nothing is kept: the bytes go nowhere. */
         r->base += r->len + n;
-        r->pos = r->base;
         r->len = 0;
         pthread_mutex_unlock(&r->lock);
         return true;
     }
     trim_locked(r);
-    if (!r->keeping && r->len > 0 && r->len + n > r->window) {
+    uint64_t unread = r->base + r->len - (r->had_reader ? min_pos_locked(r) : r->base);
+    if (!r->keeping && unread > 0 && unread + n > r->window) {
         r->paused = true;
         pthread_mutex_unlock(&r->lock);
         return false;
@@ -171,38 +196,56 @@ void relay_keep(struct relay *r, void *keeper, void (*release)(void *keeper))
     pthread_mutex_unlock(&r->lock);
 }
 
-void relay_set_reader(struct relay *r, void (*wake)(void *arg), void *wake_arg)
+struct relay_reader *relay_add_reader(struct relay *r, void (*wake)(void *arg),
+                                      void *wake_arg)
 {
+    struct relay_reader *rd = calloc(1, sizeof *rd);
+    if (rd == NULL)
+        return NULL;
+    rd->wake = wake;
+    rd->wake_arg = wake_arg;
     pthread_mutex_lock(&r->lock);
-    r->wake = wake;
-    r->wake_arg = wake_arg;
+    if (r->base > 0) { /* the start is gone: this reader could never have it */
+        pthread_mutex_unlock(&r->lock);
+        free(rd);
+        return NULL;
+    }
+    rd->next = r->readers;
+    r->readers = rd;
+    r->had_reader = true;
     pthread_mutex_unlock(&r->lock);
+    return rd;
 }
 
-ssize_t relay_read(struct relay *r, uint64_t pos, void *buf, size_t max,
-                   void (*park)(void *arg), void *park_arg)
+ssize_t relay_read(struct relay *r, struct relay_reader *rd, uint64_t pos, void *buf,
+                   size_t max, void (*park)(void *arg), void *park_arg)
 {
     bool resume = false;
     ssize_t got;
     pthread_mutex_lock(&r->lock);
+    /* The last byte is held back until the end is known: a client that has every
+     * byte considers the response complete, and must not ask again before what it got
+     * has been stored. */
+    uint64_t avail = r->base + r->len - (r->ended || r->len == 0 ? 0 : 1);
     if (pos < r->base) {
-        got = RELAY_ERROR; /* already dropped: cannot happen with one reader */
-    } else if (pos < r->base + r->len) {
+        got = RELAY_ERROR; /* already dropped: cannot happen, readers hold it back */
+    } else if (pos < avail) {
         size_t off = (size_t)(pos - r->base);
-        size_t n = r->len - off < max ? r->len - off : max;
+        size_t n = (size_t)(avail - pos) < max ? (size_t)(avail - pos) : max;
         memcpy(buf, r->buf + off, n);
-        r->pos = pos + n;
+        rd->pos = pos + n;
         got = (ssize_t)n;
         trim_locked(r);
         /* Room again in the window: let the writer go on. */
-        if (r->paused && r->len <= r->window / 2) {
+        if (r->paused && r->base + r->len - min_pos_locked(r) <= r->window / 2) {
             r->paused = false;
             resume = true;
         }
     } else if (r->ended) {
         got = r->ok ? RELAY_END : RELAY_ERROR;
     } else {
-        r->parked = true;
+        rd->pos = pos;
+        rd->parked = true;
         park(park_arg);
         got = RELAY_WAIT;
     }
@@ -212,17 +255,18 @@ ssize_t relay_read(struct relay *r, uint64_t pos, void *buf, size_t max,
     return got;
 }
 
-void relay_reader_gone(struct relay *r)
+void relay_reader_gone(struct relay *r, struct relay_reader *rd)
 {
     bool resume = false;
     pthread_mutex_lock(&r->lock);
-    r->reader_gone = true;
-    r->parked = false;
-    r->wake = NULL;
-    if (!r->keeping) {
-        r->pos = r->base + r->len;
-        trim_locked(r);
+    for (struct relay_reader **p = &r->readers; *p; p = &(*p)->next) {
+        if (*p == rd) {
+            *p = rd->next;
+            break;
+        }
     }
+    free(rd);
+    trim_locked(r);
     if (r->paused) {
         r->paused = false;
         resume = true;

@@ -39,22 +39,26 @@ unsigned char *relay_take(struct relay *r, size_t *len);
  * e.g. a reference to the entry that now owns the taken bytes. */
 void relay_keep(struct relay *r, void *keeper, void (*release)(void *keeper));
 
-/* Reader side (one reader per relay). `wake(wake_arg)` is called when a parked
- * reader has something new to read. */
-void relay_set_reader(struct relay *r, void (*wake)(void *arg), void *wake_arg);
+/* Reader side: any number of readers, each at its own offset (bytes are dropped only
+ * once every reader has them). `wake(wake_arg)` is called when the parked reader has
+ * something new to read. Returns NULL if memory runs out, or if bytes the new reader
+ * would need (from offset 0) have been dropped already. */
+struct relay_reader;
+struct relay_reader *relay_add_reader(struct relay *r, void (*wake)(void *arg),
+                                      void *wake_arg);
 
 enum { RELAY_WAIT = 0, RELAY_END = -1, RELAY_ERROR = -2 };
 
-/* Copies up to `max` bytes from offset `pos` into buf and returns how many. With
- * nothing to read yet calls park(park_arg) under the relay's lock (so a write cannot
+/* Copies up to `max` bytes from offset `pos` into buf and returns how many; the last
+ * byte written only once the end is known (relay_end). With nothing to read yet calls park(park_arg) under the relay's lock (so a write cannot
  * slip in between) and returns RELAY_WAIT; the reader is then woken by `wake`.
  * Returns RELAY_END at the end of a complete body, RELAY_ERROR if it failed or `pos`
  * is no longer held. */
-ssize_t relay_read(struct relay *r, uint64_t pos, void *buf, size_t max,
-                   void (*park)(void *arg), void *park_arg);
+ssize_t relay_read(struct relay *r, struct relay_reader *rd, uint64_t pos, void *buf,
+                   size_t max, void (*park)(void *arg), void *park_arg);
 
-/* The reader is gone: nothing needs to be kept for it any more. */
-void relay_reader_gone(struct relay *r);
+/* The reader is gone (and freed): nothing needs to be kept for it any more. */
+void relay_reader_gone(struct relay *r, struct relay_reader *rd);
 
 /* Bytes held in memory right now (for tests and accounting). */
 size_t relay_held(struct relay *r);

@@ -29,7 +29,6 @@ struct server {
     struct updater up;
     struct collapse *collapse; /* GETs waiting on another GET's origin fetch */
     int listen_fd;
-    bool quiesced;         /* the listening socket is ours again, to close */
     char address[80];
 };
 
@@ -305,6 +304,26 @@ static bool may_stream(const struct request *rq, int status)
            status != 304 && !(status >= 500 && rq->stored != NULL);
 }
 
+/* Wakes a request that waited on `call`'s fetch to read its body as it arrives. */
+static void share_stream(void *waiter, void *arg)
+{
+    struct request *rq = waiter;
+    struct call *c = arg;
+    hdrs_free(&rq->res.headers);
+    if (hdrs_copy(&rq->res.headers, &c->head.headers) == CP_OK) {
+        rq->res.status = c->head.status;
+        rq->res.request_time = c->head.request_time;
+        rq->res.response_time = c->head.response_time;
+        rq->relay = relay_ref(c->relay);
+        rq->outcome.collapsed = true;
+        rq->state = RQ_STREAM;
+    } else {
+        rq->state = RQ_COLLAPSED; /* no memory to share: look again, on its own */
+    }
+    rq->no_collapse = true;
+    MHD_resume_connection(rq->conn);
+}
+
 /* Fetch thread: the final response's head is in. */
 static bool on_head(void *arg, struct fetch_result *res)
 {
@@ -337,6 +356,14 @@ static bool on_head(void *arg, struct fetch_result *res)
     rq->state = RQ_STREAM;
     c->rq = NULL; /* from the resume on, the request may end at any time */
     MHD_resume_connection(rq->conn);
+    /* Requests waiting on this fetch read the same bytes as they arrive, when they
+     * will be kept whole (a length known and within the limit: nothing is dropped
+     * under a slower reader). Later ones wait for the end and find it stored. */
+    int64_t length;
+    const char *cl = hdrs_get(&c->head.headers, "Content-Length");
+    if (c->leader && relay_keeping(relay) && cl != NULL && http_parse_uint(cl, &length) &&
+        (uint64_t)length <= srv->cfg->max_object_size)
+        collapse_release(srv->collapse, c->key, share_stream, c);
     return true;
 }
 
@@ -375,11 +402,12 @@ static void on_call_done(void *arg, struct fetch_result *res)
             relay_keep(c->relay, body, free);
         c->head.body = NULL;
     }
-    /* Only now does the client see the end: a next request finds the response stored. */
-    relay_end(c->relay, ok);
+    /* Done with sharing before the client sees the end: a request it sends next must
+     * find the stored response (or go to the origin), not join this finished fetch. */
     if (c->leader)
         collapse_finish(c->srv->collapse, c->key, wake_collapsed,
                         stored || !ok || c->head.status >= 500, time(NULL));
+    relay_end(c->relay, ok);
     call_free(c);
 }
 
@@ -388,6 +416,7 @@ static const struct fetch_sink call_sink = {.head = on_head, .data = on_data};
 /* Reader of a streamed body for libmicrohttpd. */
 struct stream_reader {
     struct relay *relay;
+    struct relay_reader *rd;
     struct MHD_Connection *conn;
 };
 
@@ -397,7 +426,7 @@ static void wake_connection(void *conn) { MHD_resume_connection(conn); }
 static ssize_t read_stream(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct stream_reader *sr = cls;
-    ssize_t n = relay_read(sr->relay, pos, buf, max, park_connection, sr->conn);
+    ssize_t n = relay_read(sr->relay, sr->rd, pos, buf, max, park_connection, sr->conn);
     if (n == RELAY_END)
         return MHD_CONTENT_READER_END_OF_STREAM;
     if (n == RELAY_ERROR)
@@ -408,7 +437,8 @@ static ssize_t read_stream(void *cls, uint64_t pos, char *buf, size_t max)
 static void free_stream(void *cls)
 {
     struct stream_reader *sr = cls;
-    relay_reader_gone(sr->relay);
+    if (sr->rd != NULL)
+        relay_reader_gone(sr->relay, sr->rd);
     relay_unref(sr->relay);
     free(sr);
 }
@@ -447,7 +477,12 @@ static enum MHD_Result answer_stream(struct request *rq)
     }
     sr->relay = relay_ref(rq->relay);
     sr->conn = rq->conn;
-    relay_set_reader(sr->relay, wake_connection, sr->conn);
+    sr->rd = relay_add_reader(sr->relay, wake_connection, sr->conn);
+    if (sr->rd == NULL) {
+        free_stream(sr);
+        hdrs_free(&out);
+        return MHD_NO;
+    }
     struct MHD_Response *resp =
         MHD_create_response_from_callback(size, 64 * 1024, read_stream, sr, free_stream);
     if (resp == NULL) {
@@ -855,26 +890,15 @@ cp_err server_start(const struct config *cfg, struct cache *cache, struct store 
 
 const char *server_address(const struct server *s) { return s->address; }
 
-void server_quiesce(struct server *s)
-{
-    if (s == NULL || s->daemon == NULL)
-        return;
-    /* The socket stays open (in s->listen_fd) until the daemon has stopped: its
-     * threads drop it from their polling sets only eventually, and closing it now
-     * could let a worker touch a closed, or reused, descriptor. */
-    if (MHD_quiesce_daemon(s->daemon) != MHD_INVALID_SOCKET)
-        s->quiesced = true;
-}
-
 void server_stop(struct server *s)
 {
     if (s == NULL)
         return;
+    /* The daemon owns the listening socket and closes it. (It is not quiesced first:
+     * with a thread pool on epoll, libmicrohttpd 0.9.75 can abort while its workers
+     * drop the socket from their epoll sets.) */
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
-    /* Unless quiesced, the daemon owned the listening socket and has closed it. */
-    if (s->quiesced)
-        close(s->listen_fd);
     collapse_free(s->collapse);
     free(s);
 }

@@ -28,11 +28,8 @@ cp_err server_start(const struct config *cfg, struct cache *cache, struct store 
 /* The address the server listens on, as "http://127.0.0.1:3000" (static to the server). */
 const char *server_address(const struct server *s);
 
-/* Stops accepting connections; requests waiting on the origin are ended once the
- * fetcher is stopped. Call before fetcher_stop. */
-void server_quiesce(struct server *s);
-
-/* Closes every connection and frees. Call after fetcher_stop. NULL is ignored. */
+/* Stops listening, closes every connection and frees. Call after fetcher_stop, which
+ * ends the requests still waiting on the origin (they get 503). NULL is ignored. */
 void server_stop(struct server *s);
 
 #endif

@@ -499,7 +499,7 @@ static enum MHD_Result send_resp(struct oconn *oc, struct MHD_Connection *c, uns
 }
 
 /* A body produced as it is sent: `chunks` pieces of 1 KiB of the hx_pattern, with a
- * pause of `pause_ms` before each piece after the first (/trickle), or none (/huge). */
+ * pause of `pause_ms` before each piece (/trickle), or none (/huge). */
 struct produced {
     struct orig *o;
     uint64_t total;
@@ -513,8 +513,8 @@ static ssize_t produce(void *cls, uint64_t pos, char *buf, size_t max)
         return MHD_CONTENT_READER_END_OF_STREAM;
     size_t n = max;
     if (p->pause_ms > 0) {
-        /* one piece per call, each at its own 1 KiB boundary */
-        if (pos % 1024 == 0 && pos > 0)
+        /* one piece per call, each (the first too) after a pause */
+        if (pos % 1024 == 0)
             sleep_s(p->pause_ms / 1000.0);
         n = 1024 - (size_t)(pos % 1024);
         if (n > max)

@@ -62,7 +62,7 @@ unsigned orig_total(struct orig *o);
 /* TCP connections the origin has accepted so far. */
 unsigned orig_connections(struct orig *o);
 /* hx_now() when the last /trickle/<pieces>/<ms> answer sent its last byte (0: none).
- * /trickle sends 1 KiB pieces of hx_pattern with <ms> between them; /huge/<bytes>
+ * /trickle sends 1 KiB pieces of hx_pattern, each after <ms>; /huge/<bytes>
  * sends that many bytes of it at once, made as they go (never held in memory). */
 double orig_trickle_done(struct orig *o);
 /* Sets the Location of /redirect-other (copied). */

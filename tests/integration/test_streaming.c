@@ -86,6 +86,49 @@ static void test_first_bytes_before_origin_finishes(void **state)
     assert_int_equal(orig_count(h->origin, "/trickle/8/150"), 1);
 }
 
+struct client {
+    uint16_t port;
+    const char *path;
+    struct watch w;
+    char xcache[32];
+    long status;
+};
+
+static void *client_thread(void *arg)
+{
+    struct client *c = arg;
+    c->status = watched_get(c->port, c->path, 0, &c->w, c->xcache, sizeof c->xcache);
+    return NULL;
+}
+
+/* Clients that wait on one origin fetch each get the bytes as they arrive, not once
+ * the origin has finished: one origin request, every first byte before its end. */
+static void test_waiters_read_while_origin_sends(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = hx_proxy_start(h, orig_url(h->origin), NULL, NULL);
+    assert_non_null(p);
+    enum { N = 6 };
+    struct client c[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        c[i] = (struct client){ .port = p->port, .path = "/trickle/6/200" };
+        assert_int_equal(pthread_create(&t[i], NULL, client_thread, &c[i]), 0);
+    }
+    for (int i = 0; i < N; i++)
+        pthread_join(t[i], NULL);
+    double done = orig_trickle_done(h->origin);
+    assert_int_equal(orig_count(h->origin, "/trickle/6/200"), 1);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(c[i].status, 200);
+        assert_int_equal(c[i].w.got, 6 * 1024);
+        assert_true(c[i].w.bytes_ok);
+        if (!(c[i].w.t_first < done))
+            fail_msg("client %d (X-Cache %s) had its first byte %.3f s after the origin "
+                     "finished", i, c[i].xcache, c[i].w.t_first - done);
+    }
+}
+
 /* Resident memory of a process, in KiB, from /proc. */
 static long rss_kib(pid_t pid)
 {
@@ -162,6 +205,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_first_bytes_before_origin_finishes, hx_setup,
                                         hx_teardown),
         cmocka_unit_test_setup_teardown(test_large_body_streams_in_bounded_memory, hx_setup,
+                                        hx_teardown),
+        cmocka_unit_test_setup_teardown(test_waiters_read_while_origin_sends, hx_setup,
                                         hx_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -93,12 +93,46 @@ static void test_pass_marks_bounded(void **state)
     collapse_free(c);
 }
 
+static int shared[8];
+static int n_shared;
+
+static void share(void *waiter, void *arg)
+{
+    (void)arg;
+    shared[n_shared++] = *(int *)waiter;
+}
+
+/* Once the body can be shared, queued and later waiters alike are handed it; the
+ * end still wakes nobody twice. */
+static void test_release_shares_now_and_later(void **state)
+{
+    (void)state;
+    struct collapse *c;
+    assert_int_equal(collapse_new(&c), CP_OK);
+    int a = 1, b = 2, d = 3;
+    bool leader;
+    assert_false(collapse_join(c, "s", &a, &leader, 10));
+    assert_true(collapse_join(c, "s", &b, &leader, 10));
+    n_shared = 0;
+    collapse_release(c, "s", share, NULL);
+    assert_int_equal(n_shared, 1);
+    assert_int_equal(shared[0], 2);
+    assert_true(collapse_join(c, "s", &d, &leader, 11)); /* joins the readers at once */
+    assert_int_equal(n_shared, 2);
+    assert_int_equal(shared[1], 3);
+    n_woken = 0;
+    collapse_finish(c, "s", wake, true, 12);
+    assert_int_equal(n_woken, 0);
+    collapse_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_leader_waiters_in_order),
         cmocka_unit_test(test_not_storable_remembered),
         cmocka_unit_test(test_pass_marks_bounded),
+        cmocka_unit_test(test_release_shares_now_and_later),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

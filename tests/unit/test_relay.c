@@ -23,19 +23,22 @@ static void test_read_as_written_and_kept(void **state)
     (void)state;
     reset();
     struct relay *r = relay_new(100, 10, on_resume, NULL);
-    relay_set_reader(r, on_wake, NULL);
+    struct relay_reader *rd = relay_add_reader(r, on_wake, NULL);
     char buf[64];
     /* nothing yet: the reader parks, and the next write wakes it */
-    assert_int_equal(relay_read(r, 0, buf, sizeof buf, on_park, NULL), RELAY_WAIT);
+    assert_int_equal(relay_read(r, rd, 0, buf, sizeof buf, on_park, NULL), RELAY_WAIT);
     assert_int_equal(parks, 1);
     assert_true(relay_write(r, "hello ", 6));
     assert_int_equal(wakes, 1);
-    assert_int_equal(relay_read(r, 0, buf, sizeof buf, on_park, NULL), 6);
-    assert_memory_equal(buf, "hello ", 6);
+    /* everything but the last byte: that one waits for the end */
+    assert_int_equal(relay_read(r, rd, 0, buf, sizeof buf, on_park, NULL), 5);
+    assert_memory_equal(buf, "hello", 5);
     assert_true(relay_write(r, "world", 5));
-    assert_int_equal(relay_read(r, 6, buf, 3, on_park, NULL), 3); /* at most max */
-    assert_memory_equal(buf, "wor", 3);
-    assert_int_equal(relay_read(r, 9, buf, sizeof buf, on_park, NULL), 2);
+    assert_int_equal(relay_read(r, rd, 5, buf, 3, on_park, NULL), 3); /* at most max */
+    assert_memory_equal(buf, " wo", 3);
+    assert_int_equal(relay_read(r, rd, 8, buf, sizeof buf, on_park, NULL), 2);
+    assert_memory_equal(buf, "rl", 2);
+    assert_int_equal(relay_read(r, rd, 10, buf, sizeof buf, on_park, NULL), RELAY_WAIT);
     /* kept whole (under the limit): the bytes can be taken whole for storing */
     assert_true(relay_keeping(r));
     assert_int_equal(relay_held(r), 11);
@@ -46,9 +49,11 @@ static void test_read_as_written_and_kept(void **state)
     assert_memory_equal(body, "hello world", 11);
     relay_keep(r, body, free);
     relay_end(r, true);
-    assert_int_equal(relay_read(r, 11, buf, sizeof buf, on_park, NULL), RELAY_END);
+    assert_int_equal(relay_read(r, rd, 10, buf, sizeof buf, on_park, NULL), 1);
+    assert_memory_equal(buf, "d", 1);
+    assert_int_equal(relay_read(r, rd, 11, buf, sizeof buf, on_park, NULL), RELAY_END);
     /* still readable from the taken bytes */
-    assert_int_equal(relay_read(r, 0, buf, 5, on_park, NULL), 5);
+    assert_int_equal(relay_read(r, rd, 0, buf, 5, on_park, NULL), 5);
     relay_unref(r);
 }
 
@@ -57,24 +62,25 @@ static void test_window_pauses_and_resumes(void **state)
     (void)state;
     reset();
     struct relay *r = relay_new(8, 16, on_resume, NULL); /* keeps up to 8 bytes only */
-    relay_set_reader(r, on_wake, NULL);
+    struct relay_reader *rd = relay_add_reader(r, on_wake, NULL);
     char buf[64];
     assert_true(relay_write(r, "0123456789", 10)); /* over 8: no longer kept */
     assert_false(relay_keeping(r));
     assert_true(relay_write(r, "abcdef", 6));       /* 16 unread: the window is full */
     assert_false(relay_write(r, "X", 1));           /* refused: the writer pauses */
     assert_int_equal(relay_held(r), 16);
-    assert_int_equal(relay_read(r, 0, buf, 12, on_park, NULL), 12);
+    assert_int_equal(relay_read(r, rd, 0, buf, 12, on_park, NULL), 12);
     assert_int_equal(resumes, 1);                   /* room again: resumed once */
     assert_true(relay_held(r) <= 4);                /* what was read is dropped */
     assert_true(relay_write(r, "X", 1));
-    assert_int_equal(relay_read(r, 12, buf, sizeof buf, on_park, NULL), 5);
-    assert_memory_equal(buf, "cdefX", 5);
+    assert_int_equal(relay_read(r, rd, 12, buf, sizeof buf, on_park, NULL), 4);
+    assert_memory_equal(buf, "cdef", 4);
     /* not kept: nothing to take for storing */
     size_t len;
     assert_null(relay_take(r, &len));
     relay_end(r, false);
-    assert_int_equal(relay_read(r, 17, buf, sizeof buf, on_park, NULL), RELAY_ERROR);
+    assert_int_equal(relay_read(r, rd, 16, buf, sizeof buf, on_park, NULL), 1);
+    assert_int_equal(relay_read(r, rd, 17, buf, sizeof buf, on_park, NULL), RELAY_ERROR);
     relay_unref(r);
 }
 
@@ -83,14 +89,50 @@ static void test_reader_gone(void **state)
     (void)state;
     reset();
     struct relay *r = relay_new(0, 4, on_resume, NULL);
+    struct relay_reader *rd = relay_add_reader(r, on_wake, NULL);
     assert_true(relay_write(r, "abcd", 4));
     assert_false(relay_write(r, "e", 1)); /* paused for a reader... */
-    relay_reader_gone(r);                /* ...who leaves: the writer goes on */
+    relay_reader_gone(r, rd);            /* ...who leaves: the writer goes on */
     assert_int_equal(resumes, 1);
     assert_true(relay_write(r, "efghijklmnop", 12)); /* and nothing piles up */
     assert_int_equal(relay_held(r), 0);
     relay_end(r, true);
     relay_unref(r);
+}
+
+/* Several readers of a body kept whole each read all of it, at their own pace, and
+ * each parked one is woken. A reader cannot join once the start has been dropped. */
+static void test_several_readers(void **state)
+{
+    (void)state;
+    reset();
+    struct relay *r = relay_new(1000, 10, on_resume, NULL);
+    struct relay_reader *a = relay_add_reader(r, on_wake, NULL);
+    struct relay_reader *b = relay_add_reader(r, on_wake, NULL);
+    char buf[64];
+    assert_int_equal(relay_read(r, a, 0, buf, sizeof buf, on_park, NULL), RELAY_WAIT);
+    assert_int_equal(relay_read(r, b, 0, buf, sizeof buf, on_park, NULL), RELAY_WAIT);
+    assert_true(relay_write(r, "shared", 6));
+    assert_int_equal(wakes, 2);
+    assert_int_equal(relay_read(r, a, 0, buf, sizeof buf, on_park, NULL), 5);
+    assert_true(relay_write(r, " bytes", 6));
+    relay_end(r, true);
+    assert_int_equal(relay_read(r, b, 0, buf, sizeof buf, on_park, NULL), 12);
+    assert_memory_equal(buf, "shared bytes", 12);
+    assert_int_equal(relay_read(r, a, 5, buf, sizeof buf, on_park, NULL), 7);
+    relay_reader_gone(r, a);
+    relay_reader_gone(r, b);
+    relay_unref(r);
+
+    /* not kept: once the first reader has moved on, the start is gone */
+    struct relay *w = relay_new(0, 100, on_resume, NULL);
+    struct relay_reader *first = relay_add_reader(w, on_wake, NULL);
+    assert_true(relay_write(w, "0123456789", 10));
+    assert_int_equal(relay_read(w, first, 0, buf, 5, on_park, NULL), 5);
+    assert_true(relay_held(w) <= 5); /* the start is dropped once read */
+    assert_null(relay_add_reader(w, on_wake, NULL));
+    relay_reader_gone(w, first);
+    relay_unref(w);
 }
 
 int main(void)
@@ -99,6 +141,7 @@ int main(void)
         cmocka_unit_test(test_read_as_written_and_kept),
         cmocka_unit_test(test_window_pauses_and_resumes),
         cmocka_unit_test(test_reader_gone),
+        cmocka_unit_test(test_several_readers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

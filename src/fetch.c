@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "bytes.h"
 #include "log.h"
 
 #define EASY_SPARE 64 /* idle easy handles kept for reuse: one per concurrent transfer */
@@ -169,22 +170,16 @@ static size_t on_body(char *buf, size_t size, size_t n, void *arg)
         j->paused = true; /* curl offers the same bytes again once unpaused */
         return CURL_WRITEFUNC_PAUSE;
     }
-    if (j->res.body_len + len > j->body_cap) {
+    size_t first = 0;
+    if (j->body_cap == 0) {
         /* The announced length first: most bodies then take exactly one allocation
          * of exactly their size, which is what a cache keeps for hours. */
         curl_off_t announced = -1;
         curl_easy_getinfo(j->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced);
-        size_t cap = j->body_cap ? j->body_cap * 2 : 4096;
-        if (j->body_cap == 0 && announced > 0 && (uint64_t)announced < SIZE_MAX / 2)
-            cap = (size_t)announced;
-        while (cap < j->res.body_len + len)
-            cap *= 2;
-        unsigned char *b = realloc(j->res.body, cap);
-        if (b == NULL)
-            return 0; /* makes curl fail the transfer with CURLE_WRITE_ERROR */
-        j->res.body = b;
-        j->body_cap = cap;
+        first = announced > 0 && (uint64_t)announced < SIZE_MAX / 2 ? (size_t)announced : 0;
     }
+    if (bytes_reserve(&j->res.body, &j->body_cap, j->res.body_len + len, first) != CP_OK)
+        return 0; /* makes curl fail the transfer with CURLE_WRITE_ERROR */
     memcpy(j->res.body + j->res.body_len, buf, len);
     j->res.body_len += len;
     return len;

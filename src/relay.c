@@ -2,6 +2,8 @@
  * The bytes [base, base + len) are in buf; each reader has consumed up to its `pos`. */
 #include "relay.h"
 
+#include "bytes.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -134,20 +136,12 @@ bool relay_write(struct relay *r, const void *p, size_t n)
         pthread_mutex_unlock(&r->lock);
         return false;
     }
-    if (r->len + n > r->cap) {
-        size_t cap = r->cap ? r->cap : 4096;
-        while (cap < r->len + n)
-            cap *= 2;
-        unsigned char *b = realloc(r->buf, cap);
-        if (b == NULL) {
-            r->ended = true;
-            r->ok = false;
-            wake_locked(r);
-            pthread_mutex_unlock(&r->lock);
-            return false;
-        }
-        r->buf = b;
-        r->cap = cap;
+    if (bytes_reserve(&r->buf, &r->cap, r->len + n, 0) != CP_OK) {
+        r->ended = true;
+        r->ok = false;
+        wake_locked(r);
+        pthread_mutex_unlock(&r->lock);
+        return false;
     }
     memcpy(r->buf + r->len, p, n);
     r->len += n;

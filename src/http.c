@@ -51,6 +51,12 @@ bool http_parse_uint(const char *s, int64_t *out)
     return s != NULL && parse_digits(s, strlen(s), false, INT64_MAX / 2, out);
 }
 
+int64_t http_field_uint(const struct hdrs *h, const char *name)
+{
+    int64_t v;
+    return http_parse_uint(hdrs_get(h, name), &v) ? v : -1;
+}
+
 /* ---- Cache-Control ---------------------------------------------------------------- */
 
 /* One directive as found in a field line; name and argument point into the line,

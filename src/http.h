@@ -65,4 +65,8 @@ cp_err http_vary_key(const char *vary, const struct hdrs *request, char **out);
  * Returns false for empty input, signs, or trailing garbage; saturates at INT64_MAX/2. */
 bool http_parse_uint(const char *s, int64_t *out);
 
+/* The first field `name` of `h` as http_parse_uint reads it (Age, Content-Length), or
+ * -1 when there is none or it is not such a number. */
+int64_t http_field_uint(const struct hdrs *h, const char *name);
+
 #endif

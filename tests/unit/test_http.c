@@ -511,9 +511,24 @@ static void test_parse_uint(void **state)
     assert_false(http_parse_uint(NULL, &v));
 }
 
+static void test_field_uint(void **state)
+{
+    (void)state;
+    struct hdrs h;
+    hdrs_init(&h);
+    assert_int_equal(http_field_uint(&h, "Age"), -1);
+    hdrs_add(&h, "age", "42");
+    hdrs_add(&h, "Content-Length", "4x");
+    hdrs_add(&h, "Age", "7");
+    assert_int_equal(http_field_uint(&h, "Age"), 42); /* the first field */
+    assert_int_equal(http_field_uint(&h, "Content-Length"), -1);
+    hdrs_free(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_field_uint),
         cmocka_unit_test(test_cc_absent),
         cmocka_unit_test(test_cc_all_directives),
         cmocka_unit_test(test_cc_case_and_spacing),

@@ -59,6 +59,7 @@ struct store {
     char *dir;
     _Atomic uint64_t *gen; /* mapping of GEN_FILE */
     atomic_ulong tmp_counter;
+    long pid;              /* for temporary file names, asked once */
     uint64_t max_bytes;    /* 0: no bound */
     pthread_mutex_t lock;  /* the index and index_gen */
     struct file_index index;
@@ -204,6 +205,7 @@ cp_err store_open(const char *dir, uint64_t max_bytes, struct store **out)
         return CP_ERR_NOMEM;
     }
     atomic_init(&s->tmp_counter, 0);
+    s->pid = (long)getpid();
     s->max_bytes = max_bytes;
     /* Creating the generation file is the real proof that the directory is writable
      * (access() does not know about read-only mounts on every system). */
@@ -313,7 +315,7 @@ cp_err store_write(struct store *s, const struct entry *e)
     diskfmt_name(e->key != NULL ? e->key : "", e->vary_key != NULL ? e->vary_key : "", name);
     char *path = join_path(s->dir, name, ENTRY_SUFFIX);
     char suffix[64];
-    snprintf(suffix, sizeof suffix, TMP_MARK "%ld.%lu", (long)getpid(),
+    snprintf(suffix, sizeof suffix, TMP_MARK "%ld.%lu", s->pid,
              atomic_fetch_add(&s->tmp_counter, 1));
     char *tmp = join_path(s->dir, name, suffix);
     unsigned char *head = NULL;

@@ -1,7 +1,9 @@
 /* Reference-counted cached responses (see entry.h). */
 #include "entry.h"
 
+#include <stdalign.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "policy.h"
 
@@ -29,14 +31,64 @@ void entry_unref(struct entry *e)
     /* acq_rel: the last owner must see every write made before others let go. */
     if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1)
         return;
-    free(e->key);
-    free(e->vary_key);
-    hdrs_free(&e->headers);
+    if (e->packed != NULL) {
+        free(e->packed);
+    } else {
+        free(e->key);
+        free(e->vary_key);
+        hdrs_free(&e->headers);
+    }
     if (e->body_owner != NULL)
         entry_unref(e->body_owner);
     else
         free(e->body);
     free(e);
+}
+
+/* Copies s (NULL: none) to *at, advancing it; returns the copy or NULL. */
+static char *put_str(char **at, const char *s)
+{
+    if (s == NULL)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = memcpy(*at, s, n);
+    *at += n;
+    return d;
+}
+
+cp_err entry_pack(struct entry *e)
+{
+    if (e->packed != NULL)
+        return CP_OK;
+    size_t nh = e->headers.n;
+    size_t size = nh * sizeof(struct hdr);
+    _Static_assert(alignof(struct hdr) <= alignof(max_align_t), "array first in the block");
+    if (e->key != NULL)
+        size += strlen(e->key) + 1;
+    if (e->vary_key != NULL)
+        size += strlen(e->vary_key) + 1;
+    for (size_t i = 0; i < nh; i++)
+        size += strlen(e->headers.v[i].name) + strlen(e->headers.v[i].value) + 2;
+    char *block = malloc(size > 0 ? size : 1);
+    if (block == NULL)
+        return CP_ERR_NOMEM;
+    struct hdr *v = (struct hdr *)(void *)block;
+    char *at = block + nh * sizeof(struct hdr);
+    for (size_t i = 0; i < nh; i++) {
+        v[i].name = put_str(&at, e->headers.v[i].name);
+        v[i].value = put_str(&at, e->headers.v[i].value);
+    }
+    char *key = put_str(&at, e->key);
+    char *vary_key = put_str(&at, e->vary_key);
+    free(e->key);
+    free(e->vary_key);
+    hdrs_free(&e->headers);
+    e->key = key;
+    e->vary_key = vary_key;
+    e->headers.v = nh > 0 ? v : NULL;
+    e->headers.n = e->headers.cap = nh;
+    e->packed = block;
+    return CP_OK;
 }
 
 void entry_share_body(struct entry *e, struct entry *from)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "error.h"
 #include "headers.h"
 
 struct entry {
@@ -27,6 +28,8 @@ struct entry {
     int64_t lifetime;     /* freshness lifetime (seconds) */
     uint64_t generation;  /* cache generation it belongs to (see store.h) */
     atomic_bool refreshing; /* a background revalidation of it has been started */
+    void *packed;         /* non-NULL after entry_pack: the one block that holds key,
+                             vary_key and the header fields (names, values, array) */
 };
 
 /* Returns a zeroed entry with one reference and empty headers, or NULL (no memory). */
@@ -35,6 +38,13 @@ struct entry *entry_new(void);
 struct entry *entry_ref(struct entry *e);
 /* Drops a reference; frees the entry and everything it owns at zero. NULL is ignored. */
 void entry_unref(struct entry *e);
+
+/* Moves key, vary key and header fields into a single allocation, so that an entry kept
+ * for hours costs three blocks (itself, that one, its body) instead of two per field,
+ * with no slack. Call once the entry is complete and before anyone else can see it (the
+ * fields move). The fields stay readable as before but must not be changed afterwards.
+ * Returns CP_ERR_NOMEM leaving `e` as it was (still valid, just not packed). */
+cp_err entry_pack(struct entry *e);
 
 /* Makes `e` (new, bodiless) share the body of `from`, holding a reference to it, so a
  * revalidation updates fields without copying the bytes. */

@@ -49,6 +49,8 @@ struct fetcher {
     size_t n_resumes, cap_resumes;
     struct job *active;    /* owned by the fetch thread */
     bool stopping;         /* guarded by lock */
+    bool woken;            /* a wakeup is on its way to the fetch thread, which has not
+                              yet looked at the lists: another would be wasted (lock) */
     bool started;
     CURL *spare[EASY_SPARE]; /* idle easy handles, owned by the fetch thread */
     size_t n_spare;
@@ -417,6 +419,17 @@ static void on_transfer_done(struct fetcher *f, CURL *easy, CURLcode rc)
     job_finish(j, err);
 }
 
+/* Called with the lock held, which it releases: wakes the fetch thread unless a wakeup
+ * it has not acted on yet is pending (under load, one wakeup serves many submits). */
+static void wake_locked(struct fetcher *f)
+{
+    bool wake = !f->woken;
+    f->woken = true;
+    pthread_mutex_unlock(&f->lock);
+    if (wake)
+        curl_multi_wakeup(f->multi);
+}
+
 /* Takes the whole list of submitted jobs, leaving it empty. */
 static struct job *take_pending(struct fetcher *f)
 {
@@ -471,6 +484,7 @@ static void *fetch_thread(void *arg)
     for (;;) {
         pthread_mutex_lock(&f->lock);
         bool stop = f->stopping;
+        f->woken = false; /* before the lists are taken: what comes after wakes us */
         pthread_mutex_unlock(&f->lock);
         if (stop)
             break;
@@ -561,8 +575,7 @@ void fetch_resume(struct fetcher *f, void *arg)
         f->cap_resumes = cap;
     }
     f->resumes[f->n_resumes++] = arg;
-    pthread_mutex_unlock(&f->lock);
-    curl_multi_wakeup(f->multi);
+    wake_locked(f);
 }
 
 cp_err fetch_submit_sink(struct fetcher *f, struct fetch_request *req,
@@ -591,8 +604,7 @@ cp_err fetch_submit_sink(struct fetcher *f, struct fetch_request *req,
     }
     j->next = f->pending;
     f->pending = j;
-    pthread_mutex_unlock(&f->lock);
-    curl_multi_wakeup(f->multi);
+    wake_locked(f);
     return CP_OK;
 }
 

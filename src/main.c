@@ -81,6 +81,7 @@ static bool load_one(void *arg, struct entry *e)
 {
     struct loader *l = arg;
     /* A response fetched meanwhile is newer: it stays (CP_ERR_SUPERSEDED). */
+    entry_pack(e); /* unpacked (no memory) is only bigger */
     cache_insert(l->cache, e);
     entry_unref(e);
     atomic_fetch_add(&l->count, 1);

@@ -1,6 +1,8 @@
 /* The disk mirror's writer thread (see mirror.h): callers append operations to a
  * queue under a mutex and return at once; one thread applies them to the store in
- * order, so a write followed by a removal of the same key ends with no file. */
+ * order, so a write followed by a removal of the same key ends with no file.
+ * The writer lingers a moment after it is woken and then takes the whole queue, so a
+ * busy proxy pays one wakeup per batch of writes rather than one per response. */
 #include "mirror.h"
 
 #include <pthread.h>
@@ -8,8 +10,11 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
+
+#define MIRROR_LINGER_NS 2000000L /* how long a woken writer lets a batch gather */
 
 struct mirror_op {
     struct mirror_op *next;
@@ -25,6 +30,7 @@ struct mirror {
     pthread_cond_t wake;
     struct mirror_op *head, *tail; /* FIFO */
     bool stopping;
+    bool idle;                     /* the writer waits for work and nobody woke it yet */
 };
 
 static void op_free(struct mirror_op *op)
@@ -38,24 +44,35 @@ static void op_free(struct mirror_op *op)
 static void *writer_main(void *arg)
 {
     struct mirror *m = arg;
+    const struct timespec linger = {0, MIRROR_LINGER_NS};
     pthread_mutex_lock(&m->lock);
     for (;;) {
-        while (m->head == NULL && !m->stopping)
+        while (m->head == NULL && !m->stopping) {
+            m->idle = true;
             pthread_cond_wait(&m->wake, &m->lock);
+        }
+        m->idle = false;
         /* Stopping only once the queue is empty: mirror_stop promises a full drain. */
         if (m->head == NULL)
             break;
-        struct mirror_op *op = m->head;
-        m->head = op->next;
-        if (m->head == NULL)
-            m->tail = NULL;
+        if (!m->stopping) {
+            pthread_mutex_unlock(&m->lock);
+            nanosleep(&linger, NULL);
+            pthread_mutex_lock(&m->lock);
+        }
+        struct mirror_op *batch = m->head;
+        m->head = m->tail = NULL;
         /* The disk work happens unlocked so that producers never wait for it. */
         pthread_mutex_unlock(&m->lock);
-        if (op->entry != NULL)
-            store_write(m->store, op->entry); /* failures are logged by the store */
-        else
-            store_remove(m->store, op->key, op->vary_key);
-        op_free(op);
+        while (batch != NULL) {
+            struct mirror_op *op = batch;
+            batch = op->next;
+            if (op->entry != NULL)
+                store_write(m->store, op->entry); /* failures are logged by the store */
+            else
+                store_remove(m->store, op->key, op->vary_key);
+            op_free(op);
+        }
         pthread_mutex_lock(&m->lock);
     }
     pthread_mutex_unlock(&m->lock);
@@ -103,7 +120,10 @@ static void enqueue(struct mirror *m, struct mirror_op *op)
     else
         m->head = op;
     m->tail = op;
-    pthread_cond_signal(&m->wake);
+    if (m->idle) {
+        m->idle = false; /* one wakeup is enough for everything queued until it acts */
+        pthread_cond_signal(&m->wake);
+    }
     pthread_mutex_unlock(&m->lock);
 }
 

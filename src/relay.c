@@ -32,6 +32,7 @@ struct relay {
     bool paused;         /* the writer was refused for a full window */
     bool taken;          /* buf belongs to someone else now */
     bool had_reader;     /* a reader came (and maybe went) */
+    size_t first_cap;    /* room of the first allocation (relay_expect); 0: default */
     void *keeper;
     void (*release)(void *);
 };
@@ -136,7 +137,7 @@ bool relay_write(struct relay *r, const void *p, size_t n)
         pthread_mutex_unlock(&r->lock);
         return false;
     }
-    if (bytes_reserve(&r->buf, &r->cap, r->len + n, 0) != CP_OK) {
+    if (bytes_reserve(&r->buf, &r->cap, r->len + n, r->first_cap) != CP_OK) {
         r->ended = true;
         r->ok = false;
         wake_locked(r);
@@ -159,6 +160,26 @@ void relay_end(struct relay *r, bool ok)
     }
     wake_locked(r);
     pthread_mutex_unlock(&r->lock);
+}
+
+void relay_expect(struct relay *r, uint64_t length)
+{
+    pthread_mutex_lock(&r->lock);
+    if (r->keeping && length > 0 && length <= r->keep_limit && r->cap == 0)
+        r->first_cap = (size_t)length;
+    pthread_mutex_unlock(&r->lock);
+}
+
+const unsigned char *relay_whole(struct relay *r, size_t *len)
+{
+    const unsigned char *b = NULL;
+    pthread_mutex_lock(&r->lock);
+    if (r->ended && r->ok && r->keeping) {
+        b = r->buf != NULL ? r->buf : (const unsigned char *)"";
+        *len = r->len;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return b;
 }
 
 unsigned char *relay_take(struct relay *r, size_t *len)

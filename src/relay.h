@@ -24,6 +24,11 @@ struct relay *relay_new(size_t keep_limit, size_t window, void (*resume)(void *a
 struct relay *relay_ref(struct relay *r);
 void relay_unref(struct relay *r);
 
+/* The body's announced length (Content-Length): a body that will be kept is given
+ * exactly that room up front, with no doubling to trim afterwards. Call before any
+ * relay_write; a body that turns out longer still grows as usual. */
+void relay_expect(struct relay *r, uint64_t length);
+
 /* Writer side. Appends n bytes; returns false without taking any when the window is
  * full (the writer pauses until `resume`) or memory runs out (then the relay fails). */
 bool relay_write(struct relay *r, const void *p, size_t n);
@@ -59,6 +64,11 @@ ssize_t relay_read(struct relay *r, struct relay_reader *rd, uint64_t pos, void 
 
 /* The reader is gone (and freed): nothing needs to be kept for it any more. */
 void relay_reader_gone(struct relay *r, struct relay_reader *rd);
+
+/* The whole body at once, for a reader that comes after the end: when the relay has
+ * ended complete with the whole body kept, returns its bytes (valid while the caller
+ * holds a reference to the relay) and sets *len; else returns NULL. */
+const unsigned char *relay_whole(struct relay *r, size_t *len);
 
 /* Bytes held in memory right now (for tests and accounting). */
 size_t relay_held(struct relay *r);

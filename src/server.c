@@ -43,6 +43,7 @@ enum request_state {
 };
 
 #define STREAM_WINDOW (1u << 20) /* bytes held for a client of a body too large to keep */
+#define STREAM_BLOCK (64u << 10)  /* most bytes handed to libmicrohttpd per read */
 
 struct request {
     struct server *srv;
@@ -278,7 +279,21 @@ struct call {
     struct hdrs request;       /* the client's fields, for storing */
     struct fetch_result head;  /* status, fields and times of the streamed response */
     bool leader;               /* collapse_finish owed at the end */
+    struct MHD_Connection *parked; /* the client's, to resume once bytes are in */
+    int64_t length;            /* announced Content-Length, -1 if none */
+    uint64_t received;         /* body bytes so far */
 };
+
+/* Lets the client's connection go on with the stream. Deferred from the head to the
+ * first bytes, and past bytes that complete the body: a small body then reaches the
+ * front end whole, and goes out with the head in one write (answer_stream). */
+static void call_unpark(struct call *c)
+{
+    if (c->parked != NULL) {
+        MHD_resume_connection(c->parked);
+        c->parked = NULL;
+    }
+}
 
 static void call_free(struct call *c)
 {
@@ -356,11 +371,13 @@ static bool on_head(void *arg, struct fetch_result *res)
     rq->relay = relay_ref(relay);
     rq->state = RQ_STREAM;
     c->rq = NULL; /* from the resume on, the request may end at any time */
-    MHD_resume_connection(rq->conn);
+    c->parked = rq->conn;
+    int64_t length = c->length = http_field_uint(&c->head.headers, "Content-Length");
+    if (length >= 0)
+        relay_expect(relay, (uint64_t)length);
     /* Requests waiting on this fetch read the same bytes as they arrive, when they
      * will be kept whole (a length known and within the limit: nothing is dropped
      * under a slower reader). Later ones wait for the end and find it stored. */
-    int64_t length = http_field_uint(&c->head.headers, "Content-Length");
     if (c->leader && relay_keeping(relay) && length >= 0 &&
         (uint64_t)length <= srv->cfg->max_object_size)
         collapse_release(srv->collapse, c->key, share_stream, c);
@@ -370,9 +387,13 @@ static bool on_head(void *arg, struct fetch_result *res)
 static bool on_data(void *arg, const unsigned char *p, size_t n)
 {
     struct call *c = arg;
-    return relay_write(c->relay, p, n);
+    bool taken = relay_write(c->relay, p, n);
+    if (taken)
+        c->received += n;
+    if (c->length < 0 || c->received < (uint64_t)c->length)
+        call_unpark(c); /* else on_call_done does, with the end known */
+    return taken;
 }
-
 
 /* Fetch thread: the transfer has ended. A streamed body kept whole is stored now. */
 static void on_call_done(void *arg, struct fetch_result *res)
@@ -407,6 +428,7 @@ static void on_call_done(void *arg, struct fetch_result *res)
         collapse_finish(c->srv->collapse, c->key, wake_collapsed,
                         stored || !ok || c->head.status >= 500, time(NULL));
     relay_end(c->relay, ok);
+    call_unpark(c);
     call_free(c);
 }
 
@@ -442,6 +464,32 @@ static void free_stream(void *cls)
     free(sr);
 }
 
+static void release_relay(void *relay) { relay_unref(relay); }
+
+/* A response that reads the body from the relay as it arrives; NULL if memory runs out. */
+static struct MHD_Response *stream_response(struct request *rq, uint64_t size)
+{
+    struct stream_reader *sr = calloc(1, sizeof *sr);
+    if (sr == NULL)
+        return NULL;
+    sr->relay = relay_ref(rq->relay);
+    sr->conn = rq->conn;
+    sr->rd = relay_add_reader(sr->relay, wake_connection, sr->conn);
+    if (sr->rd == NULL) {
+        free_stream(sr);
+        return NULL;
+    }
+    /* libmicrohttpd allocates (and clears) a buffer of this size per response. */
+    size_t block = STREAM_BLOCK;
+    if (size != MHD_SIZE_UNKNOWN && size < block)
+        block = size > 0 ? (size_t)size : 1;
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(size, block, read_stream, sr, free_stream);
+    if (resp == NULL)
+        free_stream(sr);
+    return resp;
+}
+
 /* The head of a streamed response is in: answer the client, body to follow. */
 static enum MHD_Result answer_stream(struct request *rq)
 {
@@ -464,24 +512,23 @@ static enum MHD_Result answer_stream(struct request *rq)
     }
     struct hdrs out;
     hdrs_init(&out);
-    struct stream_reader *sr = calloc(1, sizeof *sr);
-    if (sr == NULL || forward_response_headers(&rq->res.headers, o, &out) != CP_OK) {
-        free(sr);
+    if (forward_response_headers(&rq->res.headers, o, &out) != CP_OK) {
         hdrs_free(&out);
         return MHD_NO;
     }
-    sr->relay = relay_ref(rq->relay);
-    sr->conn = rq->conn;
-    sr->rd = relay_add_reader(sr->relay, wake_connection, sr->conn);
-    if (sr->rd == NULL) {
-        free_stream(sr);
-        hdrs_free(&out);
-        return MHD_NO;
+    struct MHD_Response *resp = NULL;
+    size_t whole_len;
+    const unsigned char *whole = relay_whole(rq->relay, &whole_len);
+    if (whole != NULL) {
+        /* All in already: one buffer, sent with the head in a single write. */
+        resp = MHD_create_response_from_buffer_with_free_callback_cls(
+            whole_len, (void *)whole, release_relay, relay_ref(rq->relay));
+        if (resp == NULL)
+            relay_unref(rq->relay);
+    } else {
+        resp = stream_response(rq, size);
     }
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(size, 64 * 1024, read_stream, sr, free_stream);
     if (resp == NULL) {
-        free_stream(sr);
         hdrs_free(&out);
         return MHD_NO;
     }

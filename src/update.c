@@ -27,6 +27,7 @@ static bool store_if_allowed(const struct updater *u, struct entry *e,
         return false;
     }
     free(vary);
+    entry_pack(e); /* unpacked (no memory) is only bigger */
     if (cache_insert(u->cache, e) != CP_OK)
         return false;
     if (u->mirror)
@@ -134,6 +135,7 @@ struct entry *update_lookup(const struct updater *u, const char *key,
         return e;
     if (store_read(u->store, key, "", &e) != CP_OK)
         return NULL;
+    entry_pack(e);
     cp_err err = cache_insert(u->cache, e);
     if (err == CP_ERR_SUPERSEDED) { /* fetched meanwhile: the newer one is used */
         entry_unref(e);

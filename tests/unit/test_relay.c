@@ -57,6 +57,52 @@ static void test_read_as_written_and_kept(void **state)
     relay_unref(r);
 }
 
+static void test_whole_only_when_complete(void **state)
+{
+    (void)state;
+    reset();
+    struct relay *r = relay_new(100, 10, on_resume, NULL);
+    relay_expect(r, 11);
+    size_t len = 99;
+    assert_true(relay_write(r, "hello ", 6));
+    assert_null(relay_whole(r, &len)); /* still arriving */
+    assert_true(relay_write(r, "world", 5));
+    assert_null(relay_whole(r, &len)); /* all bytes in, but the end not known yet */
+    size_t tlen = 0;
+    unsigned char *body = relay_take(r, &tlen);
+    assert_non_null(body);
+    relay_keep(r, body, free);
+    relay_end(r, true);
+    const unsigned char *w = relay_whole(r, &len);
+    assert_ptr_equal(w, body); /* the very bytes, not a copy */
+    assert_int_equal(len, 11);
+    assert_memory_equal(w, "hello world", 11);
+    relay_unref(r);
+
+    /* a failed transfer has no whole body */
+    r = relay_new(100, 10, on_resume, NULL);
+    assert_true(relay_write(r, "abc", 3));
+    relay_end(r, false);
+    assert_null(relay_whole(r, &len));
+    relay_unref(r);
+
+    /* nor has one that was not kept (too large to store, or never storable) */
+    r = relay_new(4, 100, on_resume, NULL);
+    relay_expect(r, 6); /* over the limit: no room reserved for keeping */
+    assert_true(relay_write(r, "abcdef", 6));
+    assert_false(relay_keeping(r));
+    relay_end(r, true);
+    assert_null(relay_whole(r, &len));
+    relay_unref(r);
+
+    /* an empty body, kept, is whole and empty */
+    r = relay_new(100, 10, on_resume, NULL);
+    relay_end(r, true);
+    assert_non_null(relay_whole(r, &len));
+    assert_int_equal(len, 0);
+    relay_unref(r);
+}
+
 static void test_window_pauses_and_resumes(void **state)
 {
     (void)state;
@@ -139,6 +185,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_as_written_and_kept),
+        cmocka_unit_test(test_whole_only_when_complete),
         cmocka_unit_test(test_window_pauses_and_resumes),
         cmocka_unit_test(test_reader_gone),
         cmocka_unit_test(test_several_readers),

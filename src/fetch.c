@@ -1,16 +1,22 @@
 /* Origin requests on one thread driving a libcurl multi handle (see fetch.h).
  * The multi handle keeps the connection pool; a share handle adds DNS and TLS session
- * caches. Redirects are followed by hand so that each hop can be checked against the
- * origin's host before anything is sent to it. */
+ * caches. The thread waits in epoll on the sockets curl names (the multi socket API),
+ * so each wakeup touches only the transfers that have something to do, however many
+ * are under way. Redirects are followed by hand so that each hop can be checked
+ * against the origin's host before anything is sent to it. */
 #include "fetch.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bytes.h"
 #include "log.h"
@@ -54,7 +60,31 @@ struct fetcher {
     bool started;
     CURL *spare[EASY_SPARE]; /* idle easy handles, owned by the fetch thread */
     size_t n_spare;
+    int epfd;              /* curl's sockets and wakefd */
+    int wakefd;            /* eventfd: submits, resumes and stop wake the thread */
 };
+
+/* curl's socket callback: watch `s` for what curl waits on. */
+static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    (void)socketp;
+    struct fetcher *f = userp;
+    if (what == CURL_POLL_REMOVE) {
+        epoll_ctl(f->epfd, EPOLL_CTL_DEL, s, NULL); /* may be closed already: no matter */
+        return 0;
+    }
+    struct epoll_event ev = {.data.fd = s};
+    if (what & CURL_POLL_IN)
+        ev.events |= EPOLLIN;
+    if (what & CURL_POLL_OUT)
+        ev.events |= EPOLLOUT;
+    if (epoll_ctl(f->epfd, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT &&
+        epoll_ctl(f->epfd, EPOLL_CTL_ADD, s, &ev) != 0)
+        return -1; /* curl fails the transfer: never a hang */
+    return 0;
+}
+
 
 void fetch_result_free(struct fetch_result *r)
 {
@@ -419,6 +449,13 @@ static void on_transfer_done(struct fetcher *f, CURL *easy, CURLcode rc)
     job_finish(j, err);
 }
 
+static void poke(struct fetcher *f)
+{
+    uint64_t one = 1;
+    while (write(f->wakefd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+}
+
 /* Called with the lock held, which it releases: wakes the fetch thread unless a wakeup
  * it has not acted on yet is pending (under load, one wakeup serves many submits). */
 static void wake_locked(struct fetcher *f)
@@ -427,7 +464,7 @@ static void wake_locked(struct fetcher *f)
     f->woken = true;
     pthread_mutex_unlock(&f->lock);
     if (wake)
-        curl_multi_wakeup(f->multi);
+        poke(f);
 }
 
 /* Takes the whole list of submitted jobs, leaving it empty. */
@@ -478,6 +515,17 @@ static void resume_paused(struct fetcher *f)
     free(args);
 }
 
+/* Ends the transfers curl reports done (which may start redirect hops). */
+static void finish_done(struct fetcher *f)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(f->multi, &left)) != NULL) {
+        if (msg->msg == CURLMSG_DONE)
+            on_transfer_done(f, msg->easy_handle, msg->data.result);
+    }
+}
+
 static void *fetch_thread(void *arg)
 {
     struct fetcher *f = arg;
@@ -489,16 +537,37 @@ static void *fetch_thread(void *arg)
         if (stop)
             break;
         start_pending(f);
-        resume_paused(f);
+        resume_paused(f); /* an unpaused transfer may end inside curl_easy_pause */
+        finish_done(f);
+        /* curl's own clock (timeouts, and transfers it wants to run again at once:
+         * a new one, an unpaused one). Asked each time rather than told through a
+         * timer callback, which curl skips when the due time has not changed. */
         int running = 0;
-        curl_multi_perform(f->multi, &running);
-        CURLMsg *msg;
-        int left;
-        while ((msg = curl_multi_info_read(f->multi, &left)) != NULL) {
-            if (msg->msg == CURLMSG_DONE)
-                on_transfer_done(f, msg->easy_handle, msg->data.result);
+        long due = -1;
+        curl_multi_timeout(f->multi, &due);
+        if (due == 0) {
+            curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+            finish_done(f); /* before waiting: a transfer may have ended just now */
+            curl_multi_timeout(f->multi, &due);
         }
-        curl_multi_poll(f->multi, NULL, 0, 1000, NULL);
+        struct epoll_event evs[64];
+        int n = epoll_wait(f->epfd, evs, 64, due < 0 || due > 1000 ? 1000 : (int)due);
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.fd == f->wakefd) {
+                uint64_t v;
+                (void)!read(f->wakefd, &v, sizeof v);
+                continue;
+            }
+            int mask = 0;
+            if (evs[i].events & (EPOLLIN | EPOLLHUP))
+                mask |= CURL_CSELECT_IN;
+            if (evs[i].events & EPOLLOUT)
+                mask |= CURL_CSELECT_OUT;
+            if (evs[i].events & EPOLLERR)
+                mask |= CURL_CSELECT_ERR;
+            curl_multi_socket_action(f->multi, evs[i].data.fd, mask, &running);
+        }
+        finish_done(f);
     }
     /* Stopping: whatever is still queued or under way ends with CP_ERR_SHUTDOWN. */
     while (f->active) {
@@ -515,12 +584,35 @@ static void *fetch_thread(void *arg)
     return NULL;
 }
 
+/* Frees what fetcher_start made, whatever it got to. */
+static void fetcher_release(struct fetcher *f)
+{
+    if (f->multi)
+        curl_multi_cleanup(f->multi);
+    if (f->share)
+        curl_share_cleanup(f->share);
+    if (f->epfd >= 0)
+        close(f->epfd);
+    if (f->wakefd >= 0)
+        close(f->wakefd);
+    free(f->cacert);
+    free(f);
+}
+
 cp_err fetcher_start(const struct fetch_opts *opts, struct fetcher **out)
 {
     struct fetcher *f = calloc(1, sizeof *f);
     if (f == NULL)
         return CP_ERR_NOMEM;
     f->opts = *opts;
+    f->epfd = epoll_create1(EPOLL_CLOEXEC);
+    f->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event wake_ev = {.events = EPOLLIN, .data.fd = f->wakefd};
+    if (f->epfd < 0 || f->wakefd < 0 ||
+        epoll_ctl(f->epfd, EPOLL_CTL_ADD, f->wakefd, &wake_ev) != 0) {
+        fetcher_release(f);
+        return CP_ERR_INTERNAL;
+    }
     if (opts->cacert && (f->cacert = strdup(opts->cacert)) == NULL)
         goto nomem;
     f->opts.cacert = f->cacert;
@@ -533,25 +625,19 @@ cp_err fetcher_start(const struct fetch_opts *opts, struct fetcher **out)
     curl_share_setopt(f->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
     curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
     curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, 256L);
+    curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f);
     pthread_mutex_init(&f->lock, NULL);
     if (pthread_create(&f->thread, NULL, fetch_thread, f) != 0) {
         pthread_mutex_destroy(&f->lock);
-        curl_multi_cleanup(f->multi);
-        curl_share_cleanup(f->share);
-        free(f->cacert);
-        free(f);
+        fetcher_release(f);
         return CP_ERR_INTERNAL;
     }
     f->started = true;
     *out = f;
     return CP_OK;
 nomem:
-    if (f->multi)
-        curl_multi_cleanup(f->multi);
-    if (f->share)
-        curl_share_cleanup(f->share);
-    free(f->cacert);
-    free(f);
+    fetcher_release(f);
     return CP_ERR_NOMEM;
 }
 
@@ -615,7 +701,7 @@ void fetcher_stop(struct fetcher *f)
     pthread_mutex_lock(&f->lock);
     f->stopping = true;
     pthread_mutex_unlock(&f->lock);
-    curl_multi_wakeup(f->multi);
+    poke(f);
     pthread_join(f->thread, NULL);
     f->started = false;
 }
@@ -628,9 +714,6 @@ void fetcher_free(struct fetcher *f)
     while (f->n_spare > 0)
         curl_easy_cleanup(f->spare[--f->n_spare]);
     free(f->resumes);
-    curl_multi_cleanup(f->multi);
-    curl_share_cleanup(f->share);
     pthread_mutex_destroy(&f->lock);
-    free(f->cacert);
-    free(f);
+    fetcher_release(f);
 }

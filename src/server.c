@@ -22,6 +22,7 @@
 #include "policy.h"
 #include "range.h"
 #include "relay.h"
+#include "stream.h"
 #include "update.h"
 
 struct server {
@@ -43,7 +44,6 @@ enum request_state {
 };
 
 #define STREAM_WINDOW (1u << 20) /* bytes held for a client of a body too large to keep */
-#define STREAM_BLOCK (64u << 10)  /* most bytes handed to libmicrohttpd per read */
 
 struct request {
     struct server *srv;
@@ -434,62 +434,6 @@ static void on_call_done(void *arg, struct fetch_result *res)
 
 static const struct fetch_sink call_sink = {.head = on_head, .data = on_data};
 
-/* Reader of a streamed body for libmicrohttpd. */
-struct stream_reader {
-    struct relay *relay;
-    struct relay_reader *rd;
-    struct MHD_Connection *conn;
-};
-
-static void park_connection(void *conn) { MHD_suspend_connection(conn); }
-static void wake_connection(void *conn) { MHD_resume_connection(conn); }
-
-static ssize_t read_stream(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    struct stream_reader *sr = cls;
-    ssize_t n = relay_read(sr->relay, sr->rd, pos, buf, max, park_connection, sr->conn);
-    if (n == RELAY_END)
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    if (n == RELAY_ERROR)
-        return MHD_CONTENT_READER_END_WITH_ERROR;
-    return n; /* 0: parked, woken when bytes arrive */
-}
-
-static void free_stream(void *cls)
-{
-    struct stream_reader *sr = cls;
-    if (sr->rd != NULL)
-        relay_reader_gone(sr->relay, sr->rd);
-    relay_unref(sr->relay);
-    free(sr);
-}
-
-static void release_relay(void *relay) { relay_unref(relay); }
-
-/* A response that reads the body from the relay as it arrives; NULL if memory runs out. */
-static struct MHD_Response *stream_response(struct request *rq, uint64_t size)
-{
-    struct stream_reader *sr = calloc(1, sizeof *sr);
-    if (sr == NULL)
-        return NULL;
-    sr->relay = relay_ref(rq->relay);
-    sr->conn = rq->conn;
-    sr->rd = relay_add_reader(sr->relay, wake_connection, sr->conn);
-    if (sr->rd == NULL) {
-        free_stream(sr);
-        return NULL;
-    }
-    /* libmicrohttpd allocates (and clears) a buffer of this size per response. */
-    size_t block = STREAM_BLOCK;
-    if (size != MHD_SIZE_UNKNOWN && size < block)
-        block = size > 0 ? (size_t)size : 1;
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(size, block, read_stream, sr, free_stream);
-    if (resp == NULL)
-        free_stream(sr);
-    return resp;
-}
-
 /* The head of a streamed response is in: answer the client, body to follow. */
 static enum MHD_Result answer_stream(struct request *rq)
 {
@@ -516,18 +460,7 @@ static enum MHD_Result answer_stream(struct request *rq)
         hdrs_free(&out);
         return MHD_NO;
     }
-    struct MHD_Response *resp = NULL;
-    size_t whole_len;
-    const unsigned char *whole = relay_whole(rq->relay, &whole_len);
-    if (whole != NULL) {
-        /* All in already: one buffer, sent with the head in a single write. */
-        resp = MHD_create_response_from_buffer_with_free_callback_cls(
-            whole_len, (void *)whole, release_relay, relay_ref(rq->relay));
-        if (resp == NULL)
-            relay_unref(rq->relay);
-    } else {
-        resp = stream_response(rq, size);
-    }
+    struct MHD_Response *resp = stream_response(rq->relay, rq->conn, size);
     if (resp == NULL) {
         hdrs_free(&out);
         return MHD_NO;

@@ -1,4 +1,4 @@
-/* Encoding and decoding of one cache entry's file (see diskfmt.h), with explicit
+/* Encoding and decoding of the cache's records (see diskfmt.h), with explicit
  * little-endian byte writes so that the format does not depend on the compiler's
  * struct layout. The decoder trusts nothing it reads: every length is checked
  * against what is left of the buffer before it is used. */
@@ -9,21 +9,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack: diskfmt_name cannot fail */
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack: diskfmt_key_hash cannot fail */
 #include <xxhash.h>
 
 /* Fixed header, 48 bytes:
- *   0  magic "CPXE"        4  u32 version        8  u32 flags (none defined, must be 0)
+ *   0  magic "CPXE"        4  u32 version        8  u32 kind (0 entry, 1 removal)
  *  12  u32 meta_len       16  u64 body_len      24  u64 XXH64 of the metadata
  *  32  u64 XXH64 of body  40  u64 XXH64 of bytes 0..39, so a damaged length is caught
  *                             before it is believed.
- * Metadata: u32 key length + key, u32 vary key length + vary key, u32 status,
+ * Entry metadata: u32 key length + key, u32 vary key length + vary key, u32 status,
  *   i64 request_time, i64 response_time, i64 initial_age, i64 lifetime, u64 generation,
  *   u32 field count, then per field u32 name length + name, u32 value length + value.
+ * Removal metadata: key and vary key as above, u64 generation; body_len is 0.
  * Strings carry no NUL terminator and may not contain NUL. */
-#define FIXED_LEN 48u
+#define FIXED_LEN DISKFMT_HEAD_LEN
 #define OFF_HEADER_SUM 40u
+#define ENTRY_FIXED_META (4 + 4 * 8) /* status and the four times, before the generation */
 static const unsigned char magic[4] = {'C', 'P', 'X', 'E'};
+
+/* ---- writing ------------------------------------------------------------------ */
 
 /* ---- writing ------------------------------------------------------------------ */
 
@@ -58,6 +62,21 @@ static bool add_str_len(size_t *total, size_t len)
     return true;
 }
 
+/* Fills the fixed header of `buf`, whose metadata (meta bytes) follows it. */
+static void put_head(unsigned char *buf, enum diskfmt_kind kind, size_t meta,
+                     const unsigned char *body, size_t body_len)
+{
+    unsigned char *p = buf;
+    memcpy(p, magic, sizeof magic);
+    p = put_u32(p + 4, DISKFMT_VERSION);
+    p = put_u32(p, (uint32_t)kind);
+    p = put_u32(p, (uint32_t)meta);
+    p = put_u64(p, (uint64_t)body_len);
+    p = put_u64(p, XXH64(buf + FIXED_LEN, meta, 0));
+    p = put_u64(p, XXH64(body_len > 0 ? body : (const unsigned char *)"", body_len, 0));
+    put_u64(p, XXH64(buf, OFF_HEADER_SUM, 0));
+}
+
 cp_err diskfmt_encode_head(const struct entry *e, unsigned char **out, size_t *len)
 {
     *out = NULL;
@@ -71,7 +90,7 @@ cp_err diskfmt_encode_head(const struct entry *e, unsigned char **out, size_t *l
     size_t meta = 0;
     if (!add_str_len(&meta, key_len) || !add_str_len(&meta, vary_len))
         return CP_ERR_TOO_LARGE;
-    meta += 4 + 5 * 8 + 4; /* status, four times, generation, field count */
+    meta += ENTRY_FIXED_META + 8 + 4; /* and generation, field count */
     for (size_t i = 0; i < e->headers.n; i++) {
         if (!add_str_len(&meta, strlen(e->headers.v[i].name)) ||
             !add_str_len(&meta, strlen(e->headers.v[i].value)))
@@ -84,8 +103,7 @@ cp_err diskfmt_encode_head(const struct entry *e, unsigned char **out, size_t *l
     if (buf == NULL)
         return CP_ERR_NOMEM;
 
-    unsigned char *m = buf + FIXED_LEN;
-    unsigned char *p = m;
+    unsigned char *p = buf + FIXED_LEN;
     p = put_str(p, key, key_len);
     p = put_str(p, vary, vary_len);
     p = put_u32(p, (uint32_t)e->status);
@@ -100,17 +118,35 @@ cp_err diskfmt_encode_head(const struct entry *e, unsigned char **out, size_t *l
         p = put_str(p, h->name, strlen(h->name));
         p = put_str(p, h->value, strlen(h->value));
     }
+    put_head(buf, DISKFMT_ENTRY, meta, e->body, e->body_len);
 
-    p = buf;
-    memcpy(p, magic, sizeof magic);
-    p = put_u32(p + 4, DISKFMT_VERSION);
-    p = put_u32(p, 0);
-    p = put_u32(p, (uint32_t)meta);
-    p = put_u64(p, (uint64_t)e->body_len);
-    p = put_u64(p, XXH64(m, meta, 0));
-    p = put_u64(p, XXH64(e->body_len > 0 ? e->body : (const unsigned char *)"", e->body_len, 0));
-    put_u64(p, XXH64(buf, OFF_HEADER_SUM, 0));
+    *out = buf;
+    *len = FIXED_LEN + meta;
+    return CP_OK;
+}
 
+cp_err diskfmt_encode_removal(const char *key, const char *vary_key, uint64_t generation,
+                              unsigned char **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    if (key == NULL)
+        key = "";
+    if (vary_key == NULL)
+        vary_key = "";
+    size_t key_len = strlen(key), vary_len = strlen(vary_key);
+    size_t meta = 0;
+    if (!add_str_len(&meta, key_len) || !add_str_len(&meta, vary_len) || meta > UINT32_MAX - 8)
+        return CP_ERR_TOO_LARGE;
+    meta += 8;
+    unsigned char *buf = malloc(FIXED_LEN + meta);
+    if (buf == NULL)
+        return CP_ERR_NOMEM;
+    unsigned char *p = buf + FIXED_LEN;
+    p = put_str(p, key, key_len);
+    p = put_str(p, vary_key, vary_len);
+    put_u64(p, generation);
+    put_head(buf, DISKFMT_REMOVAL, meta, NULL, 0);
     *out = buf;
     *len = FIXED_LEN + meta;
     return CP_OK;
@@ -166,6 +202,16 @@ static uint64_t rd_u64(struct reader *r)
     return v;
 }
 
+static void rd_skip(struct reader *r, size_t n)
+{
+    if (!r->ok || r->left < n) {
+        r->ok = false;
+        return;
+    }
+    r->p += n;
+    r->left -= n;
+}
+
 /* Points *s at a length-prefixed string inside the buffer (not terminated). */
 static void rd_str(struct reader *r, const char **s, size_t *len)
 {
@@ -201,6 +247,50 @@ static bool fits_time_t(int64_t v)
 {
     time_t t = (time_t)v;
     return (int64_t)t == v;
+}
+
+cp_err diskfmt_parse_head(const unsigned char *buf, size_t len, struct diskfmt_head *out)
+{
+    if (len < 8 || memcmp(buf, magic, sizeof magic) != 0)
+        return CP_ERR_CORRUPT;
+    /* The version comes before anything else is trusted: another version may not
+     * even have the same fixed header. */
+    if (get_u32(buf + 4) != DISKFMT_VERSION)
+        return CP_ERR_VERSION;
+    if (len < FIXED_LEN || XXH64(buf, OFF_HEADER_SUM, 0) != get_u64(buf + OFF_HEADER_SUM))
+        return CP_ERR_CORRUPT;
+    uint32_t kind = get_u32(buf + 8);
+    out->meta_len = get_u32(buf + 12);
+    out->body_len = get_u64(buf + 16);
+    out->meta_sum = get_u64(buf + 24);
+    out->body_sum = get_u64(buf + 32);
+    if (kind != DISKFMT_ENTRY && kind != DISKFMT_REMOVAL)
+        return CP_ERR_CORRUPT;
+    out->kind = (enum diskfmt_kind)kind;
+    if (out->kind == DISKFMT_REMOVAL && out->body_len != 0)
+        return CP_ERR_CORRUPT;
+    /* The record length must be representable, and in memory too. */
+    if (out->body_len > SIZE_MAX - FIXED_LEN - out->meta_len)
+        return CP_ERR_CORRUPT;
+    out->record_len = FIXED_LEN + (uint64_t)out->meta_len + out->body_len;
+    return CP_OK;
+}
+
+cp_err diskfmt_parse_meta(const struct diskfmt_head *h, const unsigned char *meta,
+                          struct diskfmt_ref *out)
+{
+    if (XXH64(meta, h->meta_len, 0) != h->meta_sum)
+        return CP_ERR_CORRUPT;
+    struct reader r = {meta, h->meta_len, true};
+    out->kind = h->kind;
+    rd_str(&r, &out->key, &out->key_len);
+    rd_str(&r, &out->vary_key, &out->vary_len);
+    if (h->kind == DISKFMT_ENTRY)
+        rd_skip(&r, ENTRY_FIXED_META);
+    out->generation = rd_u64(&r);
+    if (!r.ok || (h->kind == DISKFMT_REMOVAL && r.left != 0))
+        return CP_ERR_CORRUPT;
+    return CP_OK;
 }
 
 static cp_err decode_meta(const unsigned char *meta, size_t meta_len, struct entry *e)
@@ -253,60 +343,59 @@ static cp_err decode_meta(const unsigned char *meta, size_t meta_len, struct ent
 cp_err diskfmt_decode(const unsigned char *buf, size_t len, struct entry **out)
 {
     *out = NULL;
-    if (len < 8 || memcmp(buf, magic, sizeof magic) != 0)
-        return CP_ERR_CORRUPT;
-    /* The version comes before anything else is trusted: another version may not
-     * even have the same fixed header. */
-    if (get_u32(buf + 4) != DISKFMT_VERSION)
-        return CP_ERR_VERSION;
-    if (len < FIXED_LEN || XXH64(buf, OFF_HEADER_SUM, 0) != get_u64(buf + OFF_HEADER_SUM))
-        return CP_ERR_CORRUPT;
-
-    uint32_t flags = get_u32(buf + 8);
-    uint64_t meta_len = get_u32(buf + 12);
-    uint64_t body_len = get_u64(buf + 16);
-    if (flags != 0 || body_len > len - FIXED_LEN || meta_len != len - FIXED_LEN - body_len)
+    struct diskfmt_head h;
+    cp_err err = diskfmt_parse_head(buf, len, &h);
+    if (err != CP_OK)
+        return err;
+    if (h.kind != DISKFMT_ENTRY || h.record_len != len)
         return CP_ERR_CORRUPT;
     const unsigned char *meta = buf + FIXED_LEN;
-    const unsigned char *body = meta + meta_len;
-    if (XXH64(meta, (size_t)meta_len, 0) != get_u64(buf + 24) ||
-        XXH64(body, (size_t)body_len, 0) != get_u64(buf + 32))
+    const unsigned char *body = meta + h.meta_len;
+    if (XXH64(meta, h.meta_len, 0) != h.meta_sum ||
+        XXH64(body, (size_t)h.body_len, 0) != h.body_sum)
         return CP_ERR_CORRUPT;
 
     struct entry *e = entry_new();
     if (e == NULL)
         return CP_ERR_NOMEM;
-    cp_err err = decode_meta(meta, (size_t)meta_len, e);
-    if (err == CP_OK && body_len > 0) {
-        if ((e->body = malloc((size_t)body_len)) == NULL)
+    err = decode_meta(meta, h.meta_len, e);
+    if (err == CP_OK && h.body_len > 0) {
+        if ((e->body = malloc((size_t)h.body_len)) == NULL)
             err = CP_ERR_NOMEM;
         else
-            memcpy(e->body, body, (size_t)body_len);
+            memcpy(e->body, body, (size_t)h.body_len);
     }
     if (err != CP_OK) {
         entry_unref(e);
         return err;
     }
-    e->body_len = (size_t)body_len;
+    e->body_len = (size_t)h.body_len;
     *out = e;
     return CP_OK;
 }
 
-void diskfmt_name(const char *key, const char *vary_key, char out[DISKFMT_NAME_LEN + 1])
+struct diskfmt_hash diskfmt_key_hash(const char *key, size_t key_len, const char *vary_key,
+                                     size_t vary_len)
 {
-    static const char hex[] = "0123456789abcdef";
-    XXH3_state_t st;
-    XXH3_INITSTATE(&st);
-    XXH3_128bits_reset(&st);
-    XXH3_128bits_update(&st, key, strlen(key));
-    /* The separator keeps ("ab", "c") and ("a", "bc") apart. */
-    XXH3_128bits_update(&st, "", 1);
-    XXH3_128bits_update(&st, vary_key, strlen(vary_key));
-    XXH128_canonical_t c;
-    XXH128_canonicalFromHash(&c, XXH3_128bits_digest(&st));
-    for (size_t i = 0; i < sizeof c.digest; i++) {
-        out[2 * i] = hex[c.digest[i] >> 4];
-        out[2 * i + 1] = hex[c.digest[i] & 0xf];
+    XXH128_hash_t d;
+    unsigned char small[512];
+    /* One call over a copy is several times faster than the streaming interface for
+     * the short keys that are the rule; both give the same hash. */
+    if (key_len < sizeof small && vary_len < sizeof small - 1 - key_len) {
+        if (key_len > 0)
+            memcpy(small, key, key_len);
+        small[key_len] = '\0';
+        if (vary_len > 0)
+            memcpy(small + key_len + 1, vary_key, vary_len);
+        d = XXH3_128bits(small, key_len + 1 + vary_len);
+    } else {
+        XXH3_state_t st;
+        XXH3_INITSTATE(&st);
+        XXH3_128bits_reset(&st);
+        XXH3_128bits_update(&st, key, key_len);
+        XXH3_128bits_update(&st, "", 1);
+        XXH3_128bits_update(&st, vary_key, vary_len);
+        d = XXH3_128bits_digest(&st);
     }
-    out[DISKFMT_NAME_LEN] = '\0';
+    return (struct diskfmt_hash){d.low64, d.high64};
 }

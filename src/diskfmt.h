@@ -1,10 +1,13 @@
-/* The on-disk format of one cache entry: encode and decode, no I/O.
+/* The on-disk format of the cache's records: encode and decode, no I/O.
+ * A record is either a cache entry or the removal of one (a tombstone). Records are
+ * self-delimiting, so a segment file of the store is simply records back to back.
  * Layout (all integers little-endian):
- *   fixed header: magic "CPXE", format version, lengths, XXH64 checksums
- *   metadata:     key, vary key, status, times, lifetime, generation, header fields
- *   body:         the response body, byte for byte
- * The metadata and the body have their own checksums so the metadata can be read
- * without the body. */
+ *   fixed header: magic "CPXE", format version, kind, lengths, XXH64 checksums
+ *   metadata:     entry:   key, vary key, status, times, lifetime, generation, fields
+ *                 removal: key, vary key, generation
+ *   body:         the response body, byte for byte (a removal has none)
+ * The header, the metadata and the body have their own checksums, so a record can be
+ * stepped over and its key read without reading its body. */
 #ifndef CP_DISKFMT_H
 #define CP_DISKFMT_H
 
@@ -14,21 +17,71 @@
 #include "entry.h"
 #include "error.h"
 
-#define DISKFMT_VERSION 1u
-#define DISKFMT_NAME_LEN 32 /* hex characters of a file name, without NUL */
+#define DISKFMT_VERSION 2u   /* 1: one entry per file, no removal records */
+#define DISKFMT_HEAD_LEN 48u /* bytes of the fixed header */
 
-/* Encodes everything of `e` but its body: the fixed header and the metadata. The file
- * is this followed by e->body. Sets *out (caller frees) and *len.
- * Returns CP_ERR_NOMEM or CP_ERR_TOO_LARGE (a field does not fit the format). */
+enum diskfmt_kind { DISKFMT_ENTRY = 0, DISKFMT_REMOVAL = 1 };
+
+/* What a record's fixed header says. */
+struct diskfmt_head {
+    enum diskfmt_kind kind;
+    uint32_t meta_len;
+    uint64_t body_len;
+    uint64_t record_len; /* DISKFMT_HEAD_LEN + meta_len + body_len */
+    uint64_t meta_sum;   /* checksums, for diskfmt_parse_meta and diskfmt_decode */
+    uint64_t body_sum;
+};
+
+/* What identifies a record, read from its metadata: pointers into that metadata
+ * (the strings are not NUL-terminated). */
+struct diskfmt_ref {
+    enum diskfmt_kind kind;
+    const char *key;
+    size_t key_len;
+    const char *vary_key;
+    size_t vary_len;
+    uint64_t generation;
+};
+
+/* A 128-bit hash of a key and vary key: how the store finds records. */
+struct diskfmt_hash {
+    uint64_t lo, hi;
+};
+
+/* Encodes everything of `e` but its body: the fixed header and the metadata of an
+ * entry record. The record is this followed by e->body. Sets *out (caller frees) and
+ * *len. Returns CP_ERR_NOMEM or CP_ERR_TOO_LARGE (a field does not fit the format). */
 cp_err diskfmt_encode_head(const struct entry *e, unsigned char **out, size_t *len);
 
-/* Decodes a whole file's bytes into a new entry (one reference, caller unrefs).
- * Checks magic, version, lengths and both checksums; never reads past `len`.
+/* Encodes a whole removal record for this key and vary key (NULL is ""), made in
+ * `generation`. Sets *out (caller frees) and *len. Returns CP_ERR_NOMEM or
+ * CP_ERR_TOO_LARGE. */
+cp_err diskfmt_encode_removal(const char *key, const char *vary_key, uint64_t generation,
+                              unsigned char **out, size_t *len);
+
+/* Reads the fixed header at `buf` (`len` bytes available, normally DISKFMT_HEAD_LEN):
+ * checks magic, version, its own checksum, kind and that the lengths add up.
+ * Returns CP_ERR_VERSION (magic right, another version: 8 bytes suffice to tell) or
+ * CP_ERR_CORRUPT; *out is then unspecified. */
+cp_err diskfmt_parse_head(const unsigned char *buf, size_t len, struct diskfmt_head *out);
+
+/* Checks the metadata `meta` (h->meta_len bytes, following the header `h`) against its
+ * checksum and reads the kind, key, vary key and generation into *out, without
+ * copying. The rest of an entry's metadata is checked by diskfmt_decode only.
+ * Returns CP_ERR_CORRUPT. */
+cp_err diskfmt_parse_meta(const struct diskfmt_head *h, const unsigned char *meta,
+                          struct diskfmt_ref *out);
+
+/* Decodes a whole entry record of exactly `len` bytes into a new entry (one reference,
+ * caller unrefs). Checks magic, version, lengths and every checksum; never reads past
+ * `len`. A removal record is not an entry: CP_ERR_CORRUPT.
  * Returns CP_ERR_CORRUPT, CP_ERR_VERSION or CP_ERR_NOMEM; *out is then NULL. */
 cp_err diskfmt_decode(const unsigned char *buf, size_t len, struct entry **out);
 
-/* Writes the file name (DISKFMT_NAME_LEN lower-case hex chars and a NUL) for the
- * entry with this key and secondary key: a 128-bit hash of both. */
-void diskfmt_name(const char *key, const char *vary_key, char out[DISKFMT_NAME_LEN + 1]);
+/* The hash of a key and a vary key given with their lengths (NUL not needed): XXH3
+ * 128-bit of key, a NUL, vary key, so ("ab", "c") and ("a", "bc") differ. The same in
+ * every build; never fails. */
+struct diskfmt_hash diskfmt_key_hash(const char *key, size_t key_len, const char *vary_key,
+                                     size_t vary_len);
 
 #endif

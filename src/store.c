@@ -1,17 +1,61 @@
-/* The cache directory on disk (see store.h). Layout, flat and nothing else:
- *   <dir>/generation         8-byte counter, host byte order (little-endian on every
- *                            machine we build for; the file never leaves the machine)
- *   <dir>/<name>.cpe         one entry, <name> = diskfmt_name(key, vary_key)
- *   <dir>/<name>.tmp.<pid>.<n>  an entry being written; renamed to <name>.cpe when whole
- * Entries are not fsync'ed: a file cut short by a crash fails its checksums at the next
- * load and is dropped, which costs one refetch, far less than a sync per response.
- * The byte bound works on an index kept in memory (name, size, oldest first) rather
- * than on the directory, so a write costs no directory scan. */
+/* The cache directory on disk (see store.h): records packed back to back in a few large
+ * append-only segment files, found again through an index kept in memory.
+ *
+ * Layout, flat and nothing else:
+ *   <dir>/generation   8-byte counter, host byte order (little-endian on every machine
+ *                      we build for; the file never leaves the machine)
+ *   <dir>/<seq>.cps    a segment: <seq> is 16 lower-case hex digits, counting up, so
+ *                      name order is age order; records (diskfmt.h) back to back
+ * A record costs its bytes and nothing else: a 1 KiB response takes about 1.4 KiB of
+ * disk instead of a filesystem block of its own, and a write is one writev() on a file
+ * kept open, with no temporary file, rename or fsync.
+ *
+ * Writing. The current segment takes records until the next would take it over its
+ * nominal size (store_segment_bytes); then a new segment is started (a record larger
+ * than that has one to itself). A process never appends to a segment it did not
+ * create: what a crash left at the end of one is then only ever read. A record cut
+ * short by a crash fails its lengths or checksums at the next load and is cut away. A
+ * failed write is cut back (ftruncate) or, if even that fails, the segment is closed.
+ *
+ * Index. One 32-byte slot per key and vary key in an open-addressing table: the 128-bit
+ * hash of both (diskfmt_key_hash) and where the newest record lies (segment, offset,
+ * length), no strings. The newest record wins, a removal record deletes. Everything
+ * read through the index is checked whole (checksums, key, generation), so a hash
+ * collision or a file changed behind our back costs a miss, never a wrong answer.
+ * A removal is written to disk only when the key may have a record there (it is in
+ * the index, or the index does not yet know all of the disk).
+ *
+ * Bound. When the segments together exceed max_bytes the oldest are deleted whole, FIFO
+ * as in a log-structured cache, and their records leave the index in one sweep. The
+ * segment being written is spared. Replaced and removed records are garbage that is not
+ * compacted: it counts against the bound until its segment is deleted in turn.
+ *
+ * Generation. --clear-cache (store_clear) bumps the shared counter, then deletes every
+ * segment. A running store notices on its next call (an atomic load of the mapping):
+ * it forgets its index and segments, and its writer starts a new segment. Records carry
+ * their generation; at load those of another generation are garbage.
+ *
+ * Loading, in two phases. (1) Every segment, oldest first, is read in large sequential
+ * chunks (a large body is stepped over) for record headers and keys only, building an
+ * index aside; it is then merged with what was written or removed meanwhile and made the
+ * index, so store_read finds everything from then on. Before the scan the segment being
+ * written is closed to further records, so the scan reads only files nobody appends to.
+ * (2) The live records are read whole, oldest first, and handed over.
+ *
+ * Threads. store_write/store_remove run on one thread (the mirror's) under write_lock,
+ * which a load also takes for a moment to close the segment being written. The index,
+ * the segment list and the counters are under `lock`, held for no file I/O but the
+ * unlink of trimmed segments. store_read looks up under `lock` and reads unlocked,
+ * opening the segment by name: a segment deleted meanwhile is ENOENT (not found), or
+ * still readable through the descriptor opened before; either way the record is checked.
+ * One process per cache directory (and --clear-cache): a second server would read the
+ * first one's segment being written as damaged. */
 #include "store.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -27,103 +71,298 @@
 #include "diskfmt.h"
 #include "log.h"
 
-#undef uthash_fatal
-#define uthash_fatal(msg) abort() /* only on allocation failure of the bucket array */
-#include <uthash.h>
-#include <utlist.h>
-
 /* The counter is shared with other processes through the mapping: only a lock-free
  * atomic is a real atomic there (a lock would live in one process only). */
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 
 #define GEN_FILE "generation"
 #define GEN_SIZE ((off_t)sizeof(uint64_t))
-#define ENTRY_SUFFIX ".cpe"
-#define TMP_MARK ".tmp."
+#define SEG_SUFFIX ".cps"
+#define SEG_HEX 16
+#define SEG_NAME_LEN (SEG_HEX + 4) /* without NUL */
+#define OLD_SUFFIX ".cpe"          /* format 1: one file per entry */
+#define OLD_TMP_MARK ".tmp."       /* format 1: an entry file being written */
+#define SEG_MIN (64u << 10)
+#define SEG_MAX (8u << 20)
+#define READ_CHUNK (1u << 20)      /* what a load reads at a time */
 
-/* One entry file the store knows of. */
-struct file_rec {
-    char name[DISKFMT_NAME_LEN + 1]; /* without ENTRY_SUFFIX; the uthash key */
-    uint64_t size;
-    struct file_rec *prev, *next;    /* utlist DL, oldest first */
-    UT_hash_handle hh;
+/* ---- the index: key hash -> newest record --------------------------------------- */
+
+struct slot {
+    uint64_t lo, hi;  /* diskfmt_key_hash */
+    uint64_t seq;     /* segment */
+    uint32_t off;     /* record offset in the segment */
+    uint32_t len;     /* record length; 0: free slot (a record is never empty) */
 };
 
-struct file_index {
-    struct file_rec *by_name; /* uthash */
-    struct file_rec *oldest;  /* the same records in the order written */
-    uint64_t bytes;
+/* Linear probing over a power-of-two table, at most 3/4 full; deletion shifts the
+ * following slots back, so there are no deleted markers to clean. */
+struct index {
+    struct slot *v;
+    size_t cap, n;
+};
+
+static size_t slot_home(const struct index *ix, uint64_t lo)
+{
+    return (size_t)lo & (ix->cap - 1);
+}
+
+static struct slot *index_find(const struct index *ix, const struct diskfmt_hash *h)
+{
+    if (ix->cap == 0)
+        return NULL;
+    for (size_t i = slot_home(ix, h->lo);; i = (i + 1) & (ix->cap - 1)) {
+        struct slot *sl = &ix->v[i];
+        if (sl->len == 0)
+            return NULL;
+        if (sl->lo == h->lo && sl->hi == h->hi)
+            return sl;
+    }
+}
+
+static void index_free(struct index *ix)
+{
+    free(ix->v);
+    ix->v = NULL;
+    ix->cap = ix->n = 0;
+}
+
+static void slot_insert(struct index *ix, const struct slot *sl)
+{
+    size_t i = slot_home(ix, sl->lo);
+    while (ix->v[i].len != 0)
+        i = (i + 1) & (ix->cap - 1);
+    ix->v[i] = *sl;
+}
+
+/* Makes room for `n` slots. Returns CP_ERR_NOMEM leaving the index as it was. */
+static cp_err index_reserve(struct index *ix, size_t n)
+{
+    if (ix->cap != 0 && n <= ix->cap / 4 * 3)
+        return CP_OK;
+    size_t cap = ix->cap != 0 ? ix->cap : 64;
+    while (n > cap / 4 * 3) {
+        if (cap > SIZE_MAX / 2 / sizeof(struct slot))
+            return CP_ERR_NOMEM;
+        cap *= 2;
+    }
+    struct index bigger = {calloc(cap, sizeof(struct slot)), cap, ix->n};
+    if (bigger.v == NULL)
+        return CP_ERR_NOMEM;
+    for (size_t i = 0; i < ix->cap; i++)
+        if (ix->v[i].len != 0)
+            slot_insert(&bigger, &ix->v[i]);
+    free(ix->v);
+    *ix = bigger;
+    return CP_OK;
+}
+
+static cp_err index_put(struct index *ix, const struct diskfmt_hash *h, uint64_t seq,
+                        uint32_t off, uint32_t len)
+{
+    struct slot *sl = index_find(ix, h);
+    if (sl == NULL) {
+        if (index_reserve(ix, ix->n + 1) != CP_OK)
+            return CP_ERR_NOMEM;
+        struct slot fresh = {h->lo, h->hi, seq, off, len};
+        slot_insert(ix, &fresh);
+        ix->n++;
+        return CP_OK;
+    }
+    sl->seq = seq;
+    sl->off = off;
+    sl->len = len;
+    return CP_OK;
+}
+
+/* Frees slot i, moving back the following slots that would no longer be found. */
+static void index_delete_at(struct index *ix, size_t i)
+{
+    size_t mask = ix->cap - 1;
+    for (size_t j = (i + 1) & mask; ix->v[j].len != 0; j = (j + 1) & mask) {
+        size_t home = slot_home(ix, ix->v[j].lo);
+        /* v[j] may fill the hole at i unless its home lies cyclically in (i, j]. */
+        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!stays) {
+            ix->v[i] = ix->v[j];
+            i = j;
+        }
+    }
+    ix->v[i].len = 0;
+    ix->n--;
+}
+
+static bool index_del(struct index *ix, const struct diskfmt_hash *h)
+{
+    struct slot *sl = index_find(ix, h);
+    if (sl == NULL)
+        return false;
+    index_delete_at(ix, (size_t)(sl - ix->v));
+    return true;
+}
+
+/* Forgets the records of the segments before `cut` (deleted). One pass: after a delete
+ * the same slot is looked at again, as a later one may have moved into it. */
+static void index_drop_below(struct index *ix, uint64_t cut)
+{
+    for (size_t i = 0; i < ix->cap;) {
+        if (ix->v[i].len != 0 && ix->v[i].seq < cut)
+            index_delete_at(ix, i);
+        else
+            i++;
+    }
+}
+
+/* ---- segments -------------------------------------------------------------------- */
+
+struct seg {
+    uint64_t seq;
+    uint64_t size;
+};
+
+/* Sorted by seq: the oldest first. */
+struct seg_list {
+    struct seg *v;
+    size_t n, cap;
+};
+
+static cp_err segs_add(struct seg_list *l, uint64_t seq, uint64_t size)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap != 0 ? l->cap * 2 : 16;
+        struct seg *v = realloc(l->v, cap * sizeof *v);
+        if (v == NULL)
+            return CP_ERR_NOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    size_t i = l->n;
+    while (i > 0 && l->v[i - 1].seq > seq) { /* new segments are the newest: no move */
+        l->v[i] = l->v[i - 1];
+        i--;
+    }
+    l->v[i] = (struct seg){seq, size};
+    l->n++;
+    return CP_OK;
+}
+
+static int by_seq(const void *a, const void *b)
+{
+    const struct seg *x = a, *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void seg_name(uint64_t seq, char out[SEG_NAME_LEN + 1])
+{
+    snprintf(out, SEG_NAME_LEN + 1, "%016" PRIx64 SEG_SUFFIX, seq);
+}
+
+/* True if `name` is a segment's name; sets *seq. */
+static bool parse_seg_name(const char *name, uint64_t *seq)
+{
+    if (strlen(name) != SEG_NAME_LEN || strcmp(name + SEG_HEX, SEG_SUFFIX) != 0)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < SEG_HEX; i++) {
+        char c = name[i];
+        if (c >= '0' && c <= '9')
+            v = v << 4 | (uint64_t)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v = v << 4 | (uint64_t)(c - 'a' + 10);
+        else
+            return false;
+    }
+    *seq = v;
+    return true;
+}
+
+static bool has_suffix(const char *name, const char *suffix)
+{
+    size_t n = strlen(name), m = strlen(suffix);
+    return n >= m && strcmp(name + n - m, suffix) == 0;
+}
+
+static bool is_old_format(const char *name)
+{
+    return has_suffix(name, OLD_SUFFIX) || strstr(name, OLD_TMP_MARK) != NULL;
+}
+
+static bool is_regular(int dfd, const char *name, struct stat *st)
+{
+    return fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st->st_mode);
+}
+
+/* ---- the store ------------------------------------------------------------------- */
+
+struct hash_list {
+    struct diskfmt_hash *v;
+    size_t n, cap;
 };
 
 struct store {
     char *dir;
+    int dfd;               /* the directory, for openat/unlinkat */
     _Atomic uint64_t *gen; /* mapping of GEN_FILE */
-    atomic_ulong tmp_counter;
-    long pid;              /* for temporary file names, asked once */
     uint64_t max_bytes;    /* 0: no bound */
-    pthread_mutex_t lock;  /* the index and index_gen */
-    struct file_index index;
-    uint64_t index_gen;    /* the generation whose files the index lists */
+    uint64_t seg_bytes;    /* nominal segment size */
+
+    pthread_mutex_t write_lock; /* one writer, and a load's snapshot between writes */
+    int wfd;               /* segment being written, -1: none (under write_lock) */
+    uint64_t wseq, wsize;  /* its seq and size (under write_lock; wseq read under lock) */
+    uint64_t wepoch;       /* `epoch` when it was opened (under write_lock) */
+
+    pthread_mutex_t lock;  /* all below */
+    uint64_t index_gen;    /* the generation that the index and segment list are of */
+    uint64_t epoch;        /* bumped when the segment being written takes no more records */
+    struct index ix;
+    struct seg_list segs;
+    uint64_t bytes;        /* sum of segs sizes */
+    uint64_t next_seq;
+    uint64_t trim_cut;     /* every segment before this one was deleted by us */
+    bool ix_complete;      /* every record on disk is known to the index */
+    bool loading;          /* between a load's snapshot and its merge */
+    bool load_void;        /* the loaded index must not be merged (clear, no memory) */
+    struct hash_list load_removed; /* removals since the snapshot */
 };
 
-static void index_free(struct file_index *ix)
+static void log_seg(enum log_level lvl, const struct store *s, uint64_t seq, const char *what,
+                    cp_err err)
 {
-    struct file_rec *r, *tmp;
-    HASH_ITER(hh, ix->by_name, r, tmp) {
-        HASH_DEL(ix->by_name, r);
-        free(r);
-    }
-    ix->oldest = NULL;
-    ix->bytes = 0;
+    char name[SEG_NAME_LEN + 1];
+    seg_name(seq, name);
+    log_msg(lvl, "%s %s/%s: %s", what, s->dir, name, cp_strerror(err));
 }
 
-/* Makes `r` (new, name set) the newest file, replacing a record of the same name. */
-static void index_put(struct file_index *ix, struct file_rec *r)
-{
-    struct file_rec *old = NULL;
-    HASH_FIND(hh, ix->by_name, r->name, DISKFMT_NAME_LEN, old);
-    if (old != NULL) {
-        HASH_DEL(ix->by_name, old);
-        DL_DELETE(ix->oldest, old);
-        ix->bytes -= old->size;
-        free(old);
-    }
-    HASH_ADD(hh, ix->by_name, name, DISKFMT_NAME_LEN, r);
-    DL_APPEND(ix->oldest, r);
-    ix->bytes += r->size;
-}
-
-static void index_drop(struct file_index *ix, const char *name)
-{
-    struct file_rec *r = NULL;
-    HASH_FIND(hh, ix->by_name, name, DISKFMT_NAME_LEN, r);
-    if (r == NULL)
-        return;
-    HASH_DEL(ix->by_name, r);
-    DL_DELETE(ix->oldest, r);
-    ix->bytes -= r->size;
-    free(r);
-}
-
-/* A store_clear elsewhere bumps the generation and removes every file: what the index
- * lists is gone. Files written since are all this process wrote after noticing it. */
-static void index_sync_locked(struct store *s)
+/* A store_clear elsewhere bumps the generation and removes every segment: what the
+ * index and the segment list describe is gone, and so is the segment being written. */
+static void sync_gen_locked(struct store *s)
 {
     uint64_t now = atomic_load(s->gen);
-    if (now != s->index_gen) {
-        index_free(&s->index);
-        s->index_gen = now;
-    }
+    if (now == s->index_gen)
+        return;
+    s->index_gen = now;
+    index_free(&s->ix);
+    s->segs.n = 0;
+    s->bytes = 0;
+    s->epoch++;
+    s->trim_cut = s->next_seq;
+    s->ix_complete = true; /* all there is now is what this store writes */
+    if (s->loading)
+        s->load_void = true;
 }
 
-/* Returns "<dir>/<name><suffix>" (malloc'ed) or NULL. */
-static char *join_path(const char *dir, const char *name, const char *suffix)
+uint64_t store_segment_bytes(uint64_t max_bytes)
 {
-    size_t len = strlen(dir) + 1 + strlen(name) + strlen(suffix) + 1;
-    char *p = malloc(len);
-    if (p != NULL)
-        snprintf(p, len, "%s/%s%s", dir, name, suffix);
-    return p;
+    if (max_bytes == 0)
+        return SEG_MAX;
+    uint64_t n = max_bytes / 8;
+    if (n < SEG_MIN)
+        n = SEG_MIN;
+    if (n > SEG_MAX)
+        n = SEG_MAX;
+    if (n > max_bytes / 4)
+        n = max_bytes / 4;
+    return n > 0 ? n : 1;
 }
 
 /* mkdir -p with mode 0700 for the directories it creates. */
@@ -161,9 +400,11 @@ static int mkdir_p(const char *dir)
 static cp_err map_generation(const char *dir, _Atomic uint64_t **out)
 {
     *out = NULL;
-    char *path = join_path(dir, GEN_FILE, "");
+    size_t plen = strlen(dir) + sizeof "/" GEN_FILE;
+    char *path = malloc(plen);
     if (path == NULL)
         return CP_ERR_NOMEM;
+    snprintf(path, plen, "%s/" GEN_FILE, dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     struct stat st;
     cp_err err = CP_ERR_CACHE_DIR;
@@ -189,6 +430,34 @@ out:
     return err;
 }
 
+/* Lists the segments of the directory (names and sizes) into *l, sorted. */
+static cp_err list_segments(int dfd, struct seg_list *l)
+{
+    int fd = dup(dfd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (d == NULL) {
+        int saved = errno;
+        if (fd >= 0)
+            close(fd);
+        errno = saved;
+        return errno == ENOMEM ? CP_ERR_NOMEM : CP_ERR_CACHE_DIR;
+    }
+    rewinddir(d); /* the duplicate shares the original's position */
+    struct dirent *de;
+    cp_err err = CP_OK;
+    while ((de = readdir(d)) != NULL) {
+        uint64_t seq;
+        struct stat st;
+        if (parse_seg_name(de->d_name, &seq) && is_regular(dfd, de->d_name, &st) &&
+            (err = segs_add(l, seq, (uint64_t)st.st_size)) != CP_OK)
+            break;
+    }
+    closedir(d);
+    if (l->n > 1)
+        qsort(l->v, l->n, sizeof *l->v, by_seq);
+    return err;
+}
+
 cp_err store_open(const char *dir, uint64_t max_bytes, struct store **out)
 {
     *out = NULL;
@@ -204,34 +473,65 @@ cp_err store_open(const char *dir, uint64_t max_bytes, struct store **out)
         free(s);
         return CP_ERR_NOMEM;
     }
-    atomic_init(&s->tmp_counter, 0);
-    s->pid = (long)getpid();
+    s->dfd = -1;
+    s->wfd = -1;
     s->max_bytes = max_bytes;
+    s->seg_bytes = store_segment_bytes(max_bytes);
+    bool locks = false;
     /* Creating the generation file is the real proof that the directory is writable
      * (access() does not know about read-only mounts on every system). */
     cp_err err = map_generation(dir, &s->gen);
-    if (err != CP_OK) {
-        free(s->dir);
-        free(s);
-        return err;
+    if (err != CP_OK)
+        goto fail;
+    err = CP_ERR_CACHE_DIR;
+    if ((s->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        goto fail;
+    err = CP_ERR_NOMEM;
+    if (pthread_mutex_init(&s->lock, NULL) != 0)
+        goto fail;
+    if (pthread_mutex_init(&s->write_lock, NULL) != 0) {
+        pthread_mutex_destroy(&s->lock);
+        goto fail;
     }
-    if (pthread_mutex_init(&s->lock, NULL) != 0) {
-        munmap((void *)s->gen, (size_t)GEN_SIZE);
-        free(s->dir);
-        free(s);
-        return CP_ERR_NOMEM;
-    }
+    locks = true;
+    if ((err = list_segments(s->dfd, &s->segs)) != CP_OK)
+        goto fail;
+    for (size_t i = 0; i < s->segs.n; i++)
+        s->bytes += s->segs.v[i].size;
+    s->next_seq = s->segs.n > 0 ? s->segs.v[s->segs.n - 1].seq + 1 : 1;
+    s->ix_complete = s->segs.n == 0;
     s->index_gen = atomic_load(s->gen);
     *out = s;
     return CP_OK;
+fail:;
+    int saved = errno;
+    if (locks) {
+        pthread_mutex_destroy(&s->lock);
+        pthread_mutex_destroy(&s->write_lock);
+    }
+    free(s->segs.v);
+    if (s->dfd >= 0)
+        close(s->dfd);
+    if (s->gen != NULL)
+        munmap((void *)s->gen, (size_t)GEN_SIZE);
+    free(s->dir);
+    free(s);
+    errno = saved;
+    return err;
 }
 
 void store_close(struct store *s)
 {
     if (s == NULL)
         return;
+    if (s->wfd >= 0)
+        close(s->wfd);
+    close(s->dfd);
     munmap((void *)s->gen, (size_t)GEN_SIZE);
-    index_free(&s->index);
+    index_free(&s->ix);
+    free(s->segs.v);
+    free(s->load_removed.v);
+    pthread_mutex_destroy(&s->write_lock);
     pthread_mutex_destroy(&s->lock);
     free(s->dir);
     free(s);
@@ -240,8 +540,8 @@ void store_close(struct store *s)
 uint64_t store_bytes(struct store *s)
 {
     pthread_mutex_lock(&s->lock);
-    index_sync_locked(s);
-    uint64_t n = s->index.bytes;
+    sync_gen_locked(s);
+    uint64_t n = s->bytes;
     pthread_mutex_unlock(&s->lock);
     return n;
 }
@@ -250,6 +550,8 @@ const _Atomic uint64_t *store_generation_ptr(struct store *s)
 {
     return s->gen;
 }
+
+/* ---- writing --------------------------------------------------------------------- */
 
 /* Writes all of iov (which it modifies), resuming after partial writes. */
 static int write_all(int fd, struct iovec *iov, int cnt)
@@ -275,411 +577,837 @@ static int write_all(int fd, struct iovec *iov, int cnt)
     return 0;
 }
 
-/* Removes the oldest files until the bound holds, sparing `keep`. Caller holds the
- * lock. A file that cannot be removed leaves the index all the same: keeping it there
- * would make every later write try again and the bound count bytes it cannot free. */
-static void trim_locked(struct store *s, const struct file_rec *keep)
+/* Deletes the oldest segments while the bound is exceeded, sparing the one being
+ * written, and forgets their records. A segment that cannot be deleted is forgotten
+ * all the same: keeping it would make every later write try again and the bound
+ * count bytes it cannot free. Caller holds both locks. */
+static void trim_locked(struct store *s)
 {
-    while (s->max_bytes != 0 && s->index.bytes > s->max_bytes && s->index.oldest != NULL &&
-           s->index.oldest != keep) {
-        struct file_rec *r = s->index.oldest;
-        char *path = join_path(s->dir, r->name, ENTRY_SUFFIX);
-        if (path == NULL) {
-            log_warn("cannot make room in cache directory %s: out of memory", s->dir);
-            return;
-        }
-        if (unlink(path) == 0)
-            log_debug("removed cache file %s to stay within %llu bytes", path,
-                      (unsigned long long)s->max_bytes);
+    if (s->max_bytes == 0 || s->bytes <= s->max_bytes)
+        return;
+    size_t k = 0;
+    while (s->bytes > s->max_bytes && k < s->segs.n &&
+           !(s->wfd >= 0 && s->segs.v[k].seq == s->wseq)) {
+        char name[SEG_NAME_LEN + 1];
+        seg_name(s->segs.v[k].seq, name);
+        if (unlinkat(s->dfd, name, 0) == 0)
+            log_debug("removed cache segment %s/%s to stay within %" PRIu64 " bytes", s->dir,
+                      name, s->max_bytes);
         else if (errno != ENOENT)
-            log_warn("cannot remove cache file %s: %s", path, strerror(errno));
-        free(path);
-        index_drop(&s->index, r->name);
+            log_warn("cannot remove cache segment %s/%s: %s", s->dir, name, strerror(errno));
+        s->bytes -= s->segs.v[k].size;
+        k++;
     }
+    if (k == 0)
+        return;
+    uint64_t cut = k < s->segs.n ? s->segs.v[k].seq : s->next_seq;
+    memmove(s->segs.v, s->segs.v + k, (s->segs.n - k) * sizeof *s->segs.v);
+    s->segs.n -= k;
+    if (cut > s->trim_cut)
+        s->trim_cut = cut;
+    index_drop_below(&s->ix, cut);
 }
 
-/* Forgets and removes the file `name` (at `path`), if any. */
-static void remove_file(struct store *s, const char *name, const char *path)
+static void close_current(struct store *s)
 {
-    if (unlink(path) != 0 && errno != ENOENT)
-        log_warn("cannot remove cache file %s: %s", path, strerror(errno));
+    if (s->wfd >= 0)
+        close(s->wfd);
+    s->wfd = -1;
+}
+
+/* Starts a new segment. Caller holds write_lock. */
+static cp_err open_segment(struct store *s)
+{
+    char name[SEG_NAME_LEN + 1];
+    uint64_t seq;
+    int fd;
+    /* Another store on the directory (a test, a second process) may have taken the
+     * next name: the next free one will do. */
+    for (int tries = 0;; tries++) {
+        pthread_mutex_lock(&s->lock);
+        sync_gen_locked(s);
+        seq = s->next_seq++;
+        pthread_mutex_unlock(&s->lock);
+        seg_name(seq, name);
+        fd = openat(s->dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            break;
+        if (errno != EEXIST || tries == 1000) {
+            log_warn("cannot create cache segment %s/%s: %s", s->dir, name, strerror(errno));
+            return CP_ERR_IO;
+        }
+    }
     pthread_mutex_lock(&s->lock);
-    index_sync_locked(s);
-    index_drop(&s->index, name);
+    sync_gen_locked(s);
+    cp_err err = segs_add(&s->segs, seq, 0);
+    s->wepoch = s->epoch;
     pthread_mutex_unlock(&s->lock);
+    if (err != CP_OK) { /* a segment the bound does not know of is not written */
+        close(fd);
+        unlinkat(s->dfd, name, 0);
+        return err;
+    }
+    s->wfd = fd;
+    s->wseq = seq;
+    s->wsize = 0;
+    return CP_OK;
+}
+
+/* Appends one record of `len` bytes (iov) to the segment being written, and indexes
+ * it under `h` unless it is a removal (h NULL). Caller holds write_lock. */
+static cp_err append_record(struct store *s, struct iovec *iov, int cnt, uint64_t len,
+                            const struct diskfmt_hash *h)
+{
+    pthread_mutex_lock(&s->lock);
+    sync_gen_locked(s);
+    uint64_t epoch = s->epoch;
+    pthread_mutex_unlock(&s->lock);
+    if (s->wfd >= 0 &&
+        (s->wepoch != epoch || (s->wsize > 0 && len > s->seg_bytes - s->wsize) ||
+         s->wsize > s->seg_bytes || s->wsize > UINT32_MAX))
+        close_current(s);
+    if (s->wfd < 0) {
+        cp_err err = open_segment(s);
+        if (err != CP_OK)
+            return err;
+    }
+    if (write_all(s->wfd, iov, cnt) != 0) {
+        char name[SEG_NAME_LEN + 1];
+        seg_name(s->wseq, name);
+        log_warn("cannot write to cache segment %s/%s: %s", s->dir, name, strerror(errno));
+        /* What was written of the record would read as a damaged tail. */
+        if (ftruncate(s->wfd, (off_t)s->wsize) != 0 ||
+            lseek(s->wfd, (off_t)s->wsize, SEEK_SET) != (off_t)s->wsize)
+            close_current(s);
+        return CP_ERR_IO;
+    }
+    uint32_t off = (uint32_t)s->wsize;
+    s->wsize += len;
+
+    cp_err err = CP_OK;
+    pthread_mutex_lock(&s->lock);
+    sync_gen_locked(s);
+    if (s->wepoch == s->epoch) { /* else the segment went with a clear */
+        for (size_t i = s->segs.n; i-- > 0;) {
+            if (s->segs.v[i].seq == s->wseq) {
+                s->segs.v[i].size += len;
+                s->bytes += len;
+                break;
+            }
+        }
+        if (h != NULL && (err = index_put(&s->ix, h, s->wseq, off, (uint32_t)len)) != CP_OK) {
+            index_del(&s->ix, h); /* better not found than an older record */
+            s->ix_complete = false; /* a removal must now be written to disk */
+        }
+        trim_locked(s);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return err;
+}
+
+/* Forgets the record of `h` and, if one may be on disk, appends a removal record.
+ * Caller holds write_lock. */
+static void remove_locked(struct store *s, const char *key, const char *vary,
+                          const struct diskfmt_hash *h)
+{
+    pthread_mutex_lock(&s->lock);
+    sync_gen_locked(s);
+    bool known = index_del(&s->ix, h);
+    bool needed = known || !s->ix_complete || s->loading;
+    if (s->loading) {
+        /* The load's index may know the key: the merge must remove it there too. */
+        struct hash_list *l = &s->load_removed;
+        if (l->n == l->cap) {
+            size_t cap = l->cap != 0 ? l->cap * 2 : 64;
+            struct diskfmt_hash *v = realloc(l->v, cap * sizeof *v);
+            if (v != NULL) {
+                l->v = v;
+                l->cap = cap;
+            }
+        }
+        if (l->n < l->cap)
+            l->v[l->n++] = *h;
+        else
+            s->load_void = true; /* loading nothing beats bringing the key back */
+    }
+    uint64_t gen = s->index_gen;
+    pthread_mutex_unlock(&s->lock);
+    if (!needed)
+        return;
+    unsigned char *rec;
+    size_t len;
+    cp_err err = diskfmt_encode_removal(key, vary, gen, &rec, &len);
+    if (err == CP_OK) {
+        struct iovec iov = {rec, len};
+        err = append_record(s, &iov, 1, len, NULL);
+        free(rec);
+    }
+    if (err != CP_OK && err != CP_ERR_IO) /* I/O errors are logged with the path */
+        log_warn("cannot record the removal of cache entry %s: %s", key, cp_strerror(err));
 }
 
 cp_err store_write(struct store *s, const struct entry *e)
 {
-    char name[DISKFMT_NAME_LEN + 1];
-    diskfmt_name(e->key != NULL ? e->key : "", e->vary_key != NULL ? e->vary_key : "", name);
-    char *path = join_path(s->dir, name, ENTRY_SUFFIX);
-    char suffix[64];
-    snprintf(suffix, sizeof suffix, TMP_MARK "%ld.%lu", s->pid,
-             atomic_fetch_add(&s->tmp_counter, 1));
-    char *tmp = join_path(s->dir, name, suffix);
+    const char *key = e->key != NULL ? e->key : "";
+    const char *vary = e->vary_key != NULL ? e->vary_key : "";
+    struct diskfmt_hash h = diskfmt_key_hash(key, strlen(key), vary, strlen(vary));
     unsigned char *head = NULL;
     size_t head_len = 0;
-    cp_err err = CP_ERR_NOMEM;
-    int fd = -1;
-    if (path == NULL || tmp == NULL)
-        goto out;
-    err = diskfmt_encode_head(e, &head, &head_len);
+    cp_err err = diskfmt_encode_head(e, &head, &head_len);
     if (err == CP_ERR_TOO_LARGE) {
-        log_warn("cannot write cache file %s: %s", path, cp_strerror(err));
-        err = CP_ERR_IO;
+        log_warn("cannot write cache entry %s: %s", key, cp_strerror(err));
+        return CP_ERR_IO;
     }
     if (err != CP_OK)
-        goto out;
-    uint64_t size = (uint64_t)head_len + e->body_len;
-    if (s->max_bytes != 0 && size > s->max_bytes) {
-        /* What the file holds is outdated by `e`: better no file than that one. */
-        log_debug("not writing cache file %s: %llu bytes, more than the %llu allowed", path,
-                  (unsigned long long)size, (unsigned long long)s->max_bytes);
-        remove_file(s, name, path);
+        return err;
+    uint64_t len = (uint64_t)head_len + e->body_len;
+    pthread_mutex_lock(&s->write_lock);
+    if (e->generation != atomic_load(s->gen)) {
+        err = CP_ERR_STALE_GEN; /* it would only be skipped at the next load */
+    } else if ((s->max_bytes != 0 && len > s->max_bytes) || len > UINT32_MAX) {
+        /* What the disk holds for the key is outdated by `e`: better nothing. */
+        log_debug("not writing cache entry %s: %" PRIu64 " bytes, more than the %" PRIu64
+                  " allowed", key, len, s->max_bytes);
+        remove_locked(s, key, vary, &h);
         err = CP_ERR_TOO_LARGE;
-        goto out;
+    } else {
+        struct iovec iov[2] = {{head, head_len}, {e->body, e->body_len}};
+        err = append_record(s, iov, e->body_len > 0 ? 2 : 1, len, &h);
     }
-    err = CP_ERR_NOMEM;
-    struct file_rec *rec = calloc(1, sizeof *rec);
-    if (rec == NULL)
-        goto out; /* a file the bound does not know of is not written */
-    memcpy(rec->name, name, sizeof rec->name);
-    rec->size = size;
-
-    err = CP_ERR_IO;
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        log_warn("cannot write cache file %s: %s", tmp, strerror(errno));
-        free(rec);
-        goto out;
-    }
-    struct iovec iov[2] = {{head, head_len}, {e->body, e->body_len}};
-    int failed = write_all(fd, iov, e->body_len > 0 ? 2 : 1);
-    int saved = errno;
-    /* close() can report a delayed write error (NFS, quota). */
-    if (close(fd) != 0 && !failed) {
-        failed = 1;
-        saved = errno;
-    }
-    fd = -1;
-    if (failed) {
-        log_warn("cannot write cache file %s: %s", tmp, strerror(saved));
-        unlink(tmp);
-        free(rec);
-        goto out;
-    }
-    /* rename() replaces the old file atomically: a reader sees the old or the new one. */
-    if (rename(tmp, path) != 0) {
-        log_warn("cannot write cache file %s: %s", path, strerror(errno));
-        unlink(tmp);
-        free(rec);
-        goto out;
-    }
-    pthread_mutex_lock(&s->lock);
-    index_sync_locked(s);
-    index_put(&s->index, rec);
-    trim_locked(s, rec);
-    pthread_mutex_unlock(&s->lock);
-    err = CP_OK;
-out:
+    pthread_mutex_unlock(&s->write_lock);
     free(head);
-    free(tmp);
-    free(path);
     return err;
 }
 
 void store_remove(struct store *s, const char *key, const char *vary_key)
 {
-    char name[DISKFMT_NAME_LEN + 1];
-    diskfmt_name(key, vary_key, name);
-    char *path = join_path(s->dir, name, ENTRY_SUFFIX);
-    if (path == NULL)
-        return;
-    remove_file(s, name, path);
-    free(path);
+    struct diskfmt_hash h = diskfmt_key_hash(key, strlen(key), vary_key, strlen(vary_key));
+    pthread_mutex_lock(&s->write_lock);
+    remove_locked(s, key, vary_key, &h);
+    pthread_mutex_unlock(&s->write_lock);
 }
 
-static bool has_suffix(const char *name, const char *suffix)
-{
-    size_t n = strlen(name), m = strlen(suffix);
-    return n >= m && strcmp(name + n - m, suffix) == 0;
-}
+/* ---- reading --------------------------------------------------------------------- */
 
-static bool is_regular(int dfd, const char *name, struct stat *st)
+/* Reads exactly `len` bytes at `off`; returns how many it got (fewer at the end of the
+ * file), or -1 (errno set). */
+static ssize_t pread_full(int fd, unsigned char *buf, size_t len, uint64_t off)
 {
-    return fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st->st_mode);
-}
-
-/* Reads the whole regular file `name` of directory `dfd`. Sets *err to CP_ERR_IO
- * (errno kept) or CP_ERR_NOMEM on failure. */
-static unsigned char *read_file(int dfd, const char *name, size_t *len, cp_err *err)
-{
-    *err = CP_ERR_IO;
-    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
-    struct stat st;
-    unsigned char *buf = NULL;
-    if (fstat(fd, &st) != 0)
-        goto fail;
-    if (!S_ISREG(st.st_mode)) {
-        errno = EINVAL;
-        goto fail;
-    }
-    size_t size = (size_t)st.st_size;
-    /* One spare byte: a file longer than fstat said is read longer than the lengths in
-     * its header and fails decoding, instead of being read cut short. */
-    if ((buf = malloc(size + 1)) == NULL) {
-        *err = CP_ERR_NOMEM;
-        goto fail;
-    }
     size_t got = 0;
-    while (got < size + 1) {
-        ssize_t n = read(fd, buf + got, size + 1 - got);
+    while (got < len) {
+        ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + got));
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            goto fail;
+            return -1;
         }
         if (n == 0)
             break;
         got += (size_t)n;
     }
-    close(fd);
-    *len = got;
-    *err = CP_OK;
-    return buf;
-fail:;
-    int saved = errno;
-    free(buf);
-    close(fd);
-    errno = saved;
-    return NULL;
+    return (ssize_t)got;
 }
 
-/* Decodes one entry file and checks that it belongs in this cache now. */
-static cp_err load_one(int dfd, const char *name, uint64_t gen, struct entry **out)
+/* Checks a decoded record against what the index said it is. */
+static cp_err check_record(const struct entry *e, const struct diskfmt_hash *h, uint64_t gen)
 {
-    *out = NULL;
-    size_t len = 0;
-    cp_err err;
-    unsigned char *buf = read_file(dfd, name, &len, &err);
-    if (buf == NULL)
-        return err;
-    struct entry *e;
-    err = diskfmt_decode(buf, len, &e);
-    free(buf);
-    if (err != CP_OK)
-        return err;
-    char want[DISKFMT_NAME_LEN + 1];
-    diskfmt_name(e->key, e->vary_key, want);
-    /* The name is how store_write/store_remove find the file: a file under another
-     * name would never be replaced or removed, and would shadow the real entry. */
-    if (strlen(name) != DISKFMT_NAME_LEN + strlen(ENTRY_SUFFIX) ||
-        memcmp(name, want, DISKFMT_NAME_LEN) != 0)
-        err = CP_ERR_KEY_MISMATCH;
-    else if (e->generation != gen)
-        err = CP_ERR_STALE_GEN;
-    if (err != CP_OK) {
-        entry_unref(e);
-        return err;
-    }
-    *out = e;
-    return CP_OK;
+    struct diskfmt_hash got =
+        diskfmt_key_hash(e->key, strlen(e->key), e->vary_key, strlen(e->vary_key));
+    if (got.lo != h->lo || got.hi != h->hi)
+        return CP_ERR_KEY_MISMATCH;
+    return e->generation == gen ? CP_OK : CP_ERR_STALE_GEN;
+}
+
+/* Forgets the record at (seq, off) for `h` if the index still points there. */
+static void forget_record(struct store *s, const struct diskfmt_hash *h, uint64_t seq,
+                          uint32_t off)
+{
+    pthread_mutex_lock(&s->lock);
+    sync_gen_locked(s);
+    struct slot *sl = index_find(&s->ix, h);
+    if (sl != NULL && sl->seq == seq && sl->off == off)
+        index_delete_at(&s->ix, (size_t)(sl - s->ix.v));
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void warn_record(const struct store *s, uint64_t seq, uint64_t off, cp_err err)
+{
+    char name[SEG_NAME_LEN + 1];
+    seg_name(seq, name);
+    log_warn("ignoring the damaged record at byte %" PRIu64 " of cache segment %s/%s: %s", off,
+             s->dir, name, cp_strerror(err));
 }
 
 cp_err store_read(struct store *s, const char *key, const char *vary_key, struct entry **out)
 {
-    char name[DISKFMT_NAME_LEN + sizeof ENTRY_SUFFIX];
-    diskfmt_name(key, vary_key, name);
-    strcat(name, ENTRY_SUFFIX);
-    int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return CP_ERR_IO;
-    cp_err err = load_one(dfd, name, atomic_load(s->gen), out);
-    if (err == CP_ERR_IO && errno == ENOENT)
-        err = CP_ERR_NOT_FOUND;
-    else if (err != CP_OK && err != CP_ERR_NOMEM && unlinkat(dfd, name, 0) == 0) {
-        log_warn("ignoring cache file %s/%s: %s", s->dir, name, cp_strerror(err));
-        pthread_mutex_lock(&s->lock);
-        index_drop(&s->index, name); /* compares the hash part of the name only */
-        pthread_mutex_unlock(&s->lock);
+    *out = NULL;
+    struct diskfmt_hash h = diskfmt_key_hash(key, strlen(key), vary_key, strlen(vary_key));
+    pthread_mutex_lock(&s->lock);
+    sync_gen_locked(s);
+    struct slot *sl = index_find(&s->ix, &h);
+    struct slot at = sl != NULL ? *sl : (struct slot){0};
+    uint64_t gen = s->index_gen;
+    pthread_mutex_unlock(&s->lock);
+    if (sl == NULL)
+        return CP_ERR_NOT_FOUND;
+
+    char name[SEG_NAME_LEN + 1];
+    seg_name(at.seq, name);
+    int fd = openat(s->dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        if (errno != ENOENT) {
+            log_warn("cannot read cache segment %s/%s: %s", s->dir, name, strerror(errno));
+            return errno == ENOMEM ? CP_ERR_NOMEM : CP_ERR_IO;
+        }
+        forget_record(s, &h, at.seq, at.off); /* the segment is gone */
+        return CP_ERR_NOT_FOUND;
     }
-    close(dfd);
+    unsigned char *buf = malloc(at.len);
+    if (buf == NULL) {
+        close(fd);
+        return CP_ERR_NOMEM;
+    }
+    ssize_t got = pread_full(fd, buf, at.len, at.off);
+    int saved = errno;
+    close(fd);
+    cp_err err;
+    struct entry *e = NULL;
+    if (got < 0) {
+        log_warn("cannot read cache segment %s/%s: %s", s->dir, name, strerror(saved));
+        err = CP_ERR_IO;
+    } else if ((size_t)got < at.len) {
+        err = CP_ERR_CORRUPT;
+    } else if ((err = diskfmt_decode(buf, at.len, &e)) == CP_OK &&
+               (err = check_record(e, &h, gen)) == CP_OK) {
+        *out = e;
+        e = NULL;
+    }
+    free(buf);
+    entry_unref(e);
+    if (err != CP_OK && err != CP_ERR_IO && err != CP_ERR_NOMEM) {
+        warn_record(s, at.seq, at.off, err);
+        forget_record(s, &h, at.seq, at.off);
+    }
     return err;
 }
 
-/* An entry file found by store_load, before it is read. */
-struct found_file {
-    char *name;
-    uint64_t size;
-    struct timespec mtime;
+/* ---- scanning segments ----------------------------------------------------------- */
+
+/* Sequential reads of one file through a buffer: what a record needs is usually there
+ * already, and a large body is stepped over (the next read starts after it). */
+struct chunk_reader {
+    int fd;
+    unsigned char *buf;
+    size_t cap;
+    uint64_t base; /* file offset of buf[0] */
+    size_t len;    /* bytes valid in buf */
 };
 
-static int by_age(const void *a, const void *b)
+/* Makes bytes [off, off + n) available and returns them, or NULL with *err:
+ * CP_ERR_CORRUPT (the file ends before), CP_ERR_IO (errno set), CP_ERR_NOMEM. */
+static const unsigned char *chunk_get(struct chunk_reader *rd, uint64_t off, size_t n,
+                                      cp_err *err)
 {
-    const struct found_file *x = a, *y = b;
-    if (x->mtime.tv_sec != y->mtime.tv_sec)
-        return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
-    if (x->mtime.tv_nsec != y->mtime.tv_nsec)
-        return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : 1;
-    return strcmp(x->name, y->name);
+    if (off >= rd->base && off - rd->base <= rd->len && n <= rd->len - (off - rd->base))
+        return rd->buf + (off - rd->base);
+    size_t want = n > READ_CHUNK ? n : READ_CHUNK;
+    if (want > rd->cap) {
+        free(rd->buf);
+        rd->len = 0;
+        rd->cap = 0;
+        if ((rd->buf = malloc(want)) == NULL) {
+            *err = CP_ERR_NOMEM;
+            return NULL;
+        }
+        rd->cap = want;
+    }
+    ssize_t got = pread_full(rd->fd, rd->buf, want, off);
+    rd->base = off;
+    rd->len = got > 0 ? (size_t)got : 0;
+    if (got < 0) {
+        *err = CP_ERR_IO;
+        return NULL;
+    }
+    if ((size_t)got < n) {
+        *err = CP_ERR_CORRUPT;
+        return NULL;
+    }
+    return rd->buf;
 }
 
-static void found_free(struct found_file *v, size_t n)
+/* Gives back a buffer grown for one large record. */
+static void chunk_shrink(struct chunk_reader *rd)
 {
-    for (size_t i = 0; i < n; i++)
-        free(v[i].name);
-    free(v);
+    if (rd->cap > READ_CHUNK) {
+        free(rd->buf);
+        rd->buf = NULL;
+        rd->cap = rd->len = 0;
+    }
 }
 
-/* Lists the entry files of `d` (removing leftover temporary files on the way, counted
- * in *removed), oldest first. */
-static cp_err list_entry_files(DIR *d, struct found_file **out, size_t *count, size_t *removed)
+/* One record met by a scan. */
+struct rec_seen {
+    struct diskfmt_ref ref;
+    struct diskfmt_hash h;
+    uint64_t off, len;
+};
+
+/* How a scan of one segment ended. */
+struct scan_end {
+    uint64_t whole;   /* where the whole records end */
+    cp_err damage;    /* CP_OK: the file ends there; else why the rest is unreadable */
+    size_t skipped;   /* records skipped for a bad metadata checksum */
+};
+
+/* Reads the segment `rd` of `size` bytes record by record, headers and metadata only,
+ * calling `visit` for each. `what` names the segment in warnings (NULL: quiet).
+ * Returns CP_ERR_IO (errno set) or what `visit` returned if not CP_OK. */
+static cp_err scan_segment(struct chunk_reader *rd, uint64_t size, const char *what,
+                           cp_err (*visit)(void *, const struct rec_seen *), void *arg,
+                           struct scan_end *end)
 {
-    int dfd = dirfd(d);
-    struct found_file *v = NULL;
-    size_t n = 0, cap = 0;
+    uint64_t off = 0;
+    cp_err err = CP_OK;
+    end->damage = CP_OK;
+    end->skipped = 0;
+    while (off < size) {
+        struct diskfmt_head hd;
+        const unsigned char *p = NULL;
+        if (size - off < DISKFMT_HEAD_LEN)
+            err = CP_ERR_CORRUPT; /* cut short */
+        else if ((p = chunk_get(rd, off, DISKFMT_HEAD_LEN, &err)) != NULL &&
+                 (err = diskfmt_parse_head(p, DISKFMT_HEAD_LEN, &hd)) == CP_OK) {
+            if (hd.record_len > size - off)
+                err = CP_ERR_CORRUPT; /* cut short, or a length we cannot believe */
+            else
+                p = chunk_get(rd, off + DISKFMT_HEAD_LEN, hd.meta_len, &err);
+        }
+        if (p == NULL || err != CP_OK) {
+            if (err == CP_ERR_CORRUPT || err == CP_ERR_VERSION) {
+                end->damage = err;
+                err = CP_OK;
+            }
+            break;
+        }
+        struct rec_seen r = {.off = off, .len = hd.record_len};
+        if (diskfmt_parse_meta(&hd, p, &r.ref) != CP_OK) {
+            /* The lengths are sound: only this record is lost. */
+            end->skipped++;
+            if (what != NULL)
+                log_warn("ignoring the damaged record at byte %" PRIu64 " of cache segment %s: %s",
+                         off, what, cp_strerror(CP_ERR_CORRUPT));
+        } else {
+            r.h = diskfmt_key_hash(r.ref.key, r.ref.key_len, r.ref.vary_key, r.ref.vary_len);
+            if ((err = visit(arg, &r)) != CP_OK)
+                break;
+        }
+        off += hd.record_len;
+        chunk_shrink(rd);
+    }
+    end->whole = off;
+    return err;
+}
+
+/* ---- loading --------------------------------------------------------------------- */
+
+/* A segment as the load found it. */
+struct load_seg {
+    uint64_t seq;
+    uint64_t size;  /* after any damaged tail is cut */
+    bool gone;      /* vanished or removed: not in the store's list */
+};
+
+/* An entry record seen by phase 1, for phase 2: live if the index still points at it. */
+struct load_rec {
+    struct diskfmt_hash h;
+    uint32_t seg;   /* in load.segs */
+    uint32_t off, len;
+};
+
+struct load {
+    struct store *s;
+    uint64_t gen;
+    uint64_t snap_seq;      /* segments from here on were started after the snapshot */
+    struct load_seg *segs;
+    size_t nsegs, capsegs;
+    struct load_rec *recs;
+    size_t nrecs, caprecs;
+    struct index ix;        /* built by phase 1, then the store's */
+    uint32_t cur;           /* segment being scanned */
+    size_t removed;
+};
+
+static int load_seg_by_seq(const void *a, const void *b)
+{
+    const struct load_seg *x = a, *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static cp_err load_visit(void *arg, const struct rec_seen *r)
+{
+    struct load *l = arg;
+    if (r->ref.generation != l->gen)
+        return CP_OK; /* garbage from before a clear */
+    if (r->ref.kind == DISKFMT_REMOVAL) {
+        index_del(&l->ix, &r->h);
+        return CP_OK;
+    }
+    if (r->off > UINT32_MAX || r->len > UINT32_MAX)
+        return CP_OK; /* never written so: not indexable */
+    if (l->nrecs == l->caprecs) {
+        size_t cap = l->caprecs != 0 ? l->caprecs * 2 : 1024;
+        struct load_rec *v = realloc(l->recs, cap * sizeof *v);
+        if (v == NULL)
+            return CP_ERR_NOMEM;
+        l->recs = v;
+        l->caprecs = cap;
+    }
+    if (index_put(&l->ix, &r->h, l->segs[l->cur].seq, (uint32_t)r->off, (uint32_t)r->len) != CP_OK)
+        return CP_ERR_NOMEM;
+    l->recs[l->nrecs++] = (struct load_rec){r->h, l->cur, (uint32_t)r->off, (uint32_t)r->len};
+    return CP_OK;
+}
+
+/* Removes old-format files and .cps files that are no segment. Returns CP_ERR_IO if
+ * the directory cannot be read. */
+static cp_err load_cleanup(struct load *l)
+{
+    struct store *s = l->s;
+    DIR *d = opendir(s->dir);
+    if (d == NULL) {
+        log_warn("cannot read cache directory %s: %s", s->dir, strerror(errno));
+        return CP_ERR_IO;
+    }
+    size_t old = 0;
     struct dirent *de;
     /* Unlinking the entry just returned by readdir is allowed by POSIX and does not
      * make readdir skip or repeat other entries. */
     while ((de = readdir(d)) != NULL) {
         const char *name = de->d_name;
         struct stat st;
-        if (strstr(name, TMP_MARK) != NULL) {
-            if (is_regular(dfd, name, &st) && unlinkat(dfd, name, 0) == 0)
-                ++*removed;
+        uint64_t seq;
+        if (parse_seg_name(name, &seq) ||
+            !(is_old_format(name) || has_suffix(name, SEG_SUFFIX)) ||
+            !is_regular(s->dfd, name, &st))
+            continue;
+        if (unlinkat(s->dfd, name, 0) != 0) {
+            log_warn("cannot remove cache file %s/%s: %s", s->dir, name, strerror(errno));
             continue;
         }
-        if (!has_suffix(name, ENTRY_SUFFIX) || !is_regular(dfd, name, &st))
-            continue;
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            struct found_file *nv = realloc(v, ncap * sizeof *nv);
-            if (nv == NULL)
-                goto nomem;
-            v = nv;
-            cap = ncap;
-        }
-        if ((v[n].name = strdup(name)) == NULL)
-            goto nomem;
-        v[n].size = (uint64_t)st.st_size;
-        v[n].mtime = st.st_mtim;
-        n++;
+        l->removed++;
+        if (is_old_format(name))
+            old++;
+        else
+            log_warn("ignoring cache file %s/%s: not a segment; removed", s->dir, name);
     }
-    if (n > 1)
-        qsort(v, n, sizeof *v, by_age);
-    *out = v;
-    *count = n;
+    closedir(d);
+    /* One line, not one per file: a cache of the older format may hold millions. */
+    if (old > 0)
+        log_warn("ignoring %zu cache file%s of an older format in %s; removed", old,
+                 old == 1 ? "" : "s", s->dir);
     return CP_OK;
-nomem:
-    found_free(v, n);
-    return CP_ERR_NOMEM;
 }
 
-cp_err store_load(struct store *s, bool (*cb)(void *arg, struct entry *e), void *arg,
-                  size_t *loaded, size_t *removed)
+/* Lists the segments into l->segs, sorted, and sets l->snap_seq past all of them.
+ * Caller holds write_lock, so that no segment is started meanwhile. */
+static cp_err load_list(struct load *l)
 {
-    size_t n_loaded = 0, n_removed = 0;
-    if (loaded != NULL)
-        *loaded = 0;
-    if (removed != NULL)
-        *removed = 0;
+    struct store *s = l->s;
     DIR *d = opendir(s->dir);
     if (d == NULL) {
         log_warn("cannot read cache directory %s: %s", s->dir, strerror(errno));
         return CP_ERR_IO;
     }
-    int dfd = dirfd(d);
-    uint64_t gen = atomic_load(s->gen);
-    struct found_file *files = NULL;
-    size_t n_files = 0;
-    cp_err err = list_entry_files(d, &files, &n_files, &n_removed);
+    struct dirent *de;
+    cp_err err = CP_OK;
+    while ((de = readdir(d)) != NULL) {
+        const char *name = de->d_name;
+        struct stat st;
+        uint64_t seq;
+        if (!parse_seg_name(name, &seq) || !is_regular(s->dfd, name, &st))
+            continue;
+        if (l->nsegs == l->capsegs) {
+            size_t cap = l->capsegs != 0 ? l->capsegs * 2 : 64;
+            struct load_seg *v = realloc(l->segs, cap * sizeof *v);
+            if (v == NULL) {
+                err = CP_ERR_NOMEM;
+                break;
+            }
+            l->segs = v;
+            l->capsegs = cap;
+        }
+        l->segs[l->nsegs++] = (struct load_seg){seq, (uint64_t)st.st_size, false};
+        if (seq >= l->snap_seq)
+            l->snap_seq = seq + 1;
+    }
+    closedir(d);
+    if (err != CP_OK)
+        return err;
+    if (l->nsegs > 1)
+        qsort(l->segs, l->nsegs, sizeof *l->segs, load_seg_by_seq);
+    if (l->nsegs > UINT32_MAX)
+        return CP_ERR_NOMEM; /* the records name their segment in 32 bits */
+    return CP_OK;
+}
+
+/* Phase 1 on one segment: its records into the load's index, its damage cut off. */
+static cp_err load_scan_one(struct load *l, struct chunk_reader *rd)
+{
+    struct store *s = l->s;
+    struct load_seg *sg = &l->segs[l->cur];
+    char name[SEG_NAME_LEN + 1], what[PATH_MAX];
+    seg_name(sg->seq, name);
+    snprintf(what, sizeof what, "%s/%s", s->dir, name);
+    /* Writable, to cut a damaged tail; a read-only file is still read. */
+    int fd = openat(s->dfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 && (errno == EACCES || errno == EROFS || errno == EPERM))
+        fd = openat(s->dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (errno != ENOENT) /* ENOENT: deleted by the bound meanwhile */
+            log_warn("cannot read cache segment %s: %s", what, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        sg->gone = true;
+        return CP_OK;
+    }
+    sg->size = (uint64_t)st.st_size;
+    *rd = (struct chunk_reader){fd, rd->buf, rd->cap, 0, 0};
+    struct scan_end end;
+    cp_err err = scan_segment(rd, sg->size, what, load_visit, l, &end);
+    l->removed += end.skipped;
+    if (err == CP_ERR_IO) {
+        log_warn("cannot read cache segment %s: %s", what, strerror(errno));
+        err = CP_OK; /* what was read is good; the rest stays for the next start */
+    } else if (err == CP_OK && end.damage != CP_OK) {
+        l->removed++;
+        if (end.whole == 0) {
+            log_warn("ignoring cache segment %s: %s; removed", what, cp_strerror(end.damage));
+            if (unlinkat(s->dfd, name, 0) != 0)
+                log_warn("cannot remove cache segment %s: %s", what, strerror(errno));
+            sg->gone = true;
+        } else {
+            log_warn("ignoring cache segment %s from byte %" PRIu64 " on: %s; cut there", what,
+                     end.whole, cp_strerror(end.damage));
+            if (ftruncate(fd, (off_t)end.whole) == 0)
+                sg->size = end.whole;
+            else
+                log_warn("cannot cut cache segment %s: %s", what, strerror(errno));
+        }
+    } else if (err == CP_OK && sg->size == 0 && unlinkat(s->dfd, name, 0) == 0) {
+        sg->gone = true; /* a segment whose first write failed */
+    }
+    close(fd);
+    rd->fd = -1;
+    rd->len = 0;
+    return err;
+}
+
+/* Makes the load's index the store's, with what was written and removed since the
+ * snapshot applied on top, and the segments found the store's list. */
+static cp_err load_merge(struct load *l)
+{
+    struct store *s = l->s;
+    struct seg_list segs = {0};
+    cp_err err = CP_OK;
+    pthread_mutex_lock(&s->lock);
+    sync_gen_locked(s);
+    if (s->load_void || s->index_gen != l->gen) {
+        err = s->index_gen != l->gen ? CP_OK : CP_ERR_NOMEM;
+        l->nrecs = 0; /* nothing of it is handed over */
+        goto out;
+    }
+    if ((err = index_reserve(&l->ix, l->ix.n + s->ix.n)) != CP_OK)
+        goto out;
+    for (size_t i = 0; i < s->load_removed.n; i++)
+        index_del(&l->ix, &s->load_removed.v[i]);
+    for (size_t i = 0; i < s->ix.cap; i++) {
+        const struct slot *sl = &s->ix.v[i];
+        if (sl->len != 0 && sl->seq >= l->snap_seq &&
+            index_put(&l->ix, &(struct diskfmt_hash){sl->lo, sl->hi}, sl->seq, sl->off,
+                      sl->len) != CP_OK) {
+            err = CP_ERR_NOMEM; /* cannot happen: reserved */
+            goto out;
+        }
+    }
+    index_drop_below(&l->ix, s->trim_cut);
+    for (size_t i = 0; i < l->nsegs && err == CP_OK; i++)
+        if (!l->segs[i].gone && l->segs[i].seq >= s->trim_cut)
+            err = segs_add(&segs, l->segs[i].seq, l->segs[i].size);
+    for (size_t i = 0; i < s->segs.n && err == CP_OK; i++)
+        if (s->segs.v[i].seq >= l->snap_seq)
+            err = segs_add(&segs, s->segs.v[i].seq, s->segs.v[i].size);
+    if (err != CP_OK)
+        goto out;
+    index_free(&s->ix);
+    s->ix = l->ix;
+    l->ix = (struct index){0};
+    free(s->segs.v);
+    s->segs = segs;
+    segs = (struct seg_list){0};
+    s->bytes = 0;
+    for (size_t i = 0; i < s->segs.n; i++)
+        s->bytes += s->segs.v[i].size;
+    s->ix_complete = true;
+out:
+    free(segs.v);
+    s->loading = false;
+    s->load_void = false;
+    free(s->load_removed.v);
+    s->load_removed = (struct hash_list){0};
+    pthread_mutex_unlock(&s->lock);
+    return err;
+}
+
+/* Phase 2: the live records whole, oldest first, to `cb`. */
+static void load_hand_over(struct load *l, bool (*cb)(void *, struct entry *), void *arg,
+                           size_t *loaded)
+{
+    struct store *s = l->s;
+    struct chunk_reader rd = {.fd = -1};
+    uint32_t open_seg = UINT32_MAX;
+    bool seg_ok = false;
+    for (size_t i = 0; i < l->nrecs; i++) {
+        const struct load_rec *r = &l->recs[i];
+        const struct load_seg *sg = &l->segs[r->seg];
+        if (atomic_load(s->gen) != l->gen)
+            break; /* cleared meanwhile: all of it is gone */
+        pthread_mutex_lock(&s->lock);
+        const struct slot *sl = index_find(&s->ix, &r->h);
+        bool live = sl != NULL && sl->seq == sg->seq && sl->off == r->off;
+        pthread_mutex_unlock(&s->lock);
+        if (!live)
+            continue;
+        if (r->seg != open_seg) {
+            if (rd.fd >= 0)
+                close(rd.fd);
+            char name[SEG_NAME_LEN + 1];
+            seg_name(sg->seq, name);
+            rd.fd = openat(s->dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+            rd.len = 0;
+            open_seg = r->seg;
+            seg_ok = rd.fd >= 0;
+            if (!seg_ok && errno != ENOENT) /* ENOENT: deleted by the bound meanwhile */
+                log_warn("cannot read cache segment %s/%s: %s", s->dir, name, strerror(errno));
+        }
+        if (!seg_ok)
+            continue;
+        cp_err err;
+        struct entry *e = NULL;
+        const unsigned char *p = chunk_get(&rd, r->off, r->len, &err);
+        if (p != NULL && (err = diskfmt_decode(p, r->len, &e)) == CP_OK)
+            err = check_record(e, &r->h, l->gen);
+        chunk_shrink(&rd);
+        if (err == CP_ERR_IO || err == CP_ERR_NOMEM) {
+            /* Nothing known wrong with the record: it stays for the next start. */
+            log_seg(LOG_LVL_WARN, s, sg->seq, "cannot load a record of cache segment", err);
+            entry_unref(e);
+            continue;
+        }
+        if (err != CP_OK) {
+            warn_record(s, sg->seq, r->off, err);
+            entry_unref(e);
+            l->removed++;
+            forget_record(s, &r->h, sg->seq, r->off);
+            continue;
+        }
+        ++*loaded;
+        if (!cb(arg, e))
+            break; /* asked to stop: the rest stays on disk, findable */
+    }
+    if (rd.fd >= 0)
+        close(rd.fd);
+    free(rd.buf);
+}
+
+cp_err store_load(struct store *s, bool (*cb)(void *arg, struct entry *e), void *arg,
+                  size_t *loaded, size_t *removed)
+{
+    size_t n_loaded = 0;
+    if (loaded != NULL)
+        *loaded = 0;
+    if (removed != NULL)
+        *removed = 0;
+    struct load l = {.s = s};
+
+    cp_err err = load_cleanup(&l);
+    if (err != CP_OK)
+        return err;
+    /* The snapshot: the segments there are now are scanned; records written from here
+     * on go to new segments, and removals are noted for the merge. So the scan reads
+     * only segments nobody appends to. */
+    pthread_mutex_lock(&s->write_lock);
+    err = load_list(&l);
+    if (err == CP_OK) {
+        pthread_mutex_lock(&s->lock);
+        sync_gen_locked(s);
+        l.gen = s->index_gen;
+        s->epoch++;
+        if (l.snap_seq < s->next_seq)
+            l.snap_seq = s->next_seq;
+        s->next_seq = l.snap_seq;
+        s->loading = true;
+        s->load_void = false;
+        pthread_mutex_unlock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->write_lock);
     if (err != CP_OK) {
-        log_warn("cannot read cache directory %s: %s", s->dir, cp_strerror(err));
-        closedir(d);
+        if (err == CP_ERR_NOMEM)
+            log_warn("cannot load cache directory %s: %s", s->dir, cp_strerror(err));
+        free(l.segs);
+        if (removed != NULL)
+            *removed = l.removed;
         return err;
     }
-    /* Built aside and swapped in at the end: `cb` runs with no lock held. */
-    struct file_index ix = {0};
-    const size_t whole_name = DISKFMT_NAME_LEN + strlen(ENTRY_SUFFIX);
-    for (size_t i = 0; i < n_files; i++) {
-        const char *name = files[i].name;
-        struct file_rec *rec = calloc(1, sizeof *rec);
-        if (rec == NULL) {
-            log_warn("cannot load cache file %s/%s: %s", s->dir, name,
-                     cp_strerror(CP_ERR_NOMEM));
-            continue;
-        }
-        /* Only names of the right length are ever indexed (load_one checks them). */
-        size_t len = strlen(name);
-        memcpy(rec->name, name, len < DISKFMT_NAME_LEN ? len : DISKFMT_NAME_LEN);
-        rec->size = files[i].size;
-        struct entry *e;
-        err = load_one(dfd, name, gen, &e);
-        if (err == CP_OK) {
-            index_put(&ix, rec);
-            n_loaded++;
-            if (!cb(arg, e))
-                break; /* asked to stop: the rest stays on disk, unread */
-            continue;
-        }
-        if (err == CP_ERR_NOMEM) {
-            /* Nothing wrong with the file: keep it for the next start, and count it. */
-            log_warn("cannot load cache file %s/%s: %s", s->dir, name, cp_strerror(err));
-            if (strlen(name) == whole_name)
-                index_put(&ix, rec);
-            else
-                free(rec);
-            continue;
-        }
-        free(rec);
-        log_warn("ignoring cache file %s/%s: %s", s->dir, name,
-                 err == CP_ERR_IO ? strerror(errno) : cp_strerror(err));
-        if (unlinkat(dfd, name, 0) == 0) {
-            n_removed++;
-            if (strlen(name) >= DISKFMT_NAME_LEN) { /* only such names are indexed */
-                pthread_mutex_lock(&s->lock); /* known already if loaded before */
-                index_drop(&s->index, name);
-                pthread_mutex_unlock(&s->lock);
-            }
-        }
-        else if (errno != ENOENT)
-            log_warn("cannot remove cache file %s/%s: %s", s->dir, name, strerror(errno));
-    }
-    found_free(files, n_files);
-    closedir(d);
 
-    /* Merged, not swapped in: files written while loading are already indexed, and
-     * newer than anything loaded, so the loaded ones go before them. */
-    pthread_mutex_lock(&s->lock);
-    index_sync_locked(s);
-    if (s->index_gen == gen) {
-        struct file_rec *r = ix.oldest ? ix.oldest->prev : NULL; /* the newest */
-        while (r != NULL) {
-            struct file_rec *prev = r == ix.oldest ? NULL : r->prev;
-            struct file_rec *known = NULL;
-            HASH_DEL(ix.by_name, r);
-            DL_DELETE(ix.oldest, r);
-            HASH_FIND(hh, s->index.by_name, r->name, DISKFMT_NAME_LEN, known);
-            if (known != NULL) {
-                free(r);
-            } else {
-                HASH_ADD(hh, s->index.by_name, name, DISKFMT_NAME_LEN, r);
-                DL_PREPEND(s->index.oldest, r);
-                s->index.bytes += r->size;
-            }
-            r = prev;
-        }
+    struct chunk_reader rd = {.fd = -1};
+    for (size_t i = 0; i < l.nsegs && err == CP_OK; i++) {
+        l.cur = (uint32_t)i;
+        err = load_scan_one(&l, &rd);
     }
-    index_free(&ix);
-    pthread_mutex_unlock(&s->lock);
+    free(rd.buf);
+    if (err == CP_ERR_NOMEM)
+        log_warn("cannot load cache directory %s: %s", s->dir, cp_strerror(err));
+    if (err != CP_OK) {
+        pthread_mutex_lock(&s->lock);
+        s->load_void = true;
+        pthread_mutex_unlock(&s->lock);
+    }
+    cp_err merged = load_merge(&l);
+    if (err == CP_OK && merged != CP_OK) {
+        log_warn("cannot load cache directory %s: %s", s->dir, cp_strerror(merged));
+        err = merged;
+    }
+    if (err == CP_OK)
+        load_hand_over(&l, cb, arg, &n_loaded);
+    index_free(&l.ix);
+    free(l.recs);
+    free(l.segs);
     if (loaded != NULL)
         *loaded = n_loaded;
     if (removed != NULL)
-        *removed = n_removed;
-    return CP_OK;
+        *removed = l.removed;
+    return err;
+}
+
+/* ---- clearing -------------------------------------------------------------------- */
+
+/* Counts the live entries of one generation across segments, as a load would. */
+struct counter {
+    uint64_t gen;
+    struct index ix;
+};
+
+static cp_err count_visit(void *arg, const struct rec_seen *r)
+{
+    struct counter *c = arg;
+    if (r->ref.generation != c->gen)
+        return CP_OK;
+    if (r->ref.kind == DISKFMT_REMOVAL) {
+        index_del(&c->ix, &r->h);
+        return CP_OK;
+    }
+    return index_put(&c->ix, &r->h, 0, 0, 1);
 }
 
 cp_err store_clear(const char *dir, size_t *entries, uint64_t *bytes)
@@ -699,30 +1427,40 @@ cp_err store_clear(const char *dir, size_t *entries, uint64_t *bytes)
 
     /* The generation goes up first: a running server that writes an entry while the
      * files are being removed writes it with the old generation, and the next load
-     * drops it, so nothing from before the clear comes back. */
+     * skips it, so nothing from before the clear comes back. */
     _Atomic uint64_t *gen;
     cp_err err = map_generation(dir, &gen);
     if (err != CP_OK)
         return err;
-    atomic_fetch_add(gen, 1);
+    uint64_t old_gen = atomic_fetch_add(gen, 1);
     if (msync((void *)gen, (size_t)GEN_SIZE, MS_SYNC) != 0)
         log_warn("cannot sync %s/%s: %s", dir, GEN_FILE, strerror(errno));
     munmap((void *)gen, (size_t)GEN_SIZE);
 
-    DIR *d = opendir(dir);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = dfd >= 0 ? opendir(dir) : NULL;
     if (d == NULL) {
         log_warn("cannot read cache directory %s: %s", dir, strerror(errno));
+        if (dfd >= 0)
+            close(dfd);
         return CP_ERR_IO;
     }
-    int dfd = dirfd(d);
+    struct seg_list segs = {0};
     struct dirent *de;
     err = CP_OK;
     while ((de = readdir(d)) != NULL) {
         const char *name = de->d_name;
-        if (!has_suffix(name, ENTRY_SUFFIX) || !is_regular(dfd, name, &st))
+        uint64_t seq;
+        if (parse_seg_name(name, &seq)) {
+            if (is_regular(dfd, name, &st) && segs_add(&segs, seq, (uint64_t)st.st_size) != CP_OK)
+                err = CP_ERR_IO; /* not counted, and left: said as an error */
+            continue;
+        }
+        if (!is_old_format(name) || !is_regular(dfd, name, &st))
             continue;
         if (unlinkat(dfd, name, 0) == 0) {
-            (*entries)++;
+            if (has_suffix(name, OLD_SUFFIX))
+                (*entries)++;
             *bytes += (uint64_t)st.st_size;
         } else if (errno != ENOENT) {
             log_warn("cannot remove cache file %s/%s: %s", dir, name, strerror(errno));
@@ -730,5 +1468,37 @@ cp_err store_clear(const char *dir, size_t *entries, uint64_t *bytes)
         }
     }
     closedir(d);
+    if (segs.n > 1)
+        qsort(segs.v, segs.n, sizeof *segs.v, by_seq);
+
+    /* Counted before removed, oldest first, so that replaced and removed records are
+     * not counted. A count that runs out of memory is a low count, not a failed clear. */
+    struct counter c = {.gen = old_gen};
+    struct chunk_reader rd = {.fd = -1};
+    for (size_t i = 0; i < segs.n; i++) {
+        char name[SEG_NAME_LEN + 1];
+        seg_name(segs.v[i].seq, name);
+        if ((rd.fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+            continue;
+        rd.len = 0;
+        struct scan_end end;
+        scan_segment(&rd, segs.v[i].size, NULL, count_visit, &c, &end);
+        close(rd.fd);
+    }
+    free(rd.buf);
+    *entries += c.ix.n;
+    index_free(&c.ix);
+    for (size_t i = 0; i < segs.n; i++) {
+        char name[SEG_NAME_LEN + 1];
+        seg_name(segs.v[i].seq, name);
+        if (unlinkat(dfd, name, 0) == 0) {
+            *bytes += segs.v[i].size;
+        } else if (errno != ENOENT) {
+            log_warn("cannot remove cache segment %s/%s: %s", dir, name, strerror(errno));
+            err = CP_ERR_IO;
+        }
+    }
+    free(segs.v);
+    close(dfd);
     return err;
 }

@@ -1,7 +1,8 @@
-/* The disk mirror's files: one file per entry in the cache directory, written
- * atomically (temporary file, then rename), loaded back at start, removed on clear,
- * the oldest removed when the files together exceed a byte bound.
- * Also owns the generation counter file that lets `--clear-cache` reach a running server. */
+/* The disk mirror's files: cache records appended back to back to a few large segment
+ * files in the cache directory, found again through an index in memory, loaded back at
+ * start, removed on clear, the oldest segments removed when they together exceed a
+ * byte bound. Also owns the generation counter file that lets `--clear-cache` reach a
+ * running server. One running server per cache directory. */
 #ifndef CP_STORE_H
 #define CP_STORE_H
 
@@ -15,56 +16,80 @@
 
 struct store;
 
-/* Opens (creating it and its parents if needed) the cache directory `dir` and maps its
- * generation file. `max_bytes` bounds the total size of the entry files this store
- * knows of (those found by store_load and those written since): a store_write that
- * takes the total over it removes the oldest files until it fits. 0 means no bound.
- * Returns CP_ERR_CACHE_DIR if the directory cannot be created or is not writable (errno
+/* Opens (creating it and its parents if needed) the cache directory `dir`, maps its
+ * generation file and notes the segment files already there (names and sizes only:
+ * their records are read by store_load). `max_bytes` bounds the total size of the
+ * segment files: a store_write that takes the total over it removes the oldest
+ * segments until it fits. 0 means no bound.
+ * Returns CP_ERR_CACHE_DIR if the directory cannot be created, read or written (errno
  * then says why; nothing is logged), CP_ERR_NOMEM. */
 cp_err store_open(const char *dir, uint64_t max_bytes, struct store **out);
-/* Unmaps and frees. NULL is ignored. */
+/* Closes the segment being written, unmaps and frees. NULL is ignored. */
 void store_close(struct store *s);
+
+/* The nominal size of a segment under the bound `max_bytes` (0: none): a segment takes
+ * records until the next one would take it over this size; a record larger than this
+ * has a segment to itself. Between 1 byte and 8 MiB, and at most a quarter of the
+ * bound, so that removing the oldest segment never empties much of the cache. */
+uint64_t store_segment_bytes(uint64_t max_bytes);
 
 /* The shared generation counter, in a memory mapping of the generation file: a
  * `--clear-cache` from another process increments it. Valid until store_close. */
 const _Atomic uint64_t *store_generation_ptr(struct store *s);
 
-/* Writes `e` to its file atomically (an existing file for the same key and vary key is
- * replaced) and counts it as the newest file; then, if the files now exceed max_bytes,
- * removes the oldest until they fit (never this one). An entry whose file would exceed
- * max_bytes alone is not written, and the file it would replace is removed:
- * CP_ERR_TOO_LARGE. Returns CP_ERR_IO (the error is logged with the path), CP_ERR_NOMEM.
+/* Appends `e` as a record to the segment being written (one write, no sync), making it
+ * the one found for its key and vary key; then, if the segments now exceed max_bytes,
+ * removes the oldest segments, with all their records, until they fit (never the
+ * segment being written). A record larger than max_bytes alone (or than 4 GiB) is not
+ * written, and the older record for that key and vary key is removed as by
+ * store_remove: CP_ERR_TOO_LARGE. An entry of another generation than the current one
+ * (made before a --clear-cache) is not written: CP_ERR_STALE_GEN. Returns CP_ERR_IO
+ * (logged with the path; the segment is then cut back to its last whole record, or
+ * closed to further records), CP_ERR_NOMEM.
  * store_write and store_remove are meant for one thread at a time (the mirror's). */
 cp_err store_write(struct store *s, const struct entry *e);
 
-/* Removes the file of the entry with this key and vary key, if any. */
+/* Removes the record of the entry with this key and vary key, if any, by appending a
+ * removal record (so that it stays removed after a restart) when one may be on disk.
+ * Failures are logged. */
 void store_remove(struct store *s, const char *key, const char *vary_key);
 
-/* Total size of the entry files the store knows of: those found by the last store_load
- * and written since, less those removed. After a store_clear from elsewhere (a new
- * generation) it counts only what was written since. Safe from any thread. */
+/* Total size of the segment files the store knows of, live records and garbage alike:
+ * those there at store_open or found by store_load, and those written since, less those
+ * removed. After a store_clear from elsewhere (a new generation) it counts only what
+ * was written since. Safe from any thread. */
 uint64_t store_bytes(struct store *s);
 
-/* Calls `cb` with each valid entry on disk (a new reference that `cb` takes over),
- * oldest file first (by modification time), and makes them the files store_bytes and
- * the bound count, in that order; a directory over the bound is brought under it by the
- * next store_write. A file that is truncated, corrupt, of another version, of an older
- * generation or whose name does not match its key is logged as a warning and removed,
- * never passed on. Leftover temporary files are removed. Sets *loaded and *removed (may
- * be NULL). Returns CP_ERR_IO only if the directory itself cannot be read, CP_ERR_NOMEM
- * if the list of its files cannot be held (then no entry is loaded). */
+/* Calls `cb` with each valid entry on disk (a new reference that `cb` takes over), in
+ * the order written, oldest first; `cb` returning false stops the load (what was not
+ * handed over stays on disk and findable by store_read). First reads every segment's
+ * record headers and keys, not the bodies, to learn which record is the newest for each
+ * key (store_read finds them from then on), then reads those records whole.
+ * A segment over the bound is brought under it by the next store_write.
+ * Damage: a record whose checksum fails is skipped; a record whose header is damaged
+ * or that is cut short ends its segment, whose rest is cut off (the whole file removed
+ * when nothing before is whole); old-format files (*.cpe, *.tmp.*) and files ending in
+ * .cps that are not segments are removed. Each is logged as a warning ("ignoring ...",
+ * with the path) and counted in *removed; none is ever passed on. Records of an older
+ * generation are garbage, skipped silently. Sets *loaded and *removed (may be NULL).
+ * One store_load at a time; store_write, store_remove and store_read may run meanwhile.
+ * Returns CP_ERR_IO only if the directory itself cannot be read, CP_ERR_NOMEM if the
+ * index or the list of records cannot be held (then no entry is loaded). */
 cp_err store_load(struct store *s, bool (*cb)(void *arg, struct entry *e), void *arg,
                   size_t *loaded, size_t *removed);
 
-/* Reads the entry with this key and vary key from its file, with the checks of
- * store_load (a damaged file is removed). Sets *out (one reference for the caller).
- * Returns CP_ERR_NOT_FOUND when there is no such file, CP_ERR_CORRUPT and the like
- * for a damaged one, CP_ERR_NOMEM. Safe to call while store_load runs. */
+/* Reads the entry with this key and vary key through the index, checking its record
+ * whole as store_load does (a damaged record is logged and forgotten). Sets *out (one
+ * reference for the caller). Returns CP_ERR_NOT_FOUND when no record is known (also
+ * while store_load has not finished reading the record headers, and when its segment
+ * has been removed meanwhile), CP_ERR_CORRUPT and the like for a damaged one,
+ * CP_ERR_IO, CP_ERR_NOMEM. Safe from any thread, while store_load and store_write run. */
 cp_err store_read(struct store *s, const char *key, const char *vary_key, struct entry **out);
 
 /* Empties the cache directory `dir`: increments its generation counter (so a running
- * server drops its in-memory entries) and removes every entry file. Sets *entries and
- * *bytes to what was removed. A missing directory is an empty cache (CP_OK).
+ * server drops its in-memory entries and its index) and removes every segment file and
+ * old-format file. Sets *entries (the live entries in the segments removed) and *bytes
+ * (the size of the files removed). A missing directory is an empty cache (CP_OK).
  * Returns CP_ERR_CACHE_DIR (errno then says why; nothing is logged) or CP_ERR_IO. */
 cp_err store_clear(const char *dir, size_t *entries, uint64_t *bytes);
 

@@ -1,6 +1,7 @@
 /* Integration: the disk mirror seen from outside: the cache survives a restart,
- * `--clear-cache` empties a running server's cache, and damaged files in the cache
- * directory are ignored, reported and replaced, never served. */
+ * `--clear-cache` empties a running server's cache, and damaged records in the cache's
+ * segment files are ignored, reported and replaced, never served, while the intact
+ * records around them still are. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,6 +40,110 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+/* One record of a segment file, as found by walking its headers. */
+struct rec {
+    char key[256];
+    size_t off, len, body_off;
+};
+
+/* Walks the records of a segment's bytes (until the end or the first bad header);
+ * returns how many entry records were found (at most `max` kept in `v`). */
+static size_t walk_segment(const unsigned char *bytes, size_t len, struct rec *v, size_t max)
+{
+    size_t n = 0, off = 0;
+    while (len - off >= DISKFMT_HEAD_LEN) {
+        struct diskfmt_head h;
+        struct diskfmt_ref ref;
+        if (diskfmt_parse_head(bytes + off, DISKFMT_HEAD_LEN, &h) != CP_OK ||
+            h.record_len > len - off)
+            break;
+        if (diskfmt_parse_meta(&h, bytes + off + DISKFMT_HEAD_LEN, &ref) == CP_OK &&
+            ref.kind == DISKFMT_ENTRY) {
+            if (n < max) {
+                snprintf(v[n].key, sizeof v[n].key, "%.*s", (int)ref.key_len, ref.key);
+                v[n].off = off;
+                v[n].len = (size_t)h.record_len;
+                v[n].body_off = off + DISKFMT_HEAD_LEN + h.meta_len;
+            }
+            n++;
+        }
+        off += (size_t)h.record_len;
+    }
+    return n;
+}
+
+/* Entry records in all the segments of `dir`. */
+static size_t count_records(const char *dir)
+{
+    char **segs = hx_list(dir, ".cps");
+    size_t n = 0;
+    for (size_t i = 0; segs[i] != NULL; i++) {
+        size_t len;
+        unsigned char *bytes = (unsigned char *)hx_read_file(segs[i], &len);
+        if (bytes != NULL)
+            n += walk_segment(bytes, len, NULL, 0);
+        free(bytes);
+    }
+    hx_strv_free(segs);
+    return n;
+}
+
+/* The mirror writes in the background: polls until `n` records are on disk. */
+static bool wait_records(const char *dir, size_t n, double timeout_s)
+{
+    double end = hx_now() + timeout_s;
+    while (count_records(dir) < n) {
+        if (hx_now() > end)
+            return false;
+        sleep_ms(20);
+    }
+    return true;
+}
+
+/* Starts the proxy on a cache directory that has records, and waits until it says it
+ * has loaded them: until the load has read the record headers, a request may miss
+ * what is on disk. */
+static struct proxy *start_loaded(struct hx *h, const char *dir)
+{
+    struct proxy *p = hx_proxy_start(h, orig_url(h->origin), dir, NULL);
+    if (p == NULL)
+        return NULL;
+    double end = hx_now() + 20.0;
+    for (;;) {
+        char *err = hx_proxy_stderr(p);
+        bool done = false;
+        for (char *line = err ? strtok(err, "\n") : NULL; line; line = strtok(NULL, "\n"))
+            if ((strstr(line, "listening on") && !strstr(line, "so far")) ||
+                strstr(line, "info: loaded "))
+                done = true;
+        free(err);
+        if (done)
+            return p;
+        if (hx_now() > end)
+            fail_msg("the proxy did not report the end of its load");
+        sleep_ms(10);
+    }
+}
+
+/* Polls the proxy's stderr until a line says it ignored something in `name`. */
+static bool wait_reported(struct proxy *p, const char *name, double timeout_s)
+{
+    double end = hx_now() + timeout_s;
+    for (;;) {
+        char *err = hx_proxy_stderr(p);
+        bool reported = false;
+        for (char *line = err ? strtok(err, "\n") : NULL; line; line = strtok(NULL, "\n"))
+            if (strstr(line, "ignor") && strstr(line, name))
+                reported = true;
+        free(err);
+        if (reported)
+            return true;
+        if (hx_now() > end)
+            return false;
+        sleep_ms(20);
+    }
+}
+
 static void test_restart_keeps_cache(void **state)
 {
     struct hx *h = *state;
@@ -50,7 +155,7 @@ static void test_restart_keeps_cache(void **state)
     /* No waiting for the disk: a clean stop must write what is queued. */
     assert_int_equal(hx_proxy_stop(p), 0);
 
-    p = hx_proxy_start(h, orig_url(h->origin), dir, NULL);
+    p = start_loaded(h, dir);
     assert_non_null(p);
     get_expect(p, "/cache/keep", "HIT", "path=/cache/keep n=1\n");
     assert_int_equal(orig_count(h->origin, "/cache/keep"), 1);
@@ -67,8 +172,8 @@ static void test_clear_cache_reaches_running_server(void **state)
     get_expect(p, "/cache/a", "MISS", "path=/cache/a n=1\n");
     get_expect(p, "/cache/b", "MISS", "path=/cache/b n=1\n");
     get_expect(p, "/cache/a", "HIT", "path=/cache/a n=1\n");
-    /* The files are written in the background; the count below needs them on disk. */
-    assert_true(hx_wait_files(dir, ".cpe", 2, 5.0));
+    /* The records are written in the background; the count below needs them on disk. */
+    assert_true(wait_records(dir, 2, 5.0));
 
     const char *argv[] = { hx_proxy_path(), "--clear-cache", "--cache-dir", dir, NULL };
     char *out = NULL, *err = NULL;
@@ -82,7 +187,7 @@ static void test_clear_cache_reaches_running_server(void **state)
         fail_msg("--clear-cache exited %d: %s", st, shown);
     if (!two)
         fail_msg("--clear-cache should report the 2 entries removed: %s", shown);
-    char **left = hx_list(dir, ".cpe");
+    char **left = hx_list(dir, ".cps");
     assert_int_equal(hx_strv_len(left), 0);
     hx_strv_free(left);
 
@@ -95,7 +200,7 @@ static void test_clear_cache_reaches_running_server(void **state)
 
     /* What was cached after the clear is kept across a restart; what was cleared is not
      * brought back. */
-    p = hx_proxy_start(h, orig_url(h->origin), dir, NULL);
+    p = start_loaded(h, dir);
     assert_non_null(p);
     get_expect(p, "/cache/a", "HIT", "path=/cache/a n=2\n");
     assert_int_equal(hx_proxy_stop(p), 0);
@@ -123,24 +228,37 @@ static void test_clear_cache_without_server(void **state)
     free(out);
     free(err);
 
-    p = hx_proxy_start(h, orig_url(h->origin), dir, NULL);
+    p = start_loaded(h, dir);
     assert_non_null(p);
     get_expect(p, "/cache/z", "MISS", "path=/cache/z n=2\n");
     assert_int_equal(hx_proxy_stop(p), 0);
 }
 
-enum damage { TRUNCATE, FLIP_BYTES, REPLACE_WITH_TEXT };
+enum damage {
+    TRUNCATE,      /* the last record cut short, as by a crash while writing it */
+    FLIP_BODY,     /* bytes changed in the middle record's body */
+    FLIP_HEADER,   /* a byte changed in the middle record's header: its lengths */
+    REPLACE_WITH_TEXT /* the whole segment is something else */
+};
 
+/* Three responses cached in one segment; the segment damaged as `how` says; after a
+ * restart, the damaged ones are fresh misses (never a damaged body) and the intact ones
+ * hits; then the fresh copies are on disk for the next restart. */
 static void corrupt_and_restart(struct hx *h, enum damage how)
 {
     char dir[512];
     hx_fresh_dir(h, dir, sizeof dir);
     struct proxy *p = hx_proxy_start(h, orig_url(h->origin), dir, NULL);
     assert_non_null(p);
-    get_expect(p, "/cache/c", "MISS", "path=/cache/c n=1\n");
+    static const char *paths[] = {"/cache/c1", "/cache/c2", "/cache/c3"};
+    char body[160];
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(body, sizeof body, "path=%s n=1\n", paths[i]);
+        get_expect(p, paths[i], "MISS", body);
+    }
     assert_int_equal(hx_proxy_stop(p), 0);
 
-    char **files = hx_list(dir, ".cpe");
+    char **files = hx_list(dir, ".cps");
     assert_int_equal(hx_strv_len(files), 1);
     char file[1024];
     snprintf(file, sizeof file, "%s", files[0]);
@@ -150,85 +268,91 @@ static void corrupt_and_restart(struct hx *h, enum damage how)
     size_t len;
     char *bytes = hx_read_file(file, &len);
     assert_non_null(bytes);
-    assert_true(len > 40);
+    struct rec recs[3];
+    assert_int_equal(walk_segment((unsigned char *)bytes, len, recs, 3), 3);
+    bool damaged[3] = {false, false, false}; /* by position in the segment */
     switch (how) {
     case TRUNCATE:
-        len /= 2;
+        len = recs[2].off + recs[2].len / 2;
+        damaged[2] = true;
         break;
-    case FLIP_BYTES:
-        for (size_t i = len / 3; i < len / 3 + 8; i++)
+    case FLIP_BODY:
+        for (size_t i = recs[1].body_off + 2; i < recs[1].body_off + 10; i++)
             bytes[i] = (char)(bytes[i] ^ 0x5a);
+        damaged[1] = true;
+        break;
+    case FLIP_HEADER:
+        bytes[recs[1].off + 17] ^= 0x01; /* the body length */
+        damaged[1] = damaged[2] = true;   /* what follows cannot be found any more */
         break;
     case REPLACE_WITH_TEXT:
-        len = (size_t)snprintf(bytes, len, "this is not a cache entry\n");
+        len = (size_t)snprintf(bytes, len, "this is not a cache segment\n");
+        damaged[0] = damaged[1] = damaged[2] = true;
         break;
     }
     assert_int_equal(hx_write_file(file, bytes, len), 0);
+    free(bytes);
 
-    p = hx_proxy_start(h, orig_url(h->origin), dir, NULL);
+    p = start_loaded(h, dir);
     assert_non_null(p);
-    get_expect(p, "/cache/c", "MISS", "path=/cache/c n=2\n");
-    assert_int_equal(orig_count(h->origin, "/cache/c"), 2);
-
-    char *err = hx_proxy_stderr(p);
-    assert_non_null(err);
-    bool reported = false;
-    for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
-        if (strstr(line, "ignor") && strstr(line, base))
-            reported = true;
-    free(err);
-    if (!reported) {
+    /* The load reports the damage by itself, naming the segment. */
+    if (!wait_reported(p, base, 10.0)) {
+        char *err = hx_proxy_stderr(p);
         char shown[2048];
-        char *again = hx_proxy_stderr(p);
-        snprintf(shown, sizeof shown, "%s", again ? again : "");
-        free(again);
-        free(bytes);
+        snprintf(shown, sizeof shown, "%s", err ? err : "");
+        free(err);
         fail_msg("stderr does not report ignoring %s:\n%s", base, shown);
     }
-
-    /* The fresh answer replaces the damaged file with a whole, valid one. */
-    struct entry *e = NULL;
-    for (int tries = 0; tries < 250 && e == NULL; tries++) {
-        size_t now_len;
-        unsigned char *now = (unsigned char *)hx_read_file(file, &now_len);
-        if (now != NULL && !(now_len == len && memcmp(now, bytes, len) == 0) &&
-            diskfmt_decode(now, now_len, &e) != CP_OK)
-            e = NULL;
-        free(now);
-        if (e == NULL)
-            sleep_ms(20);
+    for (size_t i = 0; i < 3; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "%s", recs[i].key + strlen(orig_url(h->origin)));
+        unsigned n = damaged[i] ? 2 : 1;
+        snprintf(body, sizeof body, "path=%s n=%u\n", path, n);
+        get_expect(p, path, damaged[i] ? "MISS" : "HIT", body);
+        assert_int_equal(orig_count(h->origin, path), n);
     }
-    free(bytes);
-    assert_non_null(e);
-    assert_int_equal(e->status, 200);
-    assert_int_equal(e->body_len, strlen("path=/cache/c n=2\n"));
-    assert_memory_equal(e->body, "path=/cache/c n=2\n", e->body_len);
-    entry_unref(e);
+    /* A clean stop writes what is queued: the fresh copies are on disk. */
     assert_int_equal(hx_proxy_stop(p), 0);
 
-    p = hx_proxy_start(h, orig_url(h->origin), dir, NULL);
+    p = start_loaded(h, dir);
     assert_non_null(p);
-    get_expect(p, "/cache/c", "HIT", "path=/cache/c n=2\n");
+    for (size_t i = 0; i < 3; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "%s", recs[i].key + strlen(orig_url(h->origin)));
+        snprintf(body, sizeof body, "path=%s n=%u\n", path, damaged[i] ? 2u : 1u);
+        get_expect(p, path, "HIT", body);
+    }
+    /* and no complaint this time: the damage was cut away or is garbage now */
+    char *err = hx_proxy_stderr(p);
+    assert_non_null(err);
+    assert_null(strstr(err, "ignor"));
+    free(err);
     assert_int_equal(hx_proxy_stop(p), 0);
 }
 
-static void test_truncated_file_ignored(void **state)
+static void test_truncated_segment_tail(void **state)
 {
     corrupt_and_restart(*state, TRUNCATE);
 }
 
-static void test_flipped_bytes_ignored(void **state)
+static void test_flipped_body_bytes(void **state)
 {
-    corrupt_and_restart(*state, FLIP_BYTES);
+    corrupt_and_restart(*state, FLIP_BODY);
 }
 
-static void test_foreign_file_ignored(void **state)
+static void test_flipped_header_byte(void **state)
+{
+    corrupt_and_restart(*state, FLIP_HEADER);
+}
+
+static void test_foreign_segment(void **state)
 {
     corrupt_and_restart(*state, REPLACE_WITH_TEXT);
 }
 
-/* A temporary file left by a writer that died is cleaned up at start. */
-static void test_leftover_temp_file_removed(void **state)
+/* Files of the format before segments (one per entry, and their temporary files) are
+ * removed at start. */
+static void test_old_format_files_removed(void **state)
 {
     struct hx *h = *state;
     char dir[512];
@@ -236,15 +360,18 @@ static void test_leftover_temp_file_removed(void **state)
     struct proxy *p = hx_proxy_start(h, orig_url(h->origin), dir, NULL);
     assert_non_null(p);
     assert_int_equal(hx_proxy_stop(p), 0);
-    char tmp[600];
+    char tmp[600], old[600];
     snprintf(tmp, sizeof tmp, "%s/0123456789abcdef0123456789abcdef.tmp.99999.0", dir);
     assert_int_equal(hx_write_file(tmp, "half-written", 12), 0);
+    snprintf(old, sizeof old, "%s/0123456789abcdef0123456789abcdef.cpe", dir);
+    static const char format1[] = "CPXE\1\0\0\0 an entry of format 1";
+    assert_int_equal(hx_write_file(old, format1, sizeof format1 - 1), 0);
 
     p = hx_proxy_start(h, orig_url(h->origin), dir, NULL);
     assert_non_null(p);
     bool gone = false;
     for (int tries = 0; tries < 250 && !gone; tries++) {
-        gone = access(tmp, F_OK) != 0;
+        gone = access(tmp, F_OK) != 0 && access(old, F_OK) != 0;
         if (!gone)
             sleep_ms(20);
     }
@@ -262,10 +389,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_clear_cache_reaches_running_server, hx_setup,
                                         hx_teardown),
         cmocka_unit_test_setup_teardown(test_clear_cache_without_server, hx_setup, hx_teardown),
-        cmocka_unit_test_setup_teardown(test_truncated_file_ignored, hx_setup, hx_teardown),
-        cmocka_unit_test_setup_teardown(test_flipped_bytes_ignored, hx_setup, hx_teardown),
-        cmocka_unit_test_setup_teardown(test_foreign_file_ignored, hx_setup, hx_teardown),
-        cmocka_unit_test_setup_teardown(test_leftover_temp_file_removed, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_truncated_segment_tail, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_flipped_body_bytes, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_flipped_header_byte, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_segment, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_old_format_files_removed, hx_setup, hx_teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     hx_global_cleanup();

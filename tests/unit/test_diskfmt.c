@@ -1,11 +1,13 @@
-/* Tests of the cache file format: exact round trips, and that no damaged or foreign
- * file (cut at any length, any byte changed) is ever read or accepted. */
+/* Tests of the cache record format: exact round trips of entries and removals, the
+ * header and key read without the body, and that no damaged or foreign record (cut at
+ * any length, any byte changed) is ever read or accepted. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,9 +150,11 @@ static void test_head_is_file_without_body(void **state)
     size_t head_len;
     assert_int_equal(diskfmt_encode_head(e, &head, &head_len), CP_OK);
     assert_memory_equal(head, "CPXE", 4);
-    /* version 1, little-endian */
-    assert_int_equal(head[4], 1);
+    /* the version, little-endian */
+    assert_int_equal(head[4], DISKFMT_VERSION);
     assert_int_equal(head[5] | head[6] | head[7], 0);
+    /* kind 0: an entry */
+    assert_int_equal(head[8] | head[9] | head[10] | head[11], 0);
     /* body length at offset 16, little-endian */
     assert_int_equal(head[16], 10);
     /* The head alone is not a valid file: the body is missing. */
@@ -302,11 +306,15 @@ static void test_lengths_lie_with_valid_header_sum(void **state)
         assert_int_equal(diskfmt_decode(copy, len, &d), CP_ERR_CORRUPT);
         assert_null(d);
     }
-    /* Unknown flags. */
-    memcpy(copy, file, len);
-    copy[8] = 1;
-    reseal_header(copy);
-    assert_int_equal(diskfmt_decode(copy, len, &d), CP_ERR_CORRUPT);
+    /* An unknown kind, and the removal kind on an entry's metadata. */
+    static const uint32_t kinds[] = {2, 0x100, DISKFMT_REMOVAL};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        memcpy(copy, file, len);
+        put_le(copy + 8, kinds[i], 4);
+        reseal_header(copy);
+        assert_int_equal(diskfmt_decode(copy, len, &d), CP_ERR_CORRUPT);
+        assert_null(d);
+    }
     free(copy);
     free(file);
     entry_unref(e);
@@ -367,34 +375,179 @@ static void test_bad_metadata_with_valid_sums(void **state)
     entry_unref(e);
 }
 
-static void test_name_stable_and_distinct(void **state)
+static bool same_hash(struct diskfmt_hash a, struct diskfmt_hash b)
+{
+    return a.lo == b.lo && a.hi == b.hi;
+}
+
+static struct diskfmt_hash hash_of(const char *key, const char *vary)
+{
+    return diskfmt_key_hash(key, strlen(key), vary, strlen(vary));
+}
+
+static void test_key_hash_stable_and_distinct(void **state)
 {
     (void)state;
-    char a[DISKFMT_NAME_LEN + 1], b[DISKFMT_NAME_LEN + 1], c[DISKFMT_NAME_LEN + 1];
-    memset(a, 'Z', sizeof a);
-    diskfmt_name("https://example.com/x", "", a);
-    assert_int_equal(strlen(a), DISKFMT_NAME_LEN);
-    for (size_t i = 0; i < DISKFMT_NAME_LEN; i++)
-        assert_non_null(strchr("0123456789abcdef", a[i]));
-    diskfmt_name("https://example.com/x", "", b);
-    assert_string_equal(a, b);
-    /* Names are persistent: they must not change between builds or versions of the
-     * program, or every cache file would be dropped as mismatched. */
-    diskfmt_name("", "", c);
-    assert_string_equal(c, "a6cd5e9392000f6ac44bdff4074eecdb");
-    diskfmt_name("a", "b", c);
-    assert_string_equal(c, "39797789ed4c7ea0d5a06cd078125351");
+    struct diskfmt_hash a = hash_of("https://example.com/x", "");
+    assert_true(same_hash(a, hash_of("https://example.com/x", "")));
+    /* The same in every build (XXH3 128 of key, NUL, vary key). */
+    struct diskfmt_hash c = hash_of("", "");
+    assert_true(c.hi == 0xa6cd5e9392000f6aULL && c.lo == 0xc44bdff4074eecdbULL);
+    c = hash_of("a", "b");
+    assert_true(c.hi == 0x39797789ed4c7ea0ULL && c.lo == 0xd5a06cd078125351ULL);
 
-    diskfmt_name("https://example.com/x", "accept-encoding=gzip", b);
-    assert_string_not_equal(a, b);
-    diskfmt_name("https://example.com/x", "accept-encoding=br", c);
-    assert_string_not_equal(b, c);
+    assert_false(same_hash(a, hash_of("https://example.com/x", "accept-encoding=gzip")));
+    assert_false(same_hash(hash_of("https://example.com/x", "accept-encoding=gzip"),
+                           hash_of("https://example.com/x", "accept-encoding=br")));
     /* The separator keeps the split between key and vary key significant. */
-    diskfmt_name("ab", "c", b);
-    diskfmt_name("a", "bc", c);
-    assert_string_not_equal(b, c);
-    diskfmt_name("https://example.com/y", "", b);
-    assert_string_not_equal(a, b);
+    assert_false(same_hash(hash_of("ab", "c"), hash_of("a", "bc")));
+    assert_false(same_hash(a, hash_of("https://example.com/y", "")));
+    /* Only the given lengths count, not what follows. */
+    assert_true(same_hash(diskfmt_key_hash("abcdef", 3, "xyz!", 3), hash_of("abc", "xyz")));
+    /* Long keys take another path through the hash function: same results. */
+    char *long_key = malloc(2001);
+    assert_non_null(long_key);
+    memset(long_key, 'k', 2000);
+    long_key[2000] = '\0';
+    struct diskfmt_hash l1 = hash_of(long_key, "v");
+    struct diskfmt_hash l2 = hash_of(long_key, "v");
+    assert_true(same_hash(l1, l2));
+    long_key[1999] = 'j';
+    assert_false(same_hash(l1, hash_of(long_key, "v")));
+    /* at the border between the two paths: 510 + 1 + 0 fits, 511 + 1 + 0 does not */
+    long_key[510] = '\0';
+    struct diskfmt_hash b1 = hash_of(long_key, "");
+    long_key[510] = 'k';
+    long_key[511] = '\0';
+    struct diskfmt_hash b2 = hash_of(long_key, "");
+    long_key[511] = 'k';
+    assert_false(same_hash(b1, b2));
+    assert_true(same_hash(b1, diskfmt_key_hash(long_key, 510, "", 0)));
+    assert_true(same_hash(b2, diskfmt_key_hash(long_key, 511, "", 0)));
+    free(long_key);
+}
+
+/* The header and the key of an entry, without its body, as a scan of a segment reads
+ * them. */
+static void test_parse_head_and_meta_of_entry(void **state)
+{
+    (void)state;
+    struct entry *e = make_entry("https://example.com/p", "ae=gzip", "0123456789", 10, 2);
+    size_t len;
+    unsigned char *file = encode_file(e, &len);
+    struct diskfmt_head h;
+    assert_int_equal(diskfmt_parse_head(file, DISKFMT_HEAD_LEN, &h), CP_OK);
+    assert_int_equal(h.kind, DISKFMT_ENTRY);
+    assert_true(h.body_len == 10);
+    assert_true(h.record_len == len);
+    assert_true(DISKFMT_HEAD_LEN + h.meta_len + 10 == len);
+    struct diskfmt_ref ref;
+    /* only the metadata is given: the body may not even be in memory */
+    unsigned char *meta = malloc(h.meta_len);
+    assert_non_null(meta);
+    memcpy(meta, file + DISKFMT_HEAD_LEN, h.meta_len);
+    assert_int_equal(diskfmt_parse_meta(&h, meta, &ref), CP_OK);
+    assert_int_equal(ref.kind, DISKFMT_ENTRY);
+    assert_int_equal(ref.key_len, strlen(e->key));
+    assert_memory_equal(ref.key, e->key, ref.key_len);
+    assert_int_equal(ref.vary_len, strlen(e->vary_key));
+    assert_memory_equal(ref.vary_key, e->vary_key, ref.vary_len);
+    assert_true(ref.generation == e->generation);
+    /* a flipped metadata byte fails its checksum */
+    for (size_t i = 0; i < h.meta_len; i++) {
+        meta[i] ^= 0x04;
+        assert_int_equal(diskfmt_parse_meta(&h, meta, &ref), CP_ERR_CORRUPT);
+        meta[i] ^= 0x04;
+    }
+    free(meta);
+    free(file);
+    entry_unref(e);
+}
+
+static void test_removal_record(void **state)
+{
+    (void)state;
+    unsigned char *rec;
+    size_t len;
+    assert_int_equal(diskfmt_encode_removal("https://example.com/r", "v=1", 42, &rec, &len),
+                     CP_OK);
+    struct diskfmt_head h;
+    assert_int_equal(diskfmt_parse_head(rec, len, &h), CP_OK);
+    assert_int_equal(h.kind, DISKFMT_REMOVAL);
+    assert_true(h.body_len == 0);
+    assert_true(h.record_len == len);
+    struct diskfmt_ref ref;
+    assert_int_equal(diskfmt_parse_meta(&h, rec + DISKFMT_HEAD_LEN, &ref), CP_OK);
+    assert_int_equal(ref.kind, DISKFMT_REMOVAL);
+    assert_int_equal(ref.key_len, strlen("https://example.com/r"));
+    assert_memory_equal(ref.key, "https://example.com/r", ref.key_len);
+    assert_int_equal(ref.vary_len, 3);
+    assert_memory_equal(ref.vary_key, "v=1", 3);
+    assert_true(ref.generation == 42);
+    /* A removal is no entry: never decoded into one. */
+    struct entry *d = (struct entry *)1;
+    assert_int_equal(diskfmt_decode(rec, len, &d), CP_ERR_CORRUPT);
+    assert_null(d);
+    free(rec);
+
+    /* NULL keys are empty ones. */
+    assert_int_equal(diskfmt_encode_removal(NULL, NULL, 0, &rec, &len), CP_OK);
+    assert_int_equal(diskfmt_parse_head(rec, len, &h), CP_OK);
+    assert_int_equal(diskfmt_parse_meta(&h, rec + DISKFMT_HEAD_LEN, &ref), CP_OK);
+    assert_int_equal(ref.key_len, 0);
+    assert_int_equal(ref.vary_len, 0);
+    free(rec);
+}
+
+/* Every change of every byte of a removal record is caught by the header or the
+ * metadata check, whichever a scan applies. */
+static void test_removal_every_byte_flip(void **state)
+{
+    (void)state;
+    unsigned char *rec;
+    size_t len;
+    assert_int_equal(diskfmt_encode_removal("key", "vary", 7, &rec, &len), CP_OK);
+    static const unsigned char masks[] = {0x01, 0x80, 0xff};
+    for (size_t i = 0; i < len; i++) {
+        for (size_t k = 0; k < sizeof masks; k++) {
+            rec[i] ^= masks[k];
+            struct diskfmt_head h;
+            struct diskfmt_ref ref;
+            cp_err err = diskfmt_parse_head(rec, len, &h);
+            if (err == CP_OK && h.record_len == len)
+                err = diskfmt_parse_meta(&h, rec + DISKFMT_HEAD_LEN, &ref);
+            else if (err == CP_OK)
+                err = CP_ERR_CORRUPT; /* the lengths no longer match the record */
+            if (err != CP_ERR_CORRUPT && err != CP_ERR_VERSION)
+                fail_msg("byte %zu ^ 0x%02x parsed with %d", i, masks[k], (int)err);
+            rec[i] ^= masks[k];
+        }
+    }
+    free(rec);
+}
+
+/* Headers whose checksum is right but whose lengths cannot be: the scan of a segment
+ * believes record_len, so it must never be out of range. */
+static void test_head_lengths_checked(void **state)
+{
+    (void)state;
+    unsigned char *rec;
+    size_t len;
+    assert_int_equal(diskfmt_encode_removal("key", "", 1, &rec, &len), CP_OK);
+    struct diskfmt_head h;
+    /* a removal with a body */
+    put_le(rec + 16, 1, 8);
+    reseal_header(rec);
+    assert_int_equal(diskfmt_parse_head(rec, len, &h), CP_ERR_CORRUPT);
+    /* an entry whose total length overflows */
+    put_le(rec + 8, DISKFMT_ENTRY, 4);
+    put_le(rec + 16, UINT64_MAX - 10, 8);
+    reseal_header(rec);
+    assert_int_equal(diskfmt_parse_head(rec, len, &h), CP_ERR_CORRUPT);
+    /* fewer than 48 bytes, more than 8 */
+    assert_int_equal(diskfmt_parse_head(rec, DISKFMT_HEAD_LEN - 1, &h), CP_ERR_CORRUPT);
+    assert_int_equal(diskfmt_parse_head(rec, 3, &h), CP_ERR_CORRUPT);
+    free(rec);
 }
 
 int main(void)
@@ -414,7 +567,11 @@ int main(void)
         cmocka_unit_test(test_wrong_version),
         cmocka_unit_test(test_lengths_lie_with_valid_header_sum),
         cmocka_unit_test(test_bad_metadata_with_valid_sums),
-        cmocka_unit_test(test_name_stable_and_distinct),
+        cmocka_unit_test(test_key_hash_stable_and_distinct),
+        cmocka_unit_test(test_parse_head_and_meta_of_entry),
+        cmocka_unit_test(test_removal_record),
+        cmocka_unit_test(test_removal_every_byte_flip),
+        cmocka_unit_test(test_head_lengths_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* Tests of the cache directory and its writer thread, on a real temporary directory:
- * what is written comes back, what is damaged, misnamed or cleared never does, and
- * the files stay within the byte bound, the oldest going first. */
+ * what is written comes back (in order, across restarts, removals included), what is
+ * damaged, foreign or cleared never does, and the segments stay within the byte bound,
+ * the oldest going first. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -11,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,12 +90,17 @@ static struct entry *make_entry(const char *key, const char *vary, const char *b
     return e;
 }
 
-static char *file_name(const char *key, const char *vary)
+static uint64_t gen_of(struct store *s)
 {
-    static char buf[DISKFMT_NAME_LEN + 8];
-    diskfmt_name(key, vary, buf);
-    strcat(buf, ".cpe");
-    return buf;
+    return atomic_load(store_generation_ptr(s));
+}
+
+/* Writes an entry with this key and body, of the store's generation. */
+static void put(struct store *s, const char *key, const char *body)
+{
+    struct entry *e = make_entry(key, "", body, gen_of(s));
+    assert_int_equal(store_write(s, e), CP_OK);
+    entry_unref(e);
 }
 
 static bool exists(const char *dir, const char *name)
@@ -116,16 +123,125 @@ static size_t count_files(const char *dir)
     return n;
 }
 
+static bool is_segment(const char *name)
+{
+    size_t len = strlen(name);
+    return len > 4 && strcmp(name + len - 4, ".cps") == 0;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* The segment files of `dir`, sorted (oldest first). */
+struct seglist {
+    char name[64][32];
+    size_t n;
+};
+
+static void list_segments(const char *dir, struct seglist *l)
+{
+    l->n = 0;
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (!is_segment(de->d_name) || len >= sizeof l->name[0])
+            continue;
+        assert_true(l->n < 64);
+        memcpy(l->name[l->n++], de->d_name, len + 1);
+    }
+    closedir(d);
+    qsort(l->name, l->n, sizeof l->name[0], cmp_name);
+}
+
+static uint64_t file_size(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return (uint64_t)st.st_size;
+}
+
+/* Total size of the segment files in `dir`: what the bound is about. */
+static uint64_t disk_bytes(const char *dir)
+{
+    struct seglist l;
+    list_segments(dir, &l);
+    uint64_t n = 0;
+    for (size_t i = 0; i < l.n; i++)
+        n += file_size(path_of(dir, l.name[i]));
+    return n;
+}
+
+/* The size of the record store_write makes of `e`. */
+static uint64_t record_size(const struct entry *e)
+{
+    unsigned char *head;
+    size_t len;
+    assert_int_equal(diskfmt_encode_head(e, &head, &len), CP_OK);
+    free(head);
+    return (uint64_t)len + e->body_len;
+}
+
+/* Where the last entry record of `key` lies on disk: segment path, offset, length. */
+struct where {
+    char path[256];
+    uint64_t off, len, head_and_meta;
+};
+
+static bool find_record(const char *dir, const char *key, struct where *w)
+{
+    struct seglist l;
+    list_segments(dir, &l);
+    bool found = false;
+    for (size_t i = 0; i < l.n; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "%s", path_of(dir, l.name[i]));
+        FILE *fp = fopen(path, "rb");
+        assert_non_null(fp);
+        uint64_t off = 0;
+        unsigned char head[DISKFMT_HEAD_LEN];
+        while (fread(head, 1, sizeof head, fp) == sizeof head) {
+            struct diskfmt_head h;
+            if (diskfmt_parse_head(head, sizeof head, &h) != CP_OK)
+                break;
+            unsigned char *meta = malloc(h.meta_len);
+            assert_non_null(meta);
+            struct diskfmt_ref ref;
+            if (fread(meta, 1, h.meta_len, fp) == h.meta_len &&
+                diskfmt_parse_meta(&h, meta, &ref) == CP_OK && ref.kind == DISKFMT_ENTRY &&
+                ref.key_len == strlen(key) && memcmp(ref.key, key, ref.key_len) == 0) {
+                snprintf(w->path, sizeof w->path, "%s", path);
+                w->off = off;
+                w->len = h.record_len;
+                w->head_and_meta = DISKFMT_HEAD_LEN + h.meta_len;
+                found = true;
+            }
+            free(meta);
+            off += h.record_len;
+            assert_int_equal(fseek(fp, (long)off, SEEK_SET), 0);
+        }
+        fclose(fp);
+    }
+    return found;
+}
+
 /* What store_load hands over, kept for inspection. */
 struct loaded {
-    struct entry *v[16];
-    size_t n;
+    struct entry **v;
+    size_t n, cap;
 };
 
 static bool collect(void *arg, struct entry *e)
 {
     struct loaded *l = arg;
-    assert_true(l->n < 16);
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->v = realloc(l->v, l->cap * sizeof *l->v);
+        assert_non_null(l->v);
+    }
     l->v[l->n++] = e;
     return true;
 }
@@ -134,7 +250,8 @@ static void loaded_free(struct loaded *l)
 {
     for (size_t i = 0; i < l->n; i++)
         entry_unref(l->v[i]);
-    l->n = 0;
+    free(l->v);
+    *l = (struct loaded){0};
 }
 
 static struct entry *find_loaded(struct loaded *l, const char *key, const char *vary)
@@ -145,9 +262,54 @@ static struct entry *find_loaded(struct loaded *l, const char *key, const char *
     return NULL;
 }
 
-static uint64_t gen_of(struct store *s)
+/* Opens the directory anew (as a restart does) and loads it. */
+static struct store *reopen_and_load(const char *dir, uint64_t max_bytes, struct loaded *l,
+                                     size_t *removed)
 {
-    return atomic_load(store_generation_ptr(s));
+    struct store *s;
+    assert_int_equal(store_open(dir, max_bytes, &s), CP_OK);
+    size_t loaded = 0;
+    assert_int_equal(store_load(s, collect, l, &loaded, removed), CP_OK);
+    assert_int_equal(loaded, l->n);
+    return s;
+}
+
+/* store_read's verdict, the body checked when found. */
+static bool readable(struct store *s, const char *key, const char *body)
+{
+    struct entry *e = NULL;
+    cp_err err = store_read(s, key, "", &e);
+    if (err != CP_OK) {
+        assert_null(e);
+        return false;
+    }
+    assert_string_equal(e->key, key);
+    if (body != NULL) {
+        assert_int_equal(e->body_len, strlen(body));
+        assert_memory_equal(e->body, body, e->body_len);
+    }
+    entry_unref(e);
+    return true;
+}
+
+/* Rewrites byte `off` of a file. */
+static void damage(const char *path, uint64_t off)
+{
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    unsigned char c;
+    assert_int_equal(pread(fd, &c, 1, (off_t)off), 1);
+    c ^= 0x20;
+    assert_int_equal(pwrite(fd, &c, 1, (off_t)off), 1);
+    close(fd);
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(data, 1, len, fp), len);
+    fclose(fp);
 }
 
 static void test_open_creates_directory(void **state)
@@ -165,8 +327,11 @@ static void test_open_creates_directory(void **state)
     assert_int_equal(stat(path_of(dir, "generation"), &st), 0);
     assert_int_equal(st.st_size, 8);
     assert_true(gen_of(s) == 0);
+    assert_true(store_bytes(s) == 0);
     store_close(s);
     store_close(NULL);
+    /* opening creates no segment: only a write does */
+    assert_int_equal(count_files(dir), 1);
 }
 
 static void test_open_unusable_path(void **state)
@@ -191,6 +356,20 @@ static void test_open_unusable_path(void **state)
     assert_int_equal(store_open("", 0, &s), CP_ERR_CACHE_DIR);
 }
 
+static void test_segment_bytes(void **state)
+{
+    (void)state;
+    assert_true(store_segment_bytes(0) == 8u << 20);         /* no bound */
+    assert_true(store_segment_bytes(1ull << 30) == 8u << 20); /* the default bound */
+    assert_true(store_segment_bytes(16u << 20) == 2u << 20);  /* an eighth */
+    assert_true(store_segment_bytes(1u << 20) == 128u << 10);
+    assert_true(store_segment_bytes(256u << 10) == 64u << 10);
+    /* small bounds: at most a quarter, never 0 */
+    assert_true(store_segment_bytes(100000) == 25000);
+    assert_true(store_segment_bytes(3) == 1);
+    assert_true(store_segment_bytes(1) == 1);
+}
+
 static void test_write_then_load(void **state)
 {
     struct fixture *f = *state;
@@ -201,13 +380,16 @@ static void test_write_then_load(void **state)
     struct entry *b1 = make_entry("https://example.com/b", "accept-encoding=gzip", "gz", gen);
     struct entry *b2 = make_entry("https://example.com/b", "accept-encoding=br", "br", gen);
     struct entry *empty = make_entry("https://example.com/empty", "", "", gen);
-    assert_int_equal(store_write(s, a), CP_OK);
-    assert_int_equal(store_write(s, b1), CP_OK);
-    assert_int_equal(store_write(s, b2), CP_OK);
-    assert_int_equal(store_write(s, empty), CP_OK);
-    assert_true(exists(f->dir, file_name("https://example.com/a", "")));
-    /* four entries and the generation file: no temporary file left behind */
-    assert_int_equal(count_files(f->dir), 5);
+    struct entry *expect[] = {a, b1, b2, empty};
+    uint64_t total = 0;
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(store_write(s, expect[i]), CP_OK);
+        total += record_size(expect[i]);
+    }
+    /* one segment holding the four records back to back, and the generation file */
+    assert_int_equal(count_files(f->dir), 2);
+    assert_true(disk_bytes(f->dir) == total);
+    assert_true(store_bytes(s) == total);
 
     struct loaded l = {0};
     size_t loaded = 99, removed = 99;
@@ -215,12 +397,13 @@ static void test_write_then_load(void **state)
     assert_int_equal(loaded, 4);
     assert_int_equal(removed, 0);
     assert_int_equal(l.n, 4);
-    struct entry *expect[] = {a, b1, b2, empty};
     for (size_t i = 0; i < 4; i++) {
-        struct entry *got = find_loaded(&l, expect[i]->key, expect[i]->vary_key);
-        assert_non_null(got);
+        struct entry *got = l.v[i]; /* in the order written */
+        assert_string_equal(got->key, expect[i]->key);
+        assert_string_equal(got->vary_key, expect[i]->vary_key);
         assert_int_equal(got->status, 200);
         assert_true(got->lifetime == 600);
+        assert_true(got->initial_age == 3);
         assert_true(got->generation == gen);
         assert_int_equal(got->headers.n, 2);
         assert_string_equal(got->headers.v[1].value, expect[i]->key);
@@ -229,132 +412,477 @@ static void test_write_then_load(void **state)
             assert_memory_equal(got->body, expect[i]->body, got->body_len);
     }
     loaded_free(&l);
-    /* Loading again finds the same files: loading does not consume them. */
+    /* Loading again finds the same records: loading does not consume them. */
     assert_int_equal(store_load(s, collect, &l, NULL, NULL), CP_OK);
     assert_int_equal(l.n, 4);
     loaded_free(&l);
+    assert_true(store_bytes(s) == total);
+    store_close(s);
+
+    /* A restart: the records come back; new ones go to a new segment, never appended
+     * to one another process wrote. */
+    s = reopen_and_load(f->dir, 0, &l, NULL);
+    assert_int_equal(l.n, 4);
+    loaded_free(&l);
+    assert_true(store_bytes(s) == total);
+    put(s, "https://example.com/c", "body c");
+    struct seglist segs;
+    list_segments(f->dir, &segs);
+    assert_int_equal(segs.n, 2);
+    assert_true(strcmp(segs.name[0], segs.name[1]) < 0);
+    store_close(s);
+    s = reopen_and_load(f->dir, 0, &l, NULL);
+    assert_int_equal(l.n, 5);
+    assert_string_equal(l.v[4]->key, "https://example.com/c"); /* the newest, last */
+    loaded_free(&l);
+    store_close(s);
 
     entry_unref(a);
     entry_unref(b1);
     entry_unref(b2);
     entry_unref(empty);
+}
+
+/* Records spread over several segments come back in the order written. */
+static void test_many_segments_load_in_order(void **state)
+{
+    struct fixture *f = *state;
+    const uint64_t bound = 1u << 20; /* segments of 128 KiB */
+    char body[10001];
+    memset(body, 'b', sizeof body - 1);
+    body[sizeof body - 1] = '\0';
+    struct store *s;
+    assert_int_equal(store_open(f->dir, bound, &s), CP_OK);
+    for (int i = 0; i < 50; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "k%02d", i);
+        body[0] = (char)('A' + i % 26);
+        put(s, key, body);
+    }
+    struct seglist segs;
+    list_segments(f->dir, &segs);
+    assert_true(segs.n >= 4);
+    for (size_t i = 0; i < segs.n; i++) /* none over its nominal size */
+        assert_true(file_size(path_of(f->dir, segs.name[i])) <= store_segment_bytes(bound));
+    assert_true(store_bytes(s) == disk_bytes(f->dir));
+    store_close(s);
+
+    struct loaded l = {0};
+    s = reopen_and_load(f->dir, bound, &l, NULL);
+    assert_int_equal(l.n, 50);
+    for (int i = 0; i < 50; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "k%02d", i);
+        assert_string_equal(l.v[i]->key, key);
+        assert_int_equal(l.v[i]->body[0], 'A' + i % 26);
+    }
+    loaded_free(&l);
     store_close(s);
 }
 
-static void test_write_replaces_and_remove(void **state)
+/* One entry read by its key, as the front end does while the disk is still loading. */
+static void test_read_one(void **state)
 {
     struct fixture *f = *state;
     struct store *s;
     assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
-    struct entry *old = make_entry("k", "", "old", gen_of(s));
-    struct entry *new = make_entry("k", "", "newer body", gen_of(s));
-    assert_int_equal(store_write(s, old), CP_OK);
-    assert_int_equal(store_write(s, new), CP_OK);
+    uint64_t gen = gen_of(s);
+    struct entry *a = make_entry("http://o/one", "", "one body", gen);
+    struct entry *b = make_entry("http://o/two", "", "two body", gen);
+    struct entry *c = make_entry("http://o/three", "", "three body", gen);
+    assert_int_equal(store_write(s, a), CP_OK);
+    assert_int_equal(store_write(s, b), CP_OK);
+    assert_int_equal(store_write(s, c), CP_OK);
+
+    struct entry *got = NULL;
+    assert_int_equal(store_read(s, "http://o/one", "", &got), CP_OK);
+    assert_string_equal(got->key, "http://o/one");
+    assert_int_equal(got->body_len, strlen("one body"));
+    assert_memory_equal(got->body, "one body", got->body_len);
+    assert_int_equal(atomic_load(&got->refs), 1);
+    entry_unref(got);
+    assert_int_equal(store_read(s, "http://o/none", "", &got), CP_ERR_NOT_FOUND);
+    assert_null(got);
+    assert_int_equal(store_read(s, "http://o/one", "other variant", &got), CP_ERR_NOT_FOUND);
+
+    /* A damaged record is never handed out, and is forgotten; its neighbours stay. */
+    struct where w;
+    assert_true(find_record(f->dir, "http://o/two", &w));
+    damage(w.path, w.off + w.len - 1); /* the last byte of its body */
+    got = (struct entry *)1;
+    assert_int_equal(store_read(s, "http://o/two", "", &got), CP_ERR_CORRUPT);
+    assert_null(got);
+    assert_int_equal(store_read(s, "http://o/two", "", &got), CP_ERR_NOT_FOUND);
+    assert_true(readable(s, "http://o/one", "one body"));
+    assert_true(readable(s, "http://o/three", "three body"));
+    /* and a fresh copy is found again */
+    put(s, "http://o/two", "two again");
+    assert_true(readable(s, "http://o/two", "two again"));
+    entry_unref(a);
+    entry_unref(b);
+    entry_unref(c);
+    store_close(s);
+}
+
+/* The index may point at a record that is no longer what it was: a segment deleted or
+ * replaced behind the store's back. It answers "not found" or "damaged", never another
+ * record. */
+static void test_read_never_wrong_record(void **state)
+{
+    struct fixture *f = *state;
+    char other[128];
+    snprintf(other, sizeof other, "%s/other", f->dir);
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/main", f->dir);
+    struct store *s, *o;
+    assert_int_equal(store_open(dir, 0, &s), CP_OK);
+    assert_int_equal(store_open(other, 0, &o), CP_OK);
+    /* same lengths, same place in a segment of the same name */
+    put(s, "http://o/key-x", "body x");
+    put(o, "http://o/key-y", "body y");
+    put(s, "http://o/next", "next");
+    store_close(s);
+    store_close(o);
+    struct loaded l = {0};
+    s = reopen_and_load(dir, 0, &l, NULL);
+    assert_int_equal(l.n, 2);
+    loaded_free(&l);
+    struct seglist a, b;
+    list_segments(dir, &a);
+    list_segments(other, &b);
+    assert_int_equal(a.n, 1);
+    assert_string_equal(a.name[0], b.name[0]);
+    char from[256], to[256];
+    snprintf(from, sizeof from, "%s/%s", other, b.name[0]);
+    snprintf(to, sizeof to, "%s/%s", dir, a.name[0]);
+    assert_int_equal(rename(from, to), 0);
+
+    struct entry *e = (struct entry *)1;
+    assert_int_equal(store_read(s, "http://o/key-x", "", &e), CP_ERR_KEY_MISMATCH);
+    assert_null(e);
+    assert_int_equal(store_read(s, "http://o/key-x", "", &e), CP_ERR_NOT_FOUND);
+    /* the second record lies beyond the end of the file now */
+    assert_int_equal(store_read(s, "http://o/next", "", &e), CP_ERR_CORRUPT);
+    assert_null(e);
+    store_close(s);
+
+    /* A segment gone (deleted by someone else): not found. */
+    assert_int_equal(store_open(dir, 0, &s), CP_OK);
+    put(s, "http://o/later", "later");
+    store_close(s);
+    s = reopen_and_load(dir, 0, &l, NULL);
+    assert_int_equal(l.n, 2); /* later, and key-y: the moved segment is sound */
+    loaded_free(&l);
+    assert_true(readable(s, "http://o/later", "later"));
+    list_segments(dir, &a);
+    for (size_t i = 0; i < a.n; i++)
+        assert_int_equal(unlink(path_of(dir, a.name[i])), 0);
+    assert_int_equal(store_read(s, "http://o/later", "", &e), CP_ERR_NOT_FOUND);
+    assert_null(e);
+    store_close(s);
+}
+
+static bool take_one(void *arg, struct entry *e)
+{
+    ++*(int *)arg;
+    entry_unref(e);
+    return false; /* stop after the first */
+}
+
+/* Loading stops when asked (a shutdown while the disk is still loading). */
+static void test_load_stops(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    for (int i = 0; i < 5; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "http://o/%d", i);
+        put(s, key, "x");
+    }
+    store_close(s);
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    int calls = 0;
+    size_t loaded = 0;
+    assert_int_equal(store_load(s, take_one, &calls, &loaded, NULL), CP_OK);
+    assert_int_equal(calls, 1);
+    assert_int_equal(loaded, 1);
+    /* What was not handed over is still on disk, and findable. */
+    assert_int_equal(count_files(f->dir), 2);
+    assert_true(readable(s, "http://o/4", "x"));
+    store_close(s);
+}
+
+/* Replacement and removal are records too: they hold across a restart. */
+static void test_replace_and_remove_survive_restart(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    put(s, "k", "old");
+    put(s, "gone", "to be removed");
+    put(s, "k", "newer body");
+    put(s, "stays", "stays");
+    assert_true(readable(s, "k", "newer body"));
+    store_remove(s, "gone", "");
+    assert_false(readable(s, "gone", NULL));
+    store_close(s);
+
+    struct loaded l = {0};
+    s = reopen_and_load(f->dir, 0, &l, NULL);
+    assert_int_equal(l.n, 2);
+    /* the newest record wins, at its own place in the order */
+    assert_string_equal(l.v[0]->key, "k");
+    assert_memory_equal(l.v[0]->body, "newer body", 10);
+    assert_string_equal(l.v[1]->key, "stays");
+    assert_null(find_loaded(&l, "gone", ""));
+    loaded_free(&l);
+    assert_false(readable(s, "gone", NULL));
+
+    /* Written again after its removal, it is back. */
+    put(s, "gone", "back");
+    store_remove(s, "stays", "");
+    store_close(s);
+    s = reopen_and_load(f->dir, 0, &l, NULL);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.v[0]->key, "k");
+    assert_string_equal(l.v[1]->key, "gone");
+    assert_memory_equal(l.v[1]->body, "back", 4);
+    loaded_free(&l);
+    store_close(s);
+}
+
+/* A removal record is written only when a record may be on disk. */
+static void test_removal_written_only_when_needed(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    /* an empty directory: everything on disk is known */
+    store_remove(s, "never", "");
+    assert_true(store_bytes(s) == 0);
+    assert_int_equal(count_files(f->dir), 1);
+    put(s, "k", "body");
+    uint64_t before = store_bytes(s);
+    store_remove(s, "k", "");
+    assert_true(store_bytes(s) > before);
+    before = store_bytes(s);
+    store_remove(s, "k", ""); /* already removed */
+    assert_true(store_bytes(s) == before);
+    store_close(s);
+
+    /* Not loaded yet: the disk may hold it, so the removal is written. */
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    before = store_bytes(s);
+    store_remove(s, "unknown", "");
+    assert_true(store_bytes(s) > before);
+    assert_true(store_bytes(s) == disk_bytes(f->dir));
+    /* Once loaded, the index knows all of the disk. */
     struct loaded l = {0};
     assert_int_equal(store_load(s, collect, &l, NULL, NULL), CP_OK);
-    assert_int_equal(l.n, 1);
-    assert_memory_equal(l.v[0]->body, "newer body", 10);
-    loaded_free(&l);
-
-    store_remove(s, "k", "");
-    assert_false(exists(f->dir, file_name("k", "")));
-    store_remove(s, "k", ""); /* already gone: nothing happens */
-    assert_int_equal(count_files(f->dir), 1);
-    entry_unref(old);
-    entry_unref(new);
+    assert_int_equal(l.n, 0);
+    before = store_bytes(s);
+    store_remove(s, "unknown-too", "");
+    assert_true(store_bytes(s) == before);
     store_close(s);
 }
 
-/* Rewrites byte `off` of a file (negative: from the end). */
-static void damage(const char *path, long off)
-{
-    int fd = open(path, O_RDWR);
-    assert_true(fd >= 0);
-    off_t pos = lseek(fd, off, off < 0 ? SEEK_END : SEEK_SET);
-    assert_true(pos >= 0);
-    unsigned char c;
-    assert_int_equal(pread(fd, &c, 1, pos), 1);
-    c ^= 0x20;
-    assert_int_equal(pwrite(fd, &c, 1, pos), 1);
-    close(fd);
-}
-
-static void test_corrupt_files_removed(void **state)
+/* A damaged record in the middle of a segment is skipped; the others load. */
+static void test_corrupt_record_in_middle(void **state)
 {
     struct fixture *f = *state;
     struct store *s;
     assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
-    const char *keys[] = {"good", "body-flip", "meta-flip", "truncated", "empty"};
-    for (size_t i = 0; i < 5; i++) {
-        struct entry *e = make_entry(keys[i], "", "some body text", gen_of(s));
-        assert_int_equal(store_write(s, e), CP_OK);
-        entry_unref(e);
-    }
-    char p[320];
-    snprintf(p, sizeof p, "%s", path_of(f->dir, file_name("body-flip", "")));
-    damage(p, -1);
-    snprintf(p, sizeof p, "%s", path_of(f->dir, file_name("meta-flip", "")));
-    damage(p, 60);
-    snprintf(p, sizeof p, "%s", path_of(f->dir, file_name("truncated", "")));
-    assert_int_equal(truncate(p, 30), 0);
-    snprintf(p, sizeof p, "%s", path_of(f->dir, file_name("empty", "")));
-    assert_int_equal(truncate(p, 0), 0);
-    /* a leftover from a write that never finished */
-    snprintf(p, sizeof p, "%s.tmp.1234.0", path_of(f->dir, file_name("x", "")));
-    FILE *fp = fopen(p, "w");
-    assert_non_null(fp);
-    fputs("partial", fp);
-    fclose(fp);
-    /* a file that is not ours is left alone */
-    fp = fopen(path_of(f->dir, "README"), "w");
-    assert_non_null(fp);
-    fclose(fp);
+    const char *keys[] = {"a", "body-flip", "c", "meta-flip", "e"};
+    for (size_t i = 0; i < 5; i++)
+        put(s, keys[i], "some body text");
+    store_close(s);
+    struct where w;
+    assert_true(find_record(f->dir, "body-flip", &w));
+    damage(w.path, w.off + w.head_and_meta + 3);
+    assert_true(find_record(f->dir, "meta-flip", &w));
+    damage(w.path, w.off + DISKFMT_HEAD_LEN + 2);
+    uint64_t size = file_size(w.path);
 
     struct loaded l = {0};
-    size_t loaded, removed;
-    assert_int_equal(store_load(s, collect, &l, &loaded, &removed), CP_OK);
-    assert_int_equal(loaded, 1);
-    assert_int_equal(removed, 5);
+    size_t removed = 0;
+    s = reopen_and_load(f->dir, 0, &l, &removed);
+    assert_int_equal(l.n, 3);
+    assert_int_equal(removed, 2);
+    assert_string_equal(l.v[0]->key, "a");
+    assert_string_equal(l.v[1]->key, "c");
+    assert_string_equal(l.v[2]->key, "e");
+    for (size_t i = 0; i < 3; i++)
+        assert_memory_equal(l.v[i]->body, "some body text", 14);
+    loaded_free(&l);
+    assert_false(readable(s, "body-flip", NULL));
+    assert_false(readable(s, "meta-flip", NULL));
+    assert_true(readable(s, "e", "some body text"));
+    /* the damaged records stay as garbage: the segment is not rewritten */
+    assert_true(file_size(w.path) == size);
+    /* a fresh copy is loaded the next time */
+    put(s, "body-flip", "fresh");
+    store_close(s);
+    s = reopen_and_load(f->dir, 0, &l, &removed);
+    assert_int_equal(l.n, 4);
+    assert_int_equal(removed, 1); /* meta-flip, still there; body-flip is replaced */
+    assert_string_equal(l.v[3]->key, "body-flip");
+    assert_memory_equal(l.v[3]->body, "fresh", 5);
+    loaded_free(&l);
+    store_close(s);
+}
+
+/* A damaged header: the lengths after it cannot be believed, so the rest of its segment
+ * is cut off; the records before it load. */
+static void test_damaged_header_ends_segment(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    const char *keys[] = {"a", "b", "c", "d"};
+    for (size_t i = 0; i < 4; i++)
+        put(s, keys[i], "body");
+    store_close(s);
+    struct where w;
+    assert_true(find_record(f->dir, "c", &w));
+    damage(w.path, w.off + 13); /* in the metadata length */
+
+    struct loaded l = {0};
+    size_t removed = 0;
+    s = reopen_and_load(f->dir, 0, &l, &removed);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(removed, 1);
+    assert_string_equal(l.v[0]->key, "a");
+    assert_string_equal(l.v[1]->key, "b");
+    loaded_free(&l);
+    assert_true(file_size(w.path) == w.off); /* cut after b */
+    assert_true(store_bytes(s) == w.off);
+    assert_false(readable(s, "d", NULL));
+    store_close(s);
+
+    /* Damage at the very start: the whole segment is removed. */
+    damage(w.path, 0);
+    s = reopen_and_load(f->dir, 0, &l, &removed);
+    assert_int_equal(l.n, 0);
+    assert_int_equal(removed, 1);
+    assert_int_equal(count_files(f->dir), 1);
+    assert_true(store_bytes(s) == 0);
+    store_close(s);
+}
+
+/* What a crash in the middle of a write leaves: a record cut short at the end. */
+static void test_truncated_tail(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    put(s, "a", "body a");
+    put(s, "b", "body b");
+    put(s, "c", "body c, cut short");
+    store_close(s);
+    struct where w;
+    assert_true(find_record(f->dir, "c", &w));
+    assert_int_equal(truncate(w.path, (off_t)(w.off + w.len - 5)), 0);
+
+    struct loaded l = {0};
+    size_t removed = 0;
+    s = reopen_and_load(f->dir, 0, &l, &removed);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(removed, 1);
+    assert_string_equal(l.v[0]->key, "a");
+    assert_string_equal(l.v[1]->key, "b");
+    loaded_free(&l);
+    assert_true(file_size(w.path) == w.off); /* the damaged tail is gone */
+    assert_false(readable(s, "c", NULL));
+    /* New writes work, and everything loads again, without complaint. */
+    put(s, "d", "body d");
+    put(s, "c", "body c again");
+    store_close(s);
+    s = reopen_and_load(f->dir, 0, &l, &removed);
+    assert_int_equal(removed, 0);
+    assert_int_equal(l.n, 4);
+    assert_string_equal(l.v[0]->key, "a");
+    assert_string_equal(l.v[1]->key, "b");
+    assert_string_equal(l.v[2]->key, "d");
+    assert_string_equal(l.v[3]->key, "c");
+    loaded_free(&l);
+    store_close(s);
+
+    /* A cut inside the fixed header, too. */
+    assert_true(find_record(f->dir, "c", &w));
+    assert_int_equal(truncate(w.path, (off_t)(w.off + 20)), 0);
+    s = reopen_and_load(f->dir, 0, &l, &removed);
+    assert_int_equal(l.n, 3);
+    assert_int_equal(removed, 1);
+    loaded_free(&l);
+    store_close(s);
+}
+
+/* Files of the old format, and files named like segments that are none, are removed at
+ * load; other files are left alone. */
+static void test_foreign_files_removed(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    put(s, "good", "good body");
+    store_close(s);
+    static const char *foreign[] = {
+        "0123456789abcdef0123456789abcdef.cpe",           /* one entry, format 1 */
+        "0123456789abcdef0123456789abcdef.tmp.1234.0",    /* its temporary file */
+        "junk.cps",                                       /* not a segment name */
+        "00000000000000ff.cps",                           /* not a segment inside */
+    };
+    for (size_t i = 0; i < 4; i++)
+        write_file(path_of(f->dir, foreign[i]), "this is not a cache record\n", 27);
+    write_file(path_of(f->dir, "README"), "mine", 4);
+
+    struct loaded l = {0};
+    size_t removed = 0;
+    s = reopen_and_load(f->dir, 0, &l, &removed);
     assert_int_equal(l.n, 1);
     assert_string_equal(l.v[0]->key, "good");
     loaded_free(&l);
-    for (size_t i = 1; i < 5; i++)
-        assert_false(exists(f->dir, file_name(keys[i], "")));
-    assert_false(exists(f->dir, p + strlen(f->dir) + 1));
+    assert_int_equal(removed, 4);
+    for (size_t i = 0; i < 4; i++)
+        assert_false(exists(f->dir, foreign[i]));
     assert_true(exists(f->dir, "README"));
-    assert_true(exists(f->dir, file_name("good", "")));
-    assert_int_equal(count_files(f->dir), 3); /* generation, good, README */
+    assert_int_equal(count_files(f->dir), 3); /* generation, the segment, README */
+    assert_true(store_bytes(s) == disk_bytes(f->dir));
     store_close(s);
 }
 
-static void test_renamed_file_removed(void **state)
+/* Records of an older generation that survived a clear are garbage: skipped quietly. */
+static void test_stale_generation_skipped(void **state)
 {
     struct fixture *f = *state;
     struct store *s;
     assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
-    struct entry *a = make_entry("key-a", "", "a", gen_of(s));
-    struct entry *b = make_entry("key-b", "", "b", gen_of(s));
-    assert_int_equal(store_write(s, a), CP_OK);
-    assert_int_equal(store_write(s, b), CP_OK);
-    char from[256], to[256];
-    snprintf(from, sizeof from, "%s", path_of(f->dir, file_name("key-a", "")));
-    snprintf(to, sizeof to, "%s", path_of(f->dir, file_name("key-b", "")));
-    /* a's file now sits under b's name: it must not be served as b */
-    assert_int_equal(rename(from, to), 0);
-    /* and a valid file under a name that is no entry name at all */
-    assert_int_equal(store_write(s, a), CP_OK);
-    snprintf(to, sizeof to, "%s", path_of(f->dir, "other.cpe"));
-    assert_int_equal(rename(from, to), 0);
+    put(s, "old", "from before the clear");
+    struct seglist segs;
+    list_segments(f->dir, &segs);
+    assert_int_equal(segs.n, 1);
+    char path[256];
+    snprintf(path, sizeof path, "%s", path_of(f->dir, segs.name[0]));
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    char bytes[4096];
+    size_t len = fread(bytes, 1, sizeof bytes, fp);
+    fclose(fp);
+    store_close(s);
+
+    size_t entries;
+    uint64_t cleared;
+    assert_int_equal(store_clear(f->dir, &entries, &cleared), CP_OK);
+    assert_int_equal(entries, 1);
+    write_file(path, bytes, len); /* as if the clear had missed it */
 
     struct loaded l = {0};
-    size_t loaded, removed;
-    assert_int_equal(store_load(s, collect, &l, &loaded, &removed), CP_OK);
-    assert_int_equal(loaded, 0);
-    assert_int_equal(removed, 2);
+    size_t removed = 99;
+    s = reopen_and_load(f->dir, 0, &l, &removed);
     assert_int_equal(l.n, 0);
-    assert_int_equal(count_files(f->dir), 1);
-    entry_unref(a);
-    entry_unref(b);
+    assert_int_equal(removed, 0);
+    assert_false(readable(s, "old", NULL));
     store_close(s);
 }
 
@@ -365,17 +893,12 @@ static void test_clear(void **state)
     assert_int_equal(store_open(f->dir, 0, &server), CP_OK);
     assert_int_equal(store_open(f->dir, 0, &other), CP_OK);
     uint64_t gen = gen_of(server);
-    uint64_t bytes = 0;
     for (int i = 0; i < 3; i++) {
         char key[16];
         snprintf(key, sizeof key, "k%d", i);
-        struct entry *e = make_entry(key, "", "0123456789", gen);
-        assert_int_equal(store_write(server, e), CP_OK);
-        struct stat st;
-        assert_int_equal(stat(path_of(f->dir, file_name(key, "")), &st), 0);
-        bytes += (uint64_t)st.st_size;
-        entry_unref(e);
+        put(server, key, "0123456789");
     }
+    uint64_t bytes = disk_bytes(f->dir);
 
     size_t entries = 99;
     uint64_t cleared = 99;
@@ -386,21 +909,26 @@ static void test_clear(void **state)
     /* Both running mappings see the new generation at once. */
     assert_true(gen_of(server) == gen + 1);
     assert_true(gen_of(other) == gen + 1);
+    /* The open store stops seeing what it wrote before. */
+    assert_false(readable(server, "k0", NULL));
+    assert_true(store_bytes(server) == 0);
 
-    /* A server that had not yet noticed writes an entry of the old generation after
-     * the clear: it must not come back. One of the new generation does. */
+    /* An entry made before the clear and written after it is not written; one of the
+     * new generation is, to a new segment, and loads. */
     struct entry *late = make_entry("late", "", "old data", gen);
     struct entry *fresh = make_entry("fresh", "", "new data", gen + 1);
-    assert_int_equal(store_write(server, late), CP_OK);
+    assert_int_equal(store_write(server, late), CP_ERR_STALE_GEN);
+    assert_int_equal(count_files(f->dir), 1);
     assert_int_equal(store_write(server, fresh), CP_OK);
+    assert_true(readable(server, "fresh", "new data"));
+    assert_true(store_bytes(server) == disk_bytes(f->dir));
     struct loaded l = {0};
     size_t loaded, removed;
     assert_int_equal(store_load(other, collect, &l, &loaded, &removed), CP_OK);
     assert_int_equal(loaded, 1);
-    assert_int_equal(removed, 1);
+    assert_int_equal(removed, 0);
     assert_string_equal(l.v[0]->key, "fresh");
     loaded_free(&l);
-    assert_false(exists(f->dir, file_name("late", "")));
 
     /* Clearing again counts only what is there; the generation keeps counting. */
     assert_int_equal(store_clear(f->dir, &entries, &cleared), CP_OK);
@@ -421,6 +949,30 @@ static void test_clear(void **state)
     assert_int_equal(store_open(f->dir, 0, &again), CP_OK);
     assert_true(gen_of(again) == gen + 3);
     store_close(again);
+}
+
+/* The count is of live entries: replaced and removed records are not counted, and
+ * files of the old format are, one entry each. */
+static void test_clear_counts_live_entries(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    put(s, "a", "1");
+    put(s, "a", "2");
+    put(s, "b", "1");
+    put(s, "c", "1");
+    store_remove(s, "c", "");
+    store_close(s);
+    write_file(path_of(f->dir, "0123456789abcdef0123456789abcdef.cpe"), "old", 3);
+    write_file(path_of(f->dir, "README"), "mine", 4);
+    uint64_t bytes = disk_bytes(f->dir) + 3;
+    size_t entries;
+    uint64_t cleared;
+    assert_int_equal(store_clear(f->dir, &entries, &cleared), CP_OK);
+    assert_int_equal(entries, 3); /* a, b and the old file */
+    assert_true(cleared == bytes);
+    assert_int_equal(count_files(f->dir), 2); /* generation, README */
 }
 
 static void test_clear_missing_and_unusable(void **state)
@@ -457,6 +1009,71 @@ static void test_clear_without_generation_file(void **state)
     store_close(s);
 }
 
+static void test_bytes_after_clear(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    put(s, "key-0", "ten bytes!");
+    put(s, "key-1", "ten bytes!");
+    assert_true(store_bytes(s) == disk_bytes(f->dir));
+    assert_true(store_bytes(s) > 0);
+    /* what --clear-cache does from another process */
+    size_t entries;
+    uint64_t cleared;
+    assert_int_equal(store_clear(f->dir, &entries, &cleared), CP_OK);
+    assert_int_equal(entries, 2);
+    assert_true(store_bytes(s) == 0);
+    put(s, "key-2", "ten bytes!");
+    struct entry *e = make_entry("key-2", "", "ten bytes!", gen_of(s));
+    assert_true(store_bytes(s) == record_size(e));
+    entry_unref(e);
+    assert_true(store_bytes(s) == disk_bytes(f->dir));
+    store_close(s);
+}
+
+/* Two stores on one directory (a test, or --clear-cache's count meanwhile) never write
+ * to the same segment. */
+static void test_two_stores_one_directory(void **state)
+{
+    struct fixture *f = *state;
+    struct store *a, *b;
+    assert_int_equal(store_open(f->dir, 0, &a), CP_OK);
+    assert_int_equal(store_open(f->dir, 0, &b), CP_OK);
+    put(a, "from-a", "a");
+    put(b, "from-b", "b");
+    put(a, "from-a2", "a2");
+    struct seglist segs;
+    list_segments(f->dir, &segs);
+    assert_int_equal(segs.n, 2);
+    store_close(a);
+    store_close(b);
+    struct loaded l = {0};
+    struct store *s = reopen_and_load(f->dir, 0, &l, NULL);
+    assert_int_equal(l.n, 3);
+    assert_non_null(find_loaded(&l, "from-a", ""));
+    assert_non_null(find_loaded(&l, "from-b", ""));
+    assert_non_null(find_loaded(&l, "from-a2", ""));
+    loaded_free(&l);
+    store_close(s);
+}
+
+/* Polls until store_read finds `key` (the mirror writes in the background). */
+static bool wait_readable(struct store *s, const char *key, double seconds)
+{
+    struct timespec start, now, nap = {0, 2000000};
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        if (readable(s, key, NULL))
+            return true;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) / 1e9 >
+            seconds)
+            return false;
+        nanosleep(&nap, NULL);
+    }
+}
+
 static void test_mirror(void **state)
 {
     struct fixture *f = *state;
@@ -473,8 +1090,10 @@ static void test_mirror(void **state)
         /* the mirror holds its own reference */
         entry_unref(e);
     }
-    /* Order is kept: written then removed ends with no file; removed then written
-     * ends with the file. */
+    /* Written in the background: found once the writer got to it. */
+    assert_true(wait_readable(s, "https://example.com/9", 10.0));
+    /* Order is kept: written then removed ends with no record; removed then written
+     * ends with the record. */
     mirror_remove(m, "https://example.com/3", "");
     struct entry *e = make_entry("https://example.com/gone", "", "x", gen_of(s));
     mirror_remove(m, "https://example.com/gone", "");
@@ -485,13 +1104,14 @@ static void test_mirror(void **state)
 
     for (int i = 0; i < 10; i++) {
         snprintf(key, sizeof key, "https://example.com/%d", i);
-        assert_true(exists(f->dir, file_name(key, "")) == (i != 3));
+        assert_true(readable(s, key, "mirrored") == (i != 3));
     }
-    assert_true(exists(f->dir, file_name("https://example.com/gone", "")));
+    assert_true(readable(s, "https://example.com/gone", "x"));
+    store_close(s);
     struct loaded l = {0};
-    size_t loaded;
-    assert_int_equal(store_load(s, collect, &l, &loaded, NULL), CP_OK);
-    assert_int_equal(loaded, 10);
+    s = reopen_and_load(f->dir, 0, &l, NULL);
+    assert_int_equal(l.n, 10);
+    assert_null(find_loaded(&l, "https://example.com/3", ""));
     loaded_free(&l);
     store_close(s);
 }
@@ -508,321 +1128,345 @@ static void test_mirror_stop_idle(void **state)
     store_close(s);
 }
 
-/* Total size of the entry files in `dir`: what the bound is about. */
-static uint64_t disk_bytes(const char *dir)
+static void key_of(int i, char *out, size_t len)
 {
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    uint64_t n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        size_t len = strlen(de->d_name);
-        struct stat st;
-        if (len > 4 && strcmp(de->d_name + len - 4, ".cpe") == 0 &&
-            stat(path_of(dir, de->d_name), &st) == 0)
-            n += (uint64_t)st.st_size;
+    snprintf(out, len, "key-%d", i);
+}
+
+/* Which of key-0 .. key-<n-1> store_read finds; checks that they are the newest ones
+ * (the oldest go first) and returns the first found (n: none). */
+static int check_newest_kept(struct store *s, int n)
+{
+    int first = n;
+    for (int i = 0; i < n; i++) {
+        char key[32];
+        key_of(i, key, sizeof key);
+        bool found = readable(s, key, NULL);
+        if (found && first == n)
+            first = i;
+        if (first < n && !found)
+            fail_msg("key-%d is gone while the older key-%d is kept", i, first);
     }
-    closedir(d);
-    return n;
+    return first;
 }
 
-/* Entries "key-<n>" whose files all have the same size. */
-static struct entry *sized_entry(int i, const char *body)
-{
-    char key[16];
-    snprintf(key, sizeof key, "key-%d", i);
-    return make_entry(key, "", body, 0);
-}
-
-static bool has_sized(const char *dir, int i)
-{
-    char key[16];
-    snprintf(key, sizeof key, "key-%d", i);
-    return exists(dir, file_name(key, ""));
-}
-
-/* The size of the file store_write makes of `e`. */
-static uint64_t file_size_of(const struct entry *e)
-{
-    unsigned char *head;
-    size_t len;
-    assert_int_equal(diskfmt_encode_head(e, &head, &len), CP_OK);
-    free(head);
-    return (uint64_t)len + e->body_len;
-}
-
-static void write_sized(struct store *s, int i)
-{
-    struct entry *e = sized_entry(i, "ten bytes!");
-    assert_int_equal(store_write(s, e), CP_OK);
-    entry_unref(e);
-}
-
-static uint64_t sized_file_size(void)
-{
-    struct entry *e = sized_entry(0, "ten bytes!");
-    uint64_t n = file_size_of(e);
-    entry_unref(e);
-    return n;
-}
-
-static void test_bound_removes_oldest(void **state)
+static void test_bound_removes_oldest_segments(void **state)
 {
     struct fixture *f = *state;
-    uint64_t size = sized_file_size();
-    struct store *s;
-    /* room for three and a half */
-    assert_int_equal(store_open(f->dir, 3 * size + size / 2, &s), CP_OK);
-    assert_true(store_bytes(s) == 0);
-    for (int i = 0; i < 5; i++) {
-        write_sized(s, i);
-        assert_true(store_bytes(s) == disk_bytes(f->dir));
-    }
-    for (int i = 0; i < 5; i++)
-        assert_true(has_sized(f->dir, i) == (i >= 2));
-    assert_true(store_bytes(s) == 3 * size);
-
-    /* Rewriting a file makes it the newest: the next oldest goes instead. */
-    write_sized(s, 2);
-    write_sized(s, 5);
-    assert_false(has_sized(f->dir, 3));
-    assert_true(has_sized(f->dir, 2));
-    assert_true(has_sized(f->dir, 4));
-    assert_true(has_sized(f->dir, 5));
-    assert_true(store_bytes(s) == 3 * size);
-
-    /* A removal frees its room. */
-    store_remove(s, "key-4", "");
-    assert_true(store_bytes(s) == 2 * size);
-    store_remove(s, "key-4", ""); /* again: nothing to free */
-    assert_true(store_bytes(s) == 2 * size);
-    write_sized(s, 6);
-    assert_true(has_sized(f->dir, 2)); /* there was room: nothing else removed */
-    assert_true(store_bytes(s) == 3 * size);
-    assert_true(store_bytes(s) == disk_bytes(f->dir));
-
-    /* A larger file (about two) may take the room of several. */
-    char *body = calloc(1, size + 11);
+    const uint64_t bound = 1u << 20;
+    const uint64_t seg = store_segment_bytes(bound);
+    char *body = malloc(16001);
     assert_non_null(body);
-    memset(body, 'x', size + 10);
-    struct entry *big = make_entry("big", "", body, 0);
+    memset(body, 'x', 16000);
+    body[16000] = '\0';
+    struct store *s;
+    assert_int_equal(store_open(f->dir, bound, &s), CP_OK);
+    struct entry *probe = make_entry("key-0", "", body, 0);
+    uint64_t rec = record_size(probe);
+    entry_unref(probe);
+    const int n = 150; /* over twice the bound */
+    for (int i = 0; i < n; i++) {
+        char key[32];
+        key_of(i, key, sizeof key);
+        put(s, key, body);
+        assert_true(store_bytes(s) <= bound);
+        assert_true(store_bytes(s) == disk_bytes(f->dir));
+        assert_true(readable(s, key, NULL)); /* the segment being written is spared */
+    }
+    int first = check_newest_kept(s, n);
+    assert_true(first > 0);
+    /* Whole segments go: what is left uses the room but for about one segment. */
+    assert_true((uint64_t)(n - first) * rec + seg + rec >= bound);
+    struct seglist segs;
+    list_segments(f->dir, &segs);
+    assert_true(segs.n <= bound / seg + 1);
+    store_close(s);
+
+    /* A restart loads exactly what is left, in order. */
+    struct loaded l = {0};
+    s = reopen_and_load(f->dir, bound, &l, NULL);
+    assert_int_equal(l.n, (size_t)(n - first));
+    for (size_t i = 0; i < l.n; i++) {
+        char key[32];
+        key_of(first + (int)i, key, sizeof key);
+        assert_string_equal(l.v[i]->key, key);
+    }
+    loaded_free(&l);
+
+    /* Rewriting an old key makes it the newest: it outlives the ones after it. */
+    char key[32];
+    key_of(first, key, sizeof key);
+    put(s, key, "rewritten");
+    for (int i = n; i < n + 20; i++) { /* more than a segment: the oldest goes */
+        char k[32];
+        key_of(i, k, sizeof k);
+        put(s, k, body);
+    }
+    assert_true(readable(s, key, "rewritten"));
+    key_of(first + 1, key, sizeof key);
+    assert_false(readable(s, key, NULL));
     free(body);
-    uint64_t big_size = file_size_of(big);
-    assert_true(big_size > size + size / 2 && big_size + size <= 3 * size + size / 2);
-    assert_int_equal(store_write(s, big), CP_OK);
-    assert_false(has_sized(f->dir, 2));
-    assert_false(has_sized(f->dir, 5));
-    assert_true(has_sized(f->dir, 6));
-    assert_true(store_bytes(s) == big_size + size);
-    assert_true(store_bytes(s) == disk_bytes(f->dir));
-    entry_unref(big);
     store_close(s);
 }
 
-static void test_bound_too_large_file(void **state)
+static void test_bound_too_large_record(void **state)
 {
     struct fixture *f = *state;
-    uint64_t size = sized_file_size();
+    const uint64_t bound = 256u << 10;
     struct store *s;
-    assert_int_equal(store_open(f->dir, 2 * size, &s), CP_OK);
-    write_sized(s, 0);
-    write_sized(s, 1);
+    assert_int_equal(store_open(f->dir, bound, &s), CP_OK);
+    put(s, "key-0", "small");
+    put(s, "key-1", "small");
 
-    char body[256];
-    memset(body, 'x', sizeof body - 1);
-    body[sizeof body - 1] = '\0';
-    /* A newer, larger answer for key-0: not written, and the older file goes too. */
-    struct entry *big = sized_entry(0, body);
-    assert_true(file_size_of(big) > 2 * size);
+    char *body = malloc(bound + 1);
+    assert_non_null(body);
+    memset(body, 'x', bound);
+    body[bound] = '\0';
+    /* A newer, larger answer for key-0: not written, and the older record goes too. */
+    struct entry *big = make_entry("key-0", "", body, gen_of(s));
+    assert_true(record_size(big) > bound);
+    uint64_t before = disk_bytes(f->dir);
     assert_int_equal(store_write(s, big), CP_ERR_TOO_LARGE);
-    assert_false(has_sized(f->dir, 0));
-    assert_true(has_sized(f->dir, 1));
-    assert_true(store_bytes(s) == size);
-    /* for a key with no file, nothing else moves */
-    struct entry *other = sized_entry(7, body);
+    assert_false(readable(s, "key-0", NULL));
+    assert_true(readable(s, "key-1", "small"));
+    assert_true(disk_bytes(f->dir) < before + 1000); /* a removal record at most */
+    /* for a key with no record, nothing moves */
+    struct entry *other = make_entry("key-7", "", body, gen_of(s));
+    before = store_bytes(s);
     assert_int_equal(store_write(s, other), CP_ERR_TOO_LARGE);
-    assert_false(has_sized(f->dir, 7));
-    assert_true(has_sized(f->dir, 1));
-    assert_true(store_bytes(s) == size);
-    assert_int_equal(count_files(f->dir), 2); /* generation, key-1: no temporary file */
-
-    /* A file of exactly the bound is kept, alone. */
+    assert_true(store_bytes(s) == before);
+    assert_true(store_bytes(s) == disk_bytes(f->dir));
     store_close(s);
-    assert_int_equal(store_open(f->dir, file_size_of(big), &s), CP_OK);
-    assert_int_equal(store_write(s, big), CP_OK);
-    assert_true(store_bytes(s) == file_size_of(big));
+    /* and the older record of key-0 does not come back after a restart */
+    struct loaded l = {0};
+    s = reopen_and_load(f->dir, bound, &l, NULL);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.v[0]->key, "key-1");
+    loaded_free(&l);
+
+    /* A record of exactly the bound is kept, alone, in a segment of its own. */
+    body[bound - (record_size(big) - bound)] = '\0';
+    struct entry *exact = make_entry("key-0", "", body, gen_of(s));
+    assert_true(record_size(exact) == bound);
+    assert_int_equal(store_write(s, exact), CP_OK);
+    assert_true(store_bytes(s) == bound);
+    assert_true(disk_bytes(f->dir) == bound);
+    assert_true(readable(s, "key-0", NULL));
+    assert_false(readable(s, "key-1", NULL));
+    /* and the next record starts a segment of its own, which takes its room */
+    put(s, "key-2", "small");
+    struct seglist segs;
+    list_segments(f->dir, &segs);
+    assert_int_equal(segs.n, 1);
+    assert_true(readable(s, "key-2", "small"));
+    assert_false(readable(s, "key-0", NULL));
+    free(body);
     entry_unref(big);
     entry_unref(other);
+    entry_unref(exact);
     store_close(s);
 }
 
-/* Sets the modification time of key-<i>'s file to `when`. */
-static void set_age(const char *dir, int i, time_t when)
-{
-    char key[16];
-    snprintf(key, sizeof key, "key-%d", i);
-    struct timespec t[2] = {{when, 0}, {when, 0}};
-    assert_int_equal(utimensat(AT_FDCWD, path_of(dir, file_name(key, "")), t, 0), 0);
-}
-
-static void test_load_fills_index(void **state)
+/* A directory over the bound (a smaller --max-disk than before) loads whole; the next
+ * write brings it under the bound, oldest segments first. */
+static void test_load_then_bound(void **state)
 {
     struct fixture *f = *state;
-    uint64_t size = sized_file_size();
+    char body[20001];
+    memset(body, 'y', sizeof body - 1);
+    body[sizeof body - 1] = '\0';
     struct store *s;
     assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
-    for (int i = 0; i < 3; i++)
-        write_sized(s, i);
+    for (int i = 0; i < 60; i++) {
+        char key[32];
+        key_of(i, key, sizeof key);
+        put(s, key, body);
+        if (i % 10 == 9) { /* six segments: a restart every ten records */
+            store_close(s);
+            assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+        }
+    }
     store_close(s);
-    /* Age comes from the files: key-2 was written first, key-0 last. */
-    time_t now = time(NULL);
-    set_age(f->dir, 2, now - 300);
-    set_age(f->dir, 1, now - 200);
-    set_age(f->dir, 0, now - 100);
+    uint64_t all = disk_bytes(f->dir);
 
-    /* A smaller bound than what is there: loading keeps everything, the next write
-     * makes room, oldest first. */
-    assert_int_equal(store_open(f->dir, 2 * size + size / 2, &s), CP_OK);
-    assert_true(store_bytes(s) == 0); /* nothing known before loading */
+    const uint64_t bound = all / 2;
+    assert_int_equal(store_open(f->dir, bound, &s), CP_OK);
+    assert_true(store_bytes(s) == all); /* known from the names and sizes at open */
     struct loaded l = {0};
     size_t loaded;
     assert_int_equal(store_load(s, collect, &l, &loaded, NULL), CP_OK);
-    assert_int_equal(loaded, 3);
-    /* handed over oldest first, so that a cache filled from them keeps their age */
-    assert_string_equal(l.v[0]->key, "key-2");
-    assert_string_equal(l.v[1]->key, "key-1");
-    assert_string_equal(l.v[2]->key, "key-0");
+    assert_int_equal(loaded, 60);
+    assert_string_equal(l.v[0]->key, "key-0"); /* oldest first */
     loaded_free(&l);
-    assert_true(store_bytes(s) == 3 * size);
+    assert_true(store_bytes(s) == all);
+    put(s, "key-60", "small");
+    assert_true(store_bytes(s) <= bound);
     assert_true(store_bytes(s) == disk_bytes(f->dir));
-    write_sized(s, 3);
-    assert_false(has_sized(f->dir, 2));
-    assert_false(has_sized(f->dir, 1));
-    assert_true(has_sized(f->dir, 0));
-    assert_true(has_sized(f->dir, 3));
-    assert_true(store_bytes(s) == 2 * size);
-    assert_true(store_bytes(s) == disk_bytes(f->dir));
-
-    /* Damaged files are removed by the load, not counted. */
-    char p[320];
-    snprintf(p, sizeof p, "%s", path_of(f->dir, file_name("key-0", "")));
-    damage(p, -1);
-    assert_int_equal(store_load(s, collect, &l, &loaded, NULL), CP_OK);
-    assert_int_equal(loaded, 1);
-    loaded_free(&l);
-    assert_true(store_bytes(s) == size);
-    assert_true(store_bytes(s) == disk_bytes(f->dir));
-    store_close(s);
-}
-
-/* One entry read by its key, as the front end does while the disk is still loading. */
-static void test_read_one(void **state)
-{
-    struct fixture *f = *state;
-    struct store *s;
-    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
-    uint64_t gen = atomic_load(store_generation_ptr(s));
-    struct entry *a = make_entry("http://o/one", "", "one body", gen);
-    struct entry *b = make_entry("http://o/two", "", "two body", gen);
-    assert_int_equal(store_write(s, a), CP_OK);
-    assert_int_equal(store_write(s, b), CP_OK);
-
-    struct entry *got = NULL;
-    assert_int_equal(store_read(s, "http://o/one", "", &got), CP_OK);
-    assert_string_equal(got->key, "http://o/one");
-    assert_int_equal(got->body_len, strlen("one body"));
-    assert_memory_equal(got->body, "one body", got->body_len);
-    entry_unref(got);
-    assert_int_equal(store_read(s, "http://o/none", "", &got), CP_ERR_NOT_FOUND);
-    assert_int_equal(store_read(s, "http://o/one", "other variant", &got), CP_ERR_NOT_FOUND);
-
-    /* A damaged file is never handed out, and is removed. */
-    char p[320];
-    snprintf(p, sizeof p, "%s", path_of(f->dir, file_name("http://o/two", "")));
-    damage(p, -1);
-    assert_int_not_equal(store_read(s, "http://o/two", "", &got), CP_OK);
-    assert_int_equal(access(p, F_OK), -1);
-    assert_int_equal(store_read(s, "http://o/two", "", &got), CP_ERR_NOT_FOUND);
-    entry_unref(a);
-    entry_unref(b);
-    store_close(s);
-}
-
-static bool take_one(void *arg, struct entry *e)
-{
-    ++*(int *)arg;
-    entry_unref(e);
-    return false; /* stop after the first */
-}
-
-/* Loading stops when asked (a shutdown while the disk is still loading). */
-static void test_load_stops(void **state)
-{
-    struct fixture *f = *state;
-    struct store *s;
-    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
-    uint64_t gen = atomic_load(store_generation_ptr(s));
-    for (int i = 0; i < 5; i++) {
-        char key[32];
-        snprintf(key, sizeof key, "http://o/%d", i);
-        struct entry *e = make_entry(key, "", "x", gen);
-        assert_int_equal(store_write(s, e), CP_OK);
-        entry_unref(e);
-    }
-    store_close(s);
-    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
-    int calls = 0;
-    size_t loaded = 0;
-    assert_int_equal(store_load(s, take_one, &calls, &loaded, NULL), CP_OK);
-    assert_int_equal(calls, 1);
-    assert_int_equal(loaded, 1);
-    /* What was not read is still on disk for the next start. */
-    assert_int_equal(count_files(f->dir), 5 + 1); /* and the generation file */
-    store_close(s);
-}
-
-static void test_bytes_after_clear(void **state)
-{
-    struct fixture *f = *state;
-    uint64_t size = sized_file_size();
-    struct store *s;
-    assert_int_equal(store_open(f->dir, 2 * size, &s), CP_OK);
-    write_sized(s, 0);
-    write_sized(s, 1);
-    assert_true(store_bytes(s) == 2 * size);
-    /* what --clear-cache does from another process */
-    size_t entries;
-    uint64_t cleared;
-    assert_int_equal(store_clear(f->dir, &entries, &cleared), CP_OK);
-    assert_int_equal(entries, 2);
-    assert_true(store_bytes(s) == 0);
-    struct entry *e = make_entry("key-2", "", "ten bytes!", gen_of(s));
-    assert_int_equal(store_write(s, e), CP_OK);
-    entry_unref(e);
-    assert_true(store_bytes(s) == size);
-    assert_true(store_bytes(s) == disk_bytes(f->dir));
+    int first = check_newest_kept(s, 61);
+    assert_int_equal(first % 10, 0); /* whole segments went */
+    assert_true(first >= 30);
     store_close(s);
 }
 
 static void test_mirror_bounded(void **state)
 {
     struct fixture *f = *state;
-    uint64_t size = sized_file_size();
+    const uint64_t bound = 256u << 10;
+    char body[8001];
+    memset(body, 'm', sizeof body - 1);
+    body[sizeof body - 1] = '\0';
     struct store *s;
-    assert_int_equal(store_open(f->dir, 3 * size, &s), CP_OK);
+    assert_int_equal(store_open(f->dir, bound, &s), CP_OK);
     struct mirror *m;
     assert_int_equal(mirror_start(s, &m), CP_OK);
-    for (int i = 0; i < 10; i++) {
-        struct entry *e = sized_entry(i, "ten bytes!");
+    for (int i = 0; i < 100; i++) {
+        char key[32];
+        key_of(i, key, sizeof key);
+        struct entry *e = make_entry(key, "", body, gen_of(s));
         mirror_write(m, e);
         entry_unref(e);
     }
     mirror_stop(m);
-    /* written in order, so the last three are what is left */
-    for (int i = 0; i < 10; i++)
-        assert_true(has_sized(f->dir, i) == (i >= 7));
-    assert_true(store_bytes(s) == 3 * size);
+    /* written in order, so the newest are what is left */
+    int first = check_newest_kept(s, 100);
+    assert_true(first > 0 && first < 100);
+    assert_true(readable(s, "key-99", body));
+    assert_true(store_bytes(s) <= bound);
     assert_true(store_bytes(s) == disk_bytes(f->dir));
+    store_close(s);
+}
+
+/* What the load's callback does meanwhile, as the front end and the mirror would. */
+struct during {
+    struct store *s;
+    struct loaded got;
+    int calls;
+};
+
+static bool meanwhile(void *arg, struct entry *e)
+{
+    struct during *d = arg;
+    if (d->calls++ == 0) {
+        /* phase 2 has begun: every record is findable, also those not handed over yet */
+        assert_true(readable(d->s, "key-9", "body 9"));
+        assert_true(readable(d->s, "key-1", "body 1"));
+        /* a newer answer and a removal for keys not handed over yet */
+        put(d->s, "key-5", "newer 5");
+        store_remove(d->s, "key-6", "");
+        put(d->s, "key-new", "new");
+    }
+    return collect(&d->got, e);
+}
+
+static void test_read_and_write_during_load(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    for (int i = 0; i < 10; i++) {
+        char key[32], body[32];
+        key_of(i, key, sizeof key);
+        snprintf(body, sizeof body, "body %d", i);
+        put(s, key, body);
+    }
+    store_close(s);
+
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    /* before the load, the index does not know the disk yet */
+    assert_false(readable(s, "key-1", NULL));
+    struct during d = {.s = s};
+    size_t loaded;
+    assert_int_equal(store_load(s, meanwhile, &d, &loaded, NULL), CP_OK);
+    /* the superseded and the removed record are not handed over */
+    assert_int_equal(loaded, 8);
+    assert_non_null(find_loaded(&d.got, "key-4", ""));
+    assert_null(find_loaded(&d.got, "key-5", ""));
+    assert_null(find_loaded(&d.got, "key-6", ""));
+    assert_null(find_loaded(&d.got, "key-new", ""));
+    loaded_free(&d.got);
+    assert_true(readable(s, "key-5", "newer 5"));
+    assert_false(readable(s, "key-6", NULL));
+    assert_true(readable(s, "key-new", "new"));
+    assert_true(readable(s, "key-9", "body 9"));
+    assert_true(store_bytes(s) == disk_bytes(f->dir));
+    store_close(s);
+
+    struct loaded l = {0};
+    s = reopen_and_load(f->dir, 0, &l, NULL);
+    assert_int_equal(l.n, 10);
+    assert_null(find_loaded(&l, "key-6", ""));
+    assert_memory_equal(find_loaded(&l, "key-5", "")->body, "newer 5", 7);
+    loaded_free(&l);
+    store_close(s);
+}
+
+/* Readers on other threads while the writer fills the bound and deletes segments: what
+ * they get is always the right entry, whole. */
+struct reader_arg {
+    struct store *s;
+    atomic_bool *stop;
+    unsigned seed;
+    long found;
+};
+
+static void body_for(int i, char *out, size_t len)
+{
+    int n = snprintf(out, len, "body-%d/", i);
+    memset(out + n, 'a' + i % 26, len - 1 - (size_t)n);
+    out[len - 1] = '\0';
+}
+
+static void *reader_main(void *arg)
+{
+    struct reader_arg *r = arg;
+    char body[3001];
+    while (!atomic_load(r->stop)) {
+        int i = (int)(rand_r(&r->seed) % 400);
+        char key[32];
+        key_of(i, key, sizeof key);
+        struct entry *e = NULL;
+        if (store_read(r->s, key, "", &e) == CP_OK) {
+            body_for(i, body, sizeof body);
+            if (strcmp(e->key, key) != 0 || e->body_len != strlen(body) ||
+                memcmp(e->body, body, e->body_len) != 0)
+                abort(); /* cmocka's asserts are for the main thread */
+            entry_unref(e);
+            r->found++;
+        }
+    }
+    return NULL;
+}
+
+static void test_reads_while_trimming(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 256u << 10, &s), CP_OK);
+    atomic_bool stop;
+    atomic_init(&stop, false);
+    pthread_t t[3];
+    struct reader_arg ra[3];
+    for (int i = 0; i < 3; i++) {
+        ra[i] = (struct reader_arg){s, &stop, (unsigned)i + 1, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, reader_main, &ra[i]), 0);
+    }
+    char body[3001];
+    for (int round = 0; round < 5; round++) {
+        for (int i = 0; i < 400; i++) {
+            char key[32];
+            key_of(i, key, sizeof key);
+            body_for(i, body, sizeof body);
+            put(s, key, body);
+            if (i % 50 == 0)
+                store_remove(s, key, "");
+        }
+    }
+    atomic_store(&stop, true);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    assert_true(store_bytes(s) <= 256u << 10);
+    assert_true(store_bytes(s) == disk_bytes(f->dir));
+    assert_true(readable(s, "key-399", NULL));
     store_close(s);
 }
 
@@ -833,22 +1477,34 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_open_creates_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_unusable_path, setup, teardown),
+        cmocka_unit_test(test_segment_bytes),
         cmocka_unit_test_setup_teardown(test_write_then_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_segments_load_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_never_wrong_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_stops, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_write_replaces_and_remove, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_corrupt_files_removed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_renamed_file_removed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replace_and_remove_survive_restart, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_removal_written_only_when_needed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_record_in_middle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_header_ends_segment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncated_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_files_removed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_generation_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clear, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clear_counts_live_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clear_missing_and_unusable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clear_without_generation_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bytes_after_clear, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_stores_one_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mirror, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mirror_stop_idle, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bound_removes_oldest, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bound_too_large_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_load_fills_index, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bytes_after_clear, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bound_removes_oldest_segments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bound_too_large_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_then_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mirror_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_and_write_during_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reads_while_trimming, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,6 +17,7 @@
 #include "cache.h"
 #include "cli.h"
 #include "fetch.h"
+#include "listener.h"
 #include "log.h"
 #include "mirror.h"
 #include "server.h"
@@ -58,7 +59,10 @@ static int clear_cache(const struct config *cfg)
 
 /* Loading the disk mirror, on a thread of its own: a large cache takes seconds to
  * read, and the proxy serves meanwhile (looking at the disk itself for what is not
- * loaded yet, see update_lookup). */
+ * loaded yet, see update_lookup). It starts serving once the store has indexed the
+ * disk (the first entry handed over, or the end), which takes a fraction of the load:
+ * until then a response on disk could not be found, and its request would go to the
+ * origin for nothing. Connections made meanwhile wait in the listen queue. */
 struct loader {
     struct store *store;
     struct cache *cache;
@@ -72,14 +76,29 @@ struct loader {
     pthread_mutex_t lock;
     pthread_cond_t done_cv;
     bool done;            /* guarded by lock */
+    bool indexed;         /* guarded by lock: the store can find every entry on disk */
     bool announce;        /* the start-up line did not give the final count: log it */
 };
 
-#define LOAD_WAIT_MS 500 /* start-up waits this long for the load to finish */
+#define INDEX_WAIT_MS 1000 /* start-up waits at most this long for the index */
+#define LOAD_WAIT_MS 500   /* and then this long for the load to finish */
+
+/* The store hands entries over only once it has indexed the disk. */
+static void set_indexed(struct loader *l)
+{
+    pthread_mutex_lock(&l->lock);
+    if (!l->indexed) {
+        l->indexed = true;
+        pthread_cond_broadcast(&l->done_cv);
+    }
+    pthread_mutex_unlock(&l->lock);
+}
 
 static bool load_one(void *arg, struct entry *e)
 {
     struct loader *l = arg;
+    if (atomic_load_explicit(&l->count, memory_order_relaxed) == 0)
+        set_indexed(l);
     /* A response fetched meanwhile is newer: it stays (CP_ERR_SUPERSEDED). */
     entry_pack(e); /* unpacked (no memory) is only bigger */
     cache_insert(l->cache, e);
@@ -106,8 +125,9 @@ static void *load_thread(void *arg)
     atomic_store(&l->loading, false);
     pthread_mutex_lock(&l->lock);
     l->done = true;
+    l->indexed = true;
     bool announce = l->announce;
-    pthread_cond_signal(&l->done_cv);
+    pthread_cond_broadcast(&l->done_cv);
     pthread_mutex_unlock(&l->lock);
     if (announce && l->err == CP_OK && !atomic_load(&l->stop))
         log_info("loaded %zu entries in %.1f s%s", loaded, l->seconds,
@@ -115,14 +135,30 @@ static void *load_thread(void *arg)
     return NULL;
 }
 
+static struct timespec in_ms(long ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_nsec += ms * 1000000L;
+    t.tv_sec += t.tv_nsec / 1000000000L;
+    t.tv_nsec %= 1000000000L;
+    return t;
+}
+
+/* Waits up to INDEX_WAIT_MS for the store to have indexed the disk. */
+static void index_wait(struct loader *l)
+{
+    struct timespec until = in_ms(INDEX_WAIT_MS);
+    pthread_mutex_lock(&l->lock);
+    while (!l->indexed && pthread_cond_timedwait(&l->done_cv, &l->lock, &until) == 0)
+        ;
+    pthread_mutex_unlock(&l->lock);
+}
+
 /* Waits up to LOAD_WAIT_MS for the load; true if it has finished. */
 static bool load_wait(struct loader *l)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += LOAD_WAIT_MS * 1000000L;
-    until.tv_sec += until.tv_nsec / 1000000000L;
-    until.tv_nsec %= 1000000000L;
+    struct timespec until = in_ms(LOAD_WAIT_MS);
     pthread_mutex_lock(&l->lock);
     while (!l->done && pthread_cond_timedwait(&l->done_cv, &l->lock, &until) == 0)
         ;
@@ -157,6 +193,15 @@ static int serve(const struct config *cfg)
         report(CP_ERR_INTERNAL, "libcurl failed to initialise");
         return EXIT_RUNTIME;
     }
+    /* First, so that a port in use is reported at once, whatever else start-up does. */
+    int listen_fd = -1;
+    char address[80];
+    if ((err = listener_open(cfg->bind, cfg->port, &listen_fd, address, sizeof address, why,
+                             sizeof why)) != CP_OK) {
+        report(err, why);
+        curl_global_cleanup();
+        return EXIT_RUNTIME;
+    }
     if ((err = store_open(cfg->cache_dir, cfg->max_disk, &store)) != CP_OK) {
         report_path(err, cfg->cache_dir);
         goto out;
@@ -188,8 +233,11 @@ static int serve(const struct config *cfg)
         report(err, NULL);
         goto out;
     }
-    if ((err = server_start(cfg, cache, store, mirror, &loader.loading, fetcher, &server, why,
-                            sizeof why)) != CP_OK) {
+    index_wait(&loader);
+    err = server_start(cfg, listen_fd, address, cache, store, mirror, &loader.loading, fetcher,
+                       &server, why, sizeof why);
+    listen_fd = -1; /* the server's now, or closed */
+    if (err != CP_OK) {
         report(err, why);
         goto out;
     }
@@ -227,6 +275,8 @@ out:
     mirror_stop(mirror);
     cache_free(cache);
     store_close(store);
+    if (listen_fd >= 0)
+        close(listen_fd);
     curl_global_cleanup();
     return rc;
 }

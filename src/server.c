@@ -801,13 +801,18 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     log_debug("front end: %s", buf);
 }
 
-cp_err server_start(const struct config *cfg, struct cache *cache, struct store *store,
-                    struct mirror *mirror, const atomic_bool *loading, struct fetcher *fetcher,
+cp_err server_start(const struct config *cfg, int listen_fd, const char *address,
+                    struct cache *cache, struct store *store, struct mirror *mirror,
+                    const atomic_bool *loading, struct fetcher *fetcher,
                     struct server **out, char *why, size_t why_len)
 {
     struct server *s = calloc(1, sizeof *s);
-    if (s == NULL)
+    if (s == NULL) {
+        close(listen_fd);
         return CP_ERR_NOMEM;
+    }
+    s->listen_fd = listen_fd;
+    snprintf(s->address, sizeof s->address, "%s", address);
     s->cfg = cfg;
     s->up = (struct updater){
         .cache = cache,
@@ -819,15 +824,9 @@ cp_err server_start(const struct config *cfg, struct cache *cache, struct store 
         .popts = {.default_ttl = cfg->default_ttl, .max_object_size = cfg->max_object_size},
     };
     if (collapse_new(&s->collapse) != CP_OK) {
+        close(listen_fd);
         free(s);
         return CP_ERR_NOMEM;
-    }
-    cp_err err = listener_open(cfg->bind, cfg->port, &s->listen_fd, s->address,
-                               sizeof s->address, why, why_len);
-    if (err != CP_OK) {
-        collapse_free(s->collapse);
-        free(s);
-        return err;
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;

@@ -16,13 +16,14 @@
 
 struct server;
 
-/* Starts listening on cfg->bind:cfg->port with cfg->threads threads. `cfg`, `cache`,
- * `store` and `mirror` (both may be NULL: no disk mirror), `loading` (true while the
- * disk is still being loaded, may be NULL) and `fetcher` must outlive the server.
- * Returns CP_ERR_LISTEN (port in use, address not available) with the address and the
- * system's reason written to `why`, CP_ERR_NOMEM, CP_ERR_INTERNAL. */
-cp_err server_start(const struct config *cfg, struct cache *cache, struct store *store,
-                    struct mirror *mirror, const atomic_bool *loading, struct fetcher *fetcher,
+/* Starts answering on `listen_fd` (listener_open's, taken over: closed by server_stop,
+ * or at once on failure; `address` is its text) with cfg->threads threads. `cfg`,
+ * `cache`, `store` and `mirror` (both may be NULL: no disk mirror), `loading` (true
+ * while the disk is still being loaded, may be NULL) and `fetcher` must outlive the
+ * server. Returns CP_ERR_NOMEM, or CP_ERR_INTERNAL with the reason written to `why`. */
+cp_err server_start(const struct config *cfg, int listen_fd, const char *address,
+                    struct cache *cache, struct store *store, struct mirror *mirror,
+                    const atomic_bool *loading, struct fetcher *fetcher,
                     struct server **out, char *why, size_t why_len);
 
 /* The address the server listens on, as "http://127.0.0.1:3000" (static to the server). */

@@ -42,6 +42,9 @@
  * written is closed to further records, so the scan reads only files nobody appends to.
  * (2) The live records are read whole, oldest first, and handed over.
  *
+ * The index's table is recindex.c; reading one segment in sequence, and what damage in
+ * it means (where it is cut, which records are skipped), is segscan.c.
+ *
  * Threads. store_write/store_remove run on one thread (the mirror's) under write_lock,
  * which a load also takes for a moment to close the segment being written. The index,
  * the segment list and the counters are under `lock`, held for no file I/O but the
@@ -70,6 +73,8 @@
 
 #include "diskfmt.h"
 #include "log.h"
+#include "recindex.h"
+#include "segscan.h"
 
 /* The counter is shared with other processes through the mapping: only a lock-free
  * atomic is a real atomic there (a lock would live in one process only). */
@@ -84,134 +89,6 @@ _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 #define OLD_TMP_MARK ".tmp."       /* format 1: an entry file being written */
 #define SEG_MIN (64u << 10)
 #define SEG_MAX (8u << 20)
-#define READ_CHUNK (1u << 20)      /* what a load reads at a time */
-
-/* ---- the index: key hash -> newest record --------------------------------------- */
-
-struct slot {
-    uint64_t lo, hi;  /* diskfmt_key_hash */
-    uint64_t seq;     /* segment */
-    uint32_t off;     /* record offset in the segment */
-    uint32_t len;     /* record length; 0: free slot (a record is never empty) */
-};
-
-/* Linear probing over a power-of-two table, at most 3/4 full; deletion shifts the
- * following slots back, so there are no deleted markers to clean. */
-struct index {
-    struct slot *v;
-    size_t cap, n;
-};
-
-static size_t slot_home(const struct index *ix, uint64_t lo)
-{
-    return (size_t)lo & (ix->cap - 1);
-}
-
-static struct slot *index_find(const struct index *ix, const struct diskfmt_hash *h)
-{
-    if (ix->cap == 0)
-        return NULL;
-    for (size_t i = slot_home(ix, h->lo);; i = (i + 1) & (ix->cap - 1)) {
-        struct slot *sl = &ix->v[i];
-        if (sl->len == 0)
-            return NULL;
-        if (sl->lo == h->lo && sl->hi == h->hi)
-            return sl;
-    }
-}
-
-static void index_free(struct index *ix)
-{
-    free(ix->v);
-    ix->v = NULL;
-    ix->cap = ix->n = 0;
-}
-
-static void slot_insert(struct index *ix, const struct slot *sl)
-{
-    size_t i = slot_home(ix, sl->lo);
-    while (ix->v[i].len != 0)
-        i = (i + 1) & (ix->cap - 1);
-    ix->v[i] = *sl;
-}
-
-/* Makes room for `n` slots. Returns CP_ERR_NOMEM leaving the index as it was. */
-static cp_err index_reserve(struct index *ix, size_t n)
-{
-    if (ix->cap != 0 && n <= ix->cap / 4 * 3)
-        return CP_OK;
-    size_t cap = ix->cap != 0 ? ix->cap : 64;
-    while (n > cap / 4 * 3) {
-        if (cap > SIZE_MAX / 2 / sizeof(struct slot))
-            return CP_ERR_NOMEM;
-        cap *= 2;
-    }
-    struct index bigger = {calloc(cap, sizeof(struct slot)), cap, ix->n};
-    if (bigger.v == NULL)
-        return CP_ERR_NOMEM;
-    for (size_t i = 0; i < ix->cap; i++)
-        if (ix->v[i].len != 0)
-            slot_insert(&bigger, &ix->v[i]);
-    free(ix->v);
-    *ix = bigger;
-    return CP_OK;
-}
-
-static cp_err index_put(struct index *ix, const struct diskfmt_hash *h, uint64_t seq,
-                        uint32_t off, uint32_t len)
-{
-    struct slot *sl = index_find(ix, h);
-    if (sl == NULL) {
-        if (index_reserve(ix, ix->n + 1) != CP_OK)
-            return CP_ERR_NOMEM;
-        struct slot fresh = {h->lo, h->hi, seq, off, len};
-        slot_insert(ix, &fresh);
-        ix->n++;
-        return CP_OK;
-    }
-    sl->seq = seq;
-    sl->off = off;
-    sl->len = len;
-    return CP_OK;
-}
-
-/* Frees slot i, moving back the following slots that would no longer be found. */
-static void index_delete_at(struct index *ix, size_t i)
-{
-    size_t mask = ix->cap - 1;
-    for (size_t j = (i + 1) & mask; ix->v[j].len != 0; j = (j + 1) & mask) {
-        size_t home = slot_home(ix, ix->v[j].lo);
-        /* v[j] may fill the hole at i unless its home lies cyclically in (i, j]. */
-        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-        if (!stays) {
-            ix->v[i] = ix->v[j];
-            i = j;
-        }
-    }
-    ix->v[i].len = 0;
-    ix->n--;
-}
-
-static bool index_del(struct index *ix, const struct diskfmt_hash *h)
-{
-    struct slot *sl = index_find(ix, h);
-    if (sl == NULL)
-        return false;
-    index_delete_at(ix, (size_t)(sl - ix->v));
-    return true;
-}
-
-/* Forgets the records of the segments before `cut` (deleted). One pass: after a delete
- * the same slot is looked at again, as a later one may have moved into it. */
-static void index_drop_below(struct index *ix, uint64_t cut)
-{
-    for (size_t i = 0; i < ix->cap;) {
-        if (ix->v[i].len != 0 && ix->v[i].seq < cut)
-            index_delete_at(ix, i);
-        else
-            i++;
-    }
-}
 
 /* ---- segments -------------------------------------------------------------------- */
 
@@ -314,7 +191,7 @@ struct store {
     pthread_mutex_t lock;  /* all below */
     uint64_t index_gen;    /* the generation that the index and segment list are of */
     uint64_t epoch;        /* bumped when the segment being written takes no more records */
-    struct index ix;
+    struct recindex ix;
     struct seg_list segs;
     uint64_t bytes;        /* sum of segs sizes */
     uint64_t next_seq;
@@ -341,7 +218,7 @@ static void sync_gen_locked(struct store *s)
     if (now == s->index_gen)
         return;
     s->index_gen = now;
-    index_free(&s->ix);
+    recindex_free(&s->ix);
     s->segs.n = 0;
     s->bytes = 0;
     s->epoch++;
@@ -528,7 +405,7 @@ void store_close(struct store *s)
         close(s->wfd);
     close(s->dfd);
     munmap((void *)s->gen, (size_t)GEN_SIZE);
-    index_free(&s->ix);
+    recindex_free(&s->ix);
     free(s->segs.v);
     free(s->load_removed.v);
     pthread_mutex_destroy(&s->write_lock);
@@ -605,7 +482,7 @@ static void trim_locked(struct store *s)
     s->segs.n -= k;
     if (cut > s->trim_cut)
         s->trim_cut = cut;
-    index_drop_below(&s->ix, cut);
+    recindex_drop_below(&s->ix, cut);
 }
 
 static void close_current(struct store *s)
@@ -695,8 +572,8 @@ static cp_err append_record(struct store *s, struct iovec *iov, int cnt, uint64_
                 break;
             }
         }
-        if (h != NULL && (err = index_put(&s->ix, h, s->wseq, off, (uint32_t)len)) != CP_OK) {
-            index_del(&s->ix, h); /* better not found than an older record */
+        if (h != NULL && (err = recindex_put(&s->ix, h, s->wseq, off, (uint32_t)len)) != CP_OK) {
+            recindex_delete(&s->ix, h); /* better not found than an older record */
             s->ix_complete = false; /* a removal must now be written to disk */
         }
         trim_locked(s);
@@ -712,7 +589,7 @@ static void remove_locked(struct store *s, const char *key, const char *vary,
 {
     pthread_mutex_lock(&s->lock);
     sync_gen_locked(s);
-    bool known = index_del(&s->ix, h);
+    bool known = recindex_delete(&s->ix, h);
     bool needed = known || !s->ix_complete || s->loading;
     if (s->loading) {
         /* The load's index may know the key: the merge must remove it there too. */
@@ -789,25 +666,6 @@ void store_remove(struct store *s, const char *key, const char *vary_key)
 
 /* ---- reading --------------------------------------------------------------------- */
 
-/* Reads exactly `len` bytes at `off`; returns how many it got (fewer at the end of the
- * file), or -1 (errno set). */
-static ssize_t pread_full(int fd, unsigned char *buf, size_t len, uint64_t off)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + got));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    return (ssize_t)got;
-}
-
 /* Checks a decoded record against what the index said it is. */
 static cp_err check_record(const struct entry *e, const struct diskfmt_hash *h, uint64_t gen)
 {
@@ -824,9 +682,9 @@ static void forget_record(struct store *s, const struct diskfmt_hash *h, uint64_
 {
     pthread_mutex_lock(&s->lock);
     sync_gen_locked(s);
-    struct slot *sl = index_find(&s->ix, h);
+    struct recindex_slot *sl = recindex_find(&s->ix, h);
     if (sl != NULL && sl->seq == seq && sl->off == off)
-        index_delete_at(&s->ix, (size_t)(sl - s->ix.v));
+        recindex_delete_at(&s->ix, sl);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -844,8 +702,8 @@ cp_err store_read(struct store *s, const char *key, const char *vary_key, struct
     struct diskfmt_hash h = diskfmt_key_hash(key, strlen(key), vary_key, strlen(vary_key));
     pthread_mutex_lock(&s->lock);
     sync_gen_locked(s);
-    struct slot *sl = index_find(&s->ix, &h);
-    struct slot at = sl != NULL ? *sl : (struct slot){0};
+    struct recindex_slot *sl = recindex_find(&s->ix, &h);
+    struct recindex_slot at = sl != NULL ? *sl : (struct recindex_slot){0};
     uint64_t gen = s->index_gen;
     pthread_mutex_unlock(&s->lock);
     if (sl == NULL)
@@ -867,7 +725,7 @@ cp_err store_read(struct store *s, const char *key, const char *vary_key, struct
         close(fd);
         return CP_ERR_NOMEM;
     }
-    ssize_t got = pread_full(fd, buf, at.len, at.off);
+    ssize_t got = segscan_pread(fd, buf, at.len, at.off);
     int saved = errno;
     close(fd);
     cp_err err;
@@ -888,123 +746,6 @@ cp_err store_read(struct store *s, const char *key, const char *vary_key, struct
         warn_record(s, at.seq, at.off, err);
         forget_record(s, &h, at.seq, at.off);
     }
-    return err;
-}
-
-/* ---- scanning segments ----------------------------------------------------------- */
-
-/* Sequential reads of one file through a buffer: what a record needs is usually there
- * already, and a large body is stepped over (the next read starts after it). */
-struct chunk_reader {
-    int fd;
-    unsigned char *buf;
-    size_t cap;
-    uint64_t base; /* file offset of buf[0] */
-    size_t len;    /* bytes valid in buf */
-};
-
-/* Makes bytes [off, off + n) available and returns them, or NULL with *err:
- * CP_ERR_CORRUPT (the file ends before), CP_ERR_IO (errno set), CP_ERR_NOMEM. */
-static const unsigned char *chunk_get(struct chunk_reader *rd, uint64_t off, size_t n,
-                                      cp_err *err)
-{
-    if (off >= rd->base && off - rd->base <= rd->len && n <= rd->len - (off - rd->base))
-        return rd->buf + (off - rd->base);
-    size_t want = n > READ_CHUNK ? n : READ_CHUNK;
-    if (want > rd->cap) {
-        free(rd->buf);
-        rd->len = 0;
-        rd->cap = 0;
-        if ((rd->buf = malloc(want)) == NULL) {
-            *err = CP_ERR_NOMEM;
-            return NULL;
-        }
-        rd->cap = want;
-    }
-    ssize_t got = pread_full(rd->fd, rd->buf, want, off);
-    rd->base = off;
-    rd->len = got > 0 ? (size_t)got : 0;
-    if (got < 0) {
-        *err = CP_ERR_IO;
-        return NULL;
-    }
-    if ((size_t)got < n) {
-        *err = CP_ERR_CORRUPT;
-        return NULL;
-    }
-    return rd->buf;
-}
-
-/* Gives back a buffer grown for one large record. */
-static void chunk_shrink(struct chunk_reader *rd)
-{
-    if (rd->cap > READ_CHUNK) {
-        free(rd->buf);
-        rd->buf = NULL;
-        rd->cap = rd->len = 0;
-    }
-}
-
-/* One record met by a scan. */
-struct rec_seen {
-    struct diskfmt_ref ref;
-    struct diskfmt_hash h;
-    uint64_t off, len;
-};
-
-/* How a scan of one segment ended. */
-struct scan_end {
-    uint64_t whole;   /* where the whole records end */
-    cp_err damage;    /* CP_OK: the file ends there; else why the rest is unreadable */
-    size_t skipped;   /* records skipped for a bad metadata checksum */
-};
-
-/* Reads the segment `rd` of `size` bytes record by record, headers and metadata only,
- * calling `visit` for each. `what` names the segment in warnings (NULL: quiet).
- * Returns CP_ERR_IO (errno set) or what `visit` returned if not CP_OK. */
-static cp_err scan_segment(struct chunk_reader *rd, uint64_t size, const char *what,
-                           cp_err (*visit)(void *, const struct rec_seen *), void *arg,
-                           struct scan_end *end)
-{
-    uint64_t off = 0;
-    cp_err err = CP_OK;
-    end->damage = CP_OK;
-    end->skipped = 0;
-    while (off < size) {
-        struct diskfmt_head hd;
-        const unsigned char *p = NULL;
-        if (size - off < DISKFMT_HEAD_LEN)
-            err = CP_ERR_CORRUPT; /* cut short */
-        else if ((p = chunk_get(rd, off, DISKFMT_HEAD_LEN, &err)) != NULL &&
-                 (err = diskfmt_parse_head(p, DISKFMT_HEAD_LEN, &hd)) == CP_OK) {
-            if (hd.record_len > size - off)
-                err = CP_ERR_CORRUPT; /* cut short, or a length we cannot believe */
-            else
-                p = chunk_get(rd, off + DISKFMT_HEAD_LEN, hd.meta_len, &err);
-        }
-        if (p == NULL || err != CP_OK) {
-            if (err == CP_ERR_CORRUPT || err == CP_ERR_VERSION) {
-                end->damage = err;
-                err = CP_OK;
-            }
-            break;
-        }
-        struct rec_seen r = {.off = off, .len = hd.record_len};
-        if (diskfmt_parse_meta(&hd, p, &r.ref) != CP_OK) {
-            /* The lengths are sound: only this record is lost. */
-            end->skipped++;
-            if (what != NULL)
-                log_warn("ignoring the damaged record at byte %" PRIu64 " of cache segment %s: %s",
-                         off, what, cp_strerror(CP_ERR_CORRUPT));
-        } else {
-            r.h = diskfmt_key_hash(r.ref.key, r.ref.key_len, r.ref.vary_key, r.ref.vary_len);
-            if ((err = visit(arg, &r)) != CP_OK)
-                break;
-        }
-        off += hd.record_len;
-        chunk_shrink(rd);
-    }
-    end->whole = off;
     return err;
 }
 
@@ -1032,7 +773,7 @@ struct load {
     size_t nsegs, capsegs;
     struct load_rec *recs;
     size_t nrecs, caprecs;
-    struct index ix;        /* built by phase 1, then the store's */
+    struct recindex ix;     /* built by phase 1, then the store's */
     uint32_t cur;           /* segment being scanned */
     size_t removed;
 };
@@ -1043,13 +784,13 @@ static int load_seg_by_seq(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-static cp_err load_visit(void *arg, const struct rec_seen *r)
+static cp_err load_visit(void *arg, const struct segscan_rec *r)
 {
     struct load *l = arg;
     if (r->ref.generation != l->gen)
         return CP_OK; /* garbage from before a clear */
     if (r->ref.kind == DISKFMT_REMOVAL) {
-        index_del(&l->ix, &r->h);
+        recindex_delete(&l->ix, &r->h);
         return CP_OK;
     }
     if (r->off > UINT32_MAX || r->len > UINT32_MAX)
@@ -1062,7 +803,8 @@ static cp_err load_visit(void *arg, const struct rec_seen *r)
         l->recs = v;
         l->caprecs = cap;
     }
-    if (index_put(&l->ix, &r->h, l->segs[l->cur].seq, (uint32_t)r->off, (uint32_t)r->len) != CP_OK)
+    if (recindex_put(&l->ix, &r->h, l->segs[l->cur].seq, (uint32_t)r->off,
+                     (uint32_t)r->len) != CP_OK)
         return CP_ERR_NOMEM;
     l->recs[l->nrecs++] = (struct load_rec){r->h, l->cur, (uint32_t)r->off, (uint32_t)r->len};
     return CP_OK;
@@ -1151,7 +893,7 @@ static cp_err load_list(struct load *l)
 }
 
 /* Phase 1 on one segment: its records into the load's index, its damage cut off. */
-static cp_err load_scan_one(struct load *l, struct chunk_reader *rd)
+static cp_err load_scan_one(struct load *l, struct segscan_reader *rd)
 {
     struct store *s = l->s;
     struct load_seg *sg = &l->segs[l->cur];
@@ -1172,9 +914,9 @@ static cp_err load_scan_one(struct load *l, struct chunk_reader *rd)
         return CP_OK;
     }
     sg->size = (uint64_t)st.st_size;
-    *rd = (struct chunk_reader){fd, rd->buf, rd->cap, 0, 0};
-    struct scan_end end;
-    cp_err err = scan_segment(rd, sg->size, what, load_visit, l, &end);
+    segscan_reader_use(rd, fd);
+    struct segscan_end end;
+    cp_err err = segscan_each(rd, sg->size, what, load_visit, l, &end);
     l->removed += end.skipped;
     if (err == CP_ERR_IO) {
         log_warn("cannot read cache segment %s: %s", what, strerror(errno));
@@ -1198,8 +940,7 @@ static cp_err load_scan_one(struct load *l, struct chunk_reader *rd)
         sg->gone = true; /* a segment whose first write failed */
     }
     close(fd);
-    rd->fd = -1;
-    rd->len = 0;
+    segscan_reader_use(rd, -1);
     return err;
 }
 
@@ -1217,20 +958,20 @@ static cp_err load_merge(struct load *l)
         l->nrecs = 0; /* nothing of it is handed over */
         goto out;
     }
-    if ((err = index_reserve(&l->ix, l->ix.n + s->ix.n)) != CP_OK)
+    if ((err = recindex_reserve(&l->ix, l->ix.n + s->ix.n)) != CP_OK)
         goto out;
     for (size_t i = 0; i < s->load_removed.n; i++)
-        index_del(&l->ix, &s->load_removed.v[i]);
+        recindex_delete(&l->ix, &s->load_removed.v[i]);
     for (size_t i = 0; i < s->ix.cap; i++) {
-        const struct slot *sl = &s->ix.v[i];
+        const struct recindex_slot *sl = &s->ix.v[i];
         if (sl->len != 0 && sl->seq >= l->snap_seq &&
-            index_put(&l->ix, &(struct diskfmt_hash){sl->lo, sl->hi}, sl->seq, sl->off,
+            recindex_put(&l->ix, &(struct diskfmt_hash){sl->lo, sl->hi}, sl->seq, sl->off,
                       sl->len) != CP_OK) {
             err = CP_ERR_NOMEM; /* cannot happen: reserved */
             goto out;
         }
     }
-    index_drop_below(&l->ix, s->trim_cut);
+    recindex_drop_below(&l->ix, s->trim_cut);
     for (size_t i = 0; i < l->nsegs && err == CP_OK; i++)
         if (!l->segs[i].gone && l->segs[i].seq >= s->trim_cut)
             err = segs_add(&segs, l->segs[i].seq, l->segs[i].size);
@@ -1239,9 +980,9 @@ static cp_err load_merge(struct load *l)
             err = segs_add(&segs, s->segs.v[i].seq, s->segs.v[i].size);
     if (err != CP_OK)
         goto out;
-    index_free(&s->ix);
+    recindex_free(&s->ix);
     s->ix = l->ix;
-    l->ix = (struct index){0};
+    l->ix = (struct recindex){0};
     free(s->segs.v);
     s->segs = segs;
     segs = (struct seg_list){0};
@@ -1264,7 +1005,7 @@ static void load_hand_over(struct load *l, bool (*cb)(void *, struct entry *), v
                            size_t *loaded)
 {
     struct store *s = l->s;
-    struct chunk_reader rd = {.fd = -1};
+    struct segscan_reader rd = {.fd = -1};
     uint32_t open_seg = UINT32_MAX;
     bool seg_ok = false;
     for (size_t i = 0; i < l->nrecs; i++) {
@@ -1273,7 +1014,7 @@ static void load_hand_over(struct load *l, bool (*cb)(void *, struct entry *), v
         if (atomic_load(s->gen) != l->gen)
             break; /* cleared meanwhile: all of it is gone */
         pthread_mutex_lock(&s->lock);
-        const struct slot *sl = index_find(&s->ix, &r->h);
+        const struct recindex_slot *sl = recindex_find(&s->ix, &r->h);
         bool live = sl != NULL && sl->seq == sg->seq && sl->off == r->off;
         pthread_mutex_unlock(&s->lock);
         if (!live)
@@ -1283,10 +1024,10 @@ static void load_hand_over(struct load *l, bool (*cb)(void *, struct entry *), v
                 close(rd.fd);
             char name[SEG_NAME_LEN + 1];
             seg_name(sg->seq, name);
-            rd.fd = openat(s->dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-            rd.len = 0;
+            int fd = openat(s->dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+            segscan_reader_use(&rd, fd);
             open_seg = r->seg;
-            seg_ok = rd.fd >= 0;
+            seg_ok = fd >= 0;
             if (!seg_ok && errno != ENOENT) /* ENOENT: deleted by the bound meanwhile */
                 log_warn("cannot read cache segment %s/%s: %s", s->dir, name, strerror(errno));
         }
@@ -1294,10 +1035,10 @@ static void load_hand_over(struct load *l, bool (*cb)(void *, struct entry *), v
             continue;
         cp_err err;
         struct entry *e = NULL;
-        const unsigned char *p = chunk_get(&rd, r->off, r->len, &err);
+        const unsigned char *p = segscan_get(&rd, r->off, r->len, &err);
         if (p != NULL && (err = diskfmt_decode(p, r->len, &e)) == CP_OK)
             err = check_record(e, &r->h, l->gen);
-        chunk_shrink(&rd);
+        segscan_shrink(&rd);
         if (err == CP_ERR_IO || err == CP_ERR_NOMEM) {
             /* Nothing known wrong with the record: it stays for the next start. */
             log_seg(LOG_LVL_WARN, s, sg->seq, "cannot load a record of cache segment", err);
@@ -1317,7 +1058,7 @@ static void load_hand_over(struct load *l, bool (*cb)(void *, struct entry *), v
     }
     if (rd.fd >= 0)
         close(rd.fd);
-    free(rd.buf);
+    segscan_reader_free(&rd);
 }
 
 cp_err store_load(struct store *s, bool (*cb)(void *arg, struct entry *e), void *arg,
@@ -1360,12 +1101,12 @@ cp_err store_load(struct store *s, bool (*cb)(void *arg, struct entry *e), void 
         return err;
     }
 
-    struct chunk_reader rd = {.fd = -1};
+    struct segscan_reader rd = {.fd = -1};
     for (size_t i = 0; i < l.nsegs && err == CP_OK; i++) {
         l.cur = (uint32_t)i;
         err = load_scan_one(&l, &rd);
     }
-    free(rd.buf);
+    segscan_reader_free(&rd);
     if (err == CP_ERR_NOMEM)
         log_warn("cannot load cache directory %s: %s", s->dir, cp_strerror(err));
     if (err != CP_OK) {
@@ -1380,7 +1121,7 @@ cp_err store_load(struct store *s, bool (*cb)(void *arg, struct entry *e), void 
     }
     if (err == CP_OK)
         load_hand_over(&l, cb, arg, &n_loaded);
-    index_free(&l.ix);
+    recindex_free(&l.ix);
     free(l.recs);
     free(l.segs);
     if (loaded != NULL)
@@ -1395,19 +1136,19 @@ cp_err store_load(struct store *s, bool (*cb)(void *arg, struct entry *e), void 
 /* Counts the live entries of one generation across segments, as a load would. */
 struct counter {
     uint64_t gen;
-    struct index ix;
+    struct recindex ix;
 };
 
-static cp_err count_visit(void *arg, const struct rec_seen *r)
+static cp_err count_visit(void *arg, const struct segscan_rec *r)
 {
     struct counter *c = arg;
     if (r->ref.generation != c->gen)
         return CP_OK;
     if (r->ref.kind == DISKFMT_REMOVAL) {
-        index_del(&c->ix, &r->h);
+        recindex_delete(&c->ix, &r->h);
         return CP_OK;
     }
-    return index_put(&c->ix, &r->h, 0, 0, 1);
+    return recindex_put(&c->ix, &r->h, 0, 0, 1);
 }
 
 cp_err store_clear(const char *dir, size_t *entries, uint64_t *bytes)
@@ -1474,20 +1215,21 @@ cp_err store_clear(const char *dir, size_t *entries, uint64_t *bytes)
     /* Counted before removed, oldest first, so that replaced and removed records are
      * not counted. A count that runs out of memory is a low count, not a failed clear. */
     struct counter c = {.gen = old_gen};
-    struct chunk_reader rd = {.fd = -1};
+    struct segscan_reader rd = {.fd = -1};
     for (size_t i = 0; i < segs.n; i++) {
         char name[SEG_NAME_LEN + 1];
         seg_name(segs.v[i].seq, name);
-        if ((rd.fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+        int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
             continue;
-        rd.len = 0;
-        struct scan_end end;
-        scan_segment(&rd, segs.v[i].size, NULL, count_visit, &c, &end);
-        close(rd.fd);
+        segscan_reader_use(&rd, fd);
+        struct segscan_end end;
+        segscan_each(&rd, segs.v[i].size, NULL, count_visit, &c, &end);
+        close(fd);
     }
-    free(rd.buf);
+    segscan_reader_free(&rd);
     *entries += c.ix.n;
-    index_free(&c.ix);
+    recindex_free(&c.ix);
     for (size_t i = 0; i < segs.n; i++) {
         char name[SEG_NAME_LEN + 1];
         seg_name(segs.v[i].seq, name);

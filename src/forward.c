@@ -140,37 +140,74 @@ void forward_cache_status(const struct cache_outcome *o, char *buf, size_t len)
 #undef PUT
 }
 
-cp_err forward_response_headers(const struct hdrs *in, const struct cache_outcome *o,
-                                struct hdrs *out)
+/* Emits `name` once, with the values of every field so named in `in` and then
+ * `member`, joined with ", " (RFC 9110 section 5.3). On the stack unless it is long. */
+static cp_err emit_appended(const struct hdrs *in, const char *name, const char *member,
+                            forward_emit_fn emit, void *arg)
 {
-    cp_err err = hdrs_copy(out, in);
-    if (err != CP_OK)
+    size_t need = strlen(member) + 1;
+    for (size_t i = 0; i < in->n; i++)
+        if (strcasecmp(in->v[i].name, name) == 0 && in->v[i].value[0] != '\0')
+            need += strlen(in->v[i].value) + 2;
+    char stack[512];
+    char *buf = need <= sizeof stack ? stack : malloc(need);
+    if (buf == NULL)
+        return CP_ERR_NOMEM;
+    char *at = buf;
+    for (size_t i = 0; i < in->n; i++) {
+        if (strcasecmp(in->v[i].name, name) != 0 || in->v[i].value[0] == '\0')
+            continue;
+        size_t n = strlen(in->v[i].value);
+        memcpy(at, in->v[i].value, n);
+        memcpy(at + n, ", ", 2);
+        at += n + 2;
+    }
+    strcpy(at, member);
+    cp_err err = emit(arg, name, buf);
+    if (buf != stack)
+        free(buf);
+    return err;
+}
+
+/* Fields of a response that we set ourselves, or that do not go further. */
+static bool replaced_in_response(const struct hdrs *in, const char *name)
+{
+    /* The front end frames the body it sends itself, and X-Cache / Age describe this
+     * cache, not one further up; Via and Cache-Status gain our member. */
+    static const char *const ours[] = {"Content-Length", "X-Cache", "Age", "Via",
+                                       "Cache-Status"};
+    for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++)
+        if (strcasecmp(name, ours[i]) == 0)
+            return true;
+    return strcasecmp(name, "Connection") == 0 || hdrs_is_hop_by_hop(name) ||
+           hdrs_has_token(in, "Connection", name);
+}
+
+cp_err forward_response_emit(const struct hdrs *in, const struct cache_outcome *o,
+                             forward_emit_fn emit, void *arg)
+{
+    cp_err err;
+    for (size_t i = 0; i < in->n; i++) {
+        if (replaced_in_response(in, in->v[i].name))
+            continue;
+        if ((err = emit(arg, in->v[i].name, in->v[i].value)) != CP_OK)
+            return err;
+    }
+    if ((err = emit_appended(in, "Via", VIA_SELF, emit, arg)) != CP_OK)
         return err;
-    hdrs_strip_hop_by_hop(out);
-    /* The front end frames the body it sends itself, and X-Cache / Age describe
-     * this cache, not one further up. */
-    hdrs_remove(out, "Content-Length");
-    hdrs_remove(out, "X-Cache");
-    hdrs_remove(out, "Age");
-    if ((err = append_member(out, "Via", VIA_SELF)) != CP_OK)
-        goto fail;
     char status[160];
     forward_cache_status(o, status, sizeof status);
-    if ((err = append_member(out, "Cache-Status", status)) != CP_OK)
-        goto fail;
-    if ((err = hdrs_add(out, "X-Cache", forward_verdict_name(o->verdict))) != CP_OK)
-        goto fail;
+    if ((err = emit_appended(in, "Cache-Status", status, emit, arg)) != CP_OK)
+        return err;
+    if ((err = emit(arg, "X-Cache", forward_verdict_name(o->verdict))) != CP_OK)
+        return err;
     if (o->age >= 0) {
         char buf[24];
         snprintf(buf, sizeof buf, "%" PRId64, o->age);
-        if ((err = hdrs_add(out, "Age", buf)) != CP_OK)
-            goto fail;
+        if ((err = emit(arg, "Age", buf)) != CP_OK)
+            return err;
     }
     return CP_OK;
-
-fail:
-    hdrs_free(out);
-    return err;
 }
 
 cp_err forward_storable_headers(const struct hdrs *in, struct hdrs *out)

@@ -50,14 +50,18 @@ void forward_cache_status(const struct cache_outcome *o, char *buf, size_t len);
 cp_err forward_request_headers(const struct hdrs *in, const char *client_ip,
                                struct hdrs *out);
 
-/* Fills `out` (initialised, empty) with the fields to send to the client for a response
- * with fields `in`: hop-by-hop fields and Content-Length are dropped (the front end
- * sets the length of the bytes it sends), any X-Cache and Age from upstream are
- * replaced, X-Cache is set from o->verdict, Age to o->age when it is >= 0, our member
- * is appended to Cache-Status, and Via gains "1.1 caching-proxy".
- * Returns CP_ERR_NOMEM (`out` is then empty). */
-cp_err forward_response_headers(const struct hdrs *in, const struct cache_outcome *o,
-                                struct hdrs *out);
+/* Receives one field to send; returns CP_OK, or an error that stops the emitting. */
+typedef cp_err (*forward_emit_fn)(void *arg, const char *name, const char *value);
+
+/* Calls emit(arg, name, value) with each field to send to the client for a response
+ * with fields `in`, without building a list: hop-by-hop fields and Content-Length are
+ * dropped (the front end sets the length of the bytes it sends), any X-Cache and Age
+ * from upstream are replaced, X-Cache is set from o->verdict, Age to o->age when it is
+ * >= 0, our member is appended to Cache-Status, and Via gains "1.1 caching-proxy".
+ * The strings passed are valid during the call only. Returns CP_ERR_NOMEM (a long
+ * Via or Cache-Status), or the first error `emit` returns. */
+cp_err forward_response_emit(const struct hdrs *in, const struct cache_outcome *o,
+                             forward_emit_fn emit, void *arg);
 
 /* Fields from an origin response that the cache stores: everything end-to-end
  * (hop-by-hop removed), as received. Returns CP_ERR_NOMEM. */

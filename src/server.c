@@ -119,12 +119,12 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
 
 static void release_entry(void *cls) { entry_unref(cls); }
 
-static void add_fields(struct MHD_Response *resp, const struct hdrs *h)
+/* forward_emit_fn: one field of a response into libmicrohttpd's (which copies it). */
+static cp_err add_field(void *resp, const char *name, const char *value)
 {
-    for (size_t i = 0; i < h->n; i++) {
-        if (MHD_add_response_header(resp, h->v[i].name, h->v[i].value) != MHD_YES)
-            log_debug("front end refused response field %s", h->v[i].name);
-    }
+    if (MHD_add_response_header(resp, name, value) != MHD_YES)
+        log_debug("front end refused response field %s", name);
+    return CP_OK;
 }
 
 static bool is_method(const struct request *rq, const char *m)
@@ -162,11 +162,11 @@ static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
     return MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
-/* Queues `status` with fields `fields` (already rewritten for the client) and the
+/* Queues `status` with the fields `src` rewritten for the client (outcome `o`) and the
  * bytes [start, start + len) of e's body, without copying them: libmicrohttpd holds a
  * reference to `e` until it has sent the last byte. `head_length` >= 0 stands for
  * the body of a HEAD response that the origin answered without one. */
-static enum MHD_Result queue(struct request *rq, unsigned status, const struct hdrs *fields,
+static enum MHD_Result queue(struct request *rq, unsigned status, const struct hdrs *src,
                              struct entry *e, size_t start, size_t len, int64_t head_length)
 {
     struct MHD_Response *resp;
@@ -183,7 +183,10 @@ static enum MHD_Result queue(struct request *rq, unsigned status, const struct h
     }
     if (resp == NULL)
         return MHD_NO;
-    add_fields(resp, fields);
+    if (forward_response_emit(src, &rq->outcome, add_field, resp) != CP_OK) {
+        MHD_destroy_response(resp);
+        return respond_text(rq, 500, "Internal Server Error");
+    }
     enum MHD_Result r = MHD_queue_response(rq->conn, status, resp);
     MHD_destroy_response(resp);
     return r;
@@ -194,9 +197,8 @@ static enum MHD_Result queue(struct request *rq, unsigned status, const struct h
 static enum MHD_Result respond(struct request *rq, struct entry *e, int64_t head_length)
 {
     struct cache_outcome *o = &rq->outcome;
-    struct hdrs fields, out;
+    struct hdrs fields;
     hdrs_init(&fields);
-    hdrs_init(&out);
     const struct hdrs *src = &e->headers; /* the fields to rewrite; `fields` if changed */
     unsigned status = (unsigned)e->status;
     size_t start = 0, len = e->body_len;
@@ -223,15 +225,12 @@ static enum MHD_Result respond(struct request *rq, struct entry *e, int64_t head
             len = r.kind == RANGE_PARTIAL ? r.length : 0;
         }
     }
-    if (err == CP_OK)
-        err = forward_response_headers(src, o, &out);
-    hdrs_free(&fields);
     if (err != CP_OK) {
-        hdrs_free(&out);
+        hdrs_free(&fields);
         return respond_text(rq, 500, "Internal Server Error");
     }
-    enum MHD_Result r = queue(rq, status, &out, e, start, len, head_length);
-    hdrs_free(&out);
+    enum MHD_Result r = queue(rq, status, src, e, start, len, head_length);
+    hdrs_free(&fields);
     if (log_get_level() >= LOG_LVL_DEBUG)
         log_debug("%s %s -> %u %s", rq->method, rq->url, status,
                   forward_verdict_name(o->verdict));
@@ -454,19 +453,13 @@ static enum MHD_Result answer_stream(struct request *rq)
                  policy_initial_age(&rq->res.headers, rq->res.request_time,
                                     rq->res.response_time);
     }
-    struct hdrs out;
-    hdrs_init(&out);
-    if (forward_response_headers(&rq->res.headers, o, &out) != CP_OK) {
-        hdrs_free(&out);
-        return MHD_NO;
-    }
     struct MHD_Response *resp = stream_response(rq->relay, rq->conn, size);
-    if (resp == NULL) {
-        hdrs_free(&out);
+    if (resp == NULL)
+        return MHD_NO;
+    if (forward_response_emit(&rq->res.headers, o, add_field, resp) != CP_OK) {
+        MHD_destroy_response(resp);
         return MHD_NO;
     }
-    add_fields(resp, &out);
-    hdrs_free(&out);
     enum MHD_Result r = MHD_queue_response(rq->conn, (unsigned)rq->res.status, resp);
     MHD_destroy_response(resp);
     return r;

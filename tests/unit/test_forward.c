@@ -156,6 +156,59 @@ static void test_request_forwarded_host_proto_replaced(void **state)
 
 /* ---- response ---- */
 
+/* The fields forward_response_emit emits, collected in order into `out`. */
+static cp_err collect(void *arg, const char *name, const char *value)
+{
+    return hdrs_add(arg, name, value);
+}
+
+static cp_err response_fields(const struct hdrs *in, const struct cache_outcome *o,
+                              struct hdrs *out)
+{
+    return forward_response_emit(in, o, collect, out);
+}
+
+/* An emitter that fails on the third field: the error stops the emitting. */
+static cp_err fail_third(void *arg, const char *name, const char *value)
+{
+    (void)name;
+    (void)value;
+    int *calls = arg;
+    return ++*calls == 3 ? CP_ERR_NOMEM : CP_OK;
+}
+
+static void test_response_emit_stops_on_error(void **state)
+{
+    (void)state;
+    struct hdrs in;
+    fill(&in, H("A", "1", "B", "2", "C", "3", "D", "4"));
+    struct cache_outcome hit = {.verdict = VERDICT_HIT, .age = 1};
+    int calls = 0;
+    assert_int_equal(forward_response_emit(&in, &hit, fail_third, &calls), CP_ERR_NOMEM);
+    assert_int_equal(calls, 3);
+    hdrs_free(&in);
+}
+
+/* A long Via from upstream is joined with ours whole, however long. */
+static void test_response_long_via(void **state)
+{
+    (void)state;
+    struct hdrs in, out;
+    char big[700];
+    memset(big, 'v', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    fill(&in, H("Via", big, "Via", "1.0 edge"));
+    hdrs_init(&out);
+    struct cache_outcome hit = {.verdict = VERDICT_HIT, .age = -1};
+    assert_int_equal(response_fields(&in, &hit, &out), CP_OK);
+    assert_int_equal(hdrs_count(&out, "Via"), 1);
+    const char *via = hdrs_get(&out, "Via");
+    assert_int_equal(strlen(via), strlen(big) + strlen(", 1.0 edge, 1.1 caching-proxy"));
+    assert_string_equal(via + strlen(big), ", 1.0 edge, 1.1 caching-proxy");
+    hdrs_free(&in);
+    hdrs_free(&out);
+}
+
 static void test_response_rewrite(void **state)
 {
     (void)state;
@@ -167,7 +220,7 @@ static void test_response_rewrite(void **state)
     hdrs_init(&out);
     struct cache_outcome miss = {.verdict = VERDICT_MISS, .fwd = "uri-miss", .fwd_status = 200,
                                  .stored = true, .age = 0};
-    assert_int_equal(forward_response_headers(&in, &miss, &out), CP_OK);
+    assert_int_equal(response_fields(&in, &miss, &out), CP_OK);
     assert_fields(&out, H("Content-Type", "application/json", "Set-Cookie", "a=1", "Set-Cookie",
                           "b=2", "ETag", "\"v1\"", "Via", "1.1 caching-proxy", "Cache-Status",
                           "caching-proxy; fwd=uri-miss; fwd-status=200; stored", "X-Cache",
@@ -176,7 +229,7 @@ static void test_response_rewrite(void **state)
 
     hdrs_init(&out);
     struct cache_outcome hit = {.verdict = VERDICT_HIT, .age = 1234567890123};
-    assert_int_equal(forward_response_headers(&in, &hit, &out), CP_OK);
+    assert_int_equal(response_fields(&in, &hit, &out), CP_OK);
     assert_string_equal(hdrs_get(&out, "X-Cache"), "HIT");
     assert_int_equal(hdrs_count(&out, "Age"), 1);
     assert_string_equal(hdrs_get(&out, "Age"), "1234567890123");
@@ -192,7 +245,7 @@ static void test_response_no_age(void **state)
                 "Sun, 06 Nov 1994 08:49:37 GMT"));
     hdrs_init(&out);
     struct cache_outcome bypass = {.verdict = VERDICT_BYPASS, .fwd = "bypass", .age = -1};
-    assert_int_equal(forward_response_headers(&in, &bypass, &out), CP_OK);
+    assert_int_equal(response_fields(&in, &bypass, &out), CP_OK);
     /* no age known: the origin's Age is dropped, not passed on as ours */
     assert_null(hdrs_get(&out, "Age"));
     assert_int_equal(hdrs_count(&out, "X-Cache"), 1);
@@ -210,7 +263,7 @@ static void test_response_empty(void **state)
     hdrs_init(&in);
     hdrs_init(&out);
     struct cache_outcome hit = {.verdict = VERDICT_HIT, .has_ttl = true, .ttl = 57, .age = 3};
-    assert_int_equal(forward_response_headers(&in, &hit, &out), CP_OK);
+    assert_int_equal(response_fields(&in, &hit, &out), CP_OK);
     assert_fields(&out, H("Via", "1.1 caching-proxy", "Cache-Status", "caching-proxy; hit; ttl=57",
                           "X-Cache", "HIT", "Age", "3"));
     hdrs_free(&out);
@@ -225,7 +278,7 @@ static void test_cache_status_appended(void **state)
     hdrs_init(&out);
     struct cache_outcome o = {.verdict = VERDICT_REVALIDATED, .fwd = "stale", .fwd_status = 304,
                               .has_ttl = true, .ttl = 60, .stored = true, .age = 0};
-    assert_int_equal(forward_response_headers(&in, &o, &out), CP_OK);
+    assert_int_equal(response_fields(&in, &o, &out), CP_OK);
     assert_int_equal(hdrs_count(&out, "Cache-Status"), 1);
     assert_string_equal(hdrs_get(&out, "Cache-Status"),
                         "upstream; hit, caching-proxy; fwd=stale; fwd-status=304; ttl=60; stored");
@@ -286,6 +339,8 @@ int main(void)
         cmocka_unit_test(test_request_forwarded_host_proto_replaced),
         cmocka_unit_test(test_response_rewrite),
         cmocka_unit_test(test_response_no_age),
+        cmocka_unit_test(test_response_emit_stops_on_error),
+        cmocka_unit_test(test_response_long_via),
         cmocka_unit_test(test_response_empty),
         cmocka_unit_test(test_storable_headers),
     };

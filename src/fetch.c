@@ -64,11 +64,12 @@ struct fetcher {
     int wakefd;            /* eventfd: submits, resumes and stop wake the thread */
 };
 
-/* curl's socket callback: watch `s` for what curl waits on. */
+/* curl's socket callback: watch `s` for what curl waits on. `socketp` is what we
+ * assigned to `s` (curl_multi_assign): non-NULL once it is in the epoll set, until curl
+ * says it is done with it (an idle kept-alive connection is not watched). */
 static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     (void)easy;
-    (void)socketp;
     struct fetcher *f = userp;
     if (what == CURL_POLL_REMOVE) {
         epoll_ctl(f->epfd, EPOLL_CTL_DEL, s, NULL); /* may be closed already: no matter */
@@ -79,9 +80,12 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
         ev.events |= EPOLLIN;
     if (what & CURL_POLL_OUT)
         ev.events |= EPOLLOUT;
-    if (epoll_ctl(f->epfd, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT &&
-        epoll_ctl(f->epfd, EPOLL_CTL_ADD, s, &ev) != 0)
+    if (socketp != NULL)
+        return epoll_ctl(f->epfd, EPOLL_CTL_MOD, s, &ev) == 0 ? 0 : -1;
+    if (epoll_ctl(f->epfd, EPOLL_CTL_ADD, s, &ev) != 0 &&
+        (errno != EEXIST || epoll_ctl(f->epfd, EPOLL_CTL_MOD, s, &ev) != 0))
         return -1; /* curl fails the transfer: never a hang */
+    curl_multi_assign(f->multi, s, f);
     return 0;
 }
 

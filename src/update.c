@@ -91,18 +91,31 @@ struct entry *update_revalidated(const struct updater *u, struct entry *stale,
     return e;
 }
 
-static void forget_file(void *arg, const struct entry *e)
+struct forget {
+    const struct updater *u;
+    bool plain; /* the variant without a Vary key was among those removed */
+};
+
+static void forget_record(void *arg, const struct entry *e)
 {
-    const struct updater *u = arg;
-    if (u->mirror)
-        mirror_remove(u->mirror, e->key, e->vary_key ? e->vary_key : "");
+    struct forget *f = arg;
+    const char *vary = e->vary_key ? e->vary_key : "";
+    f->plain |= vary[0] == '\0';
+    if (f->u->mirror)
+        mirror_remove(f->u->mirror, e->key, vary);
 }
 
 static void invalidate_one(const struct updater *u, const char *url)
 {
-    size_t n = cache_remove(u->cache, url, forget_file, (void *)u);
+    struct forget f = {.u = u};
+    size_t n = cache_remove(u->cache, url, forget_record, &f);
     if (n > 0)
         log_debug("invalidated %zu stored response(s) of %s", n, url);
+    /* What is on disk but no longer (or not yet) in memory goes too: evicted from memory
+     * it would come back at the next start. (The store writes nothing for a key it
+     * knows it does not hold.) */
+    if (!f.plain && u->mirror)
+        mirror_remove(u->mirror, url, "");
 }
 
 void update_invalidate(const struct updater *u, const char *url, int status,
@@ -140,6 +153,10 @@ struct entry *update_lookup(const struct updater *u, const char *key,
     if (err == CP_ERR_SUPERSEDED) { /* fetched meanwhile: the newer one is used */
         entry_unref(e);
         return cache_lookup(u->cache, key, request, uri_known);
+    }
+    if (err == CP_ERR_STALE_GEN) { /* the cache was cleared after it was read */
+        entry_unref(e);
+        return NULL;
     }
     return e;
 }

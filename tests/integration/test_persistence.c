@@ -203,6 +203,36 @@ static void test_large_bodies_restart_and_bound(void **state)
     assert_int_equal(hx_proxy_stop(p), 0);
 }
 
+/* An unsafe method invalidates what is stored on disk too, also when the response had
+ * already been evicted from memory: it must not come back at the next start. */
+static void test_invalidation_of_evicted_response(void **state)
+{
+    struct hx *h = *state;
+    char dir[512];
+    hx_fresh_dir(h, dir, sizeof dir);
+    const char *const small[] = {"--max-memory", "12K", NULL};
+    struct proxy *p = hx_proxy_start(h, orig_url(h->origin), dir, small);
+    assert_non_null(p);
+    char path[32];
+    for (int i = 0; i < 4; i++) { /* 4 x 4000 bytes do not fit in 12 KiB: n=0 leaves */
+        snprintf(path, sizeof path, "/big/4000?n=%d", i);
+        get_pattern(p, path, NULL, 0, 4000, "MISS");
+    }
+    assert_true(wait_records(dir, 4, 10.0));
+    struct hreq post = {.method = "POST", .body = "x", .body_len = 1};
+    struct hresp r;
+    assert_int_equal(hx_http(p->port, "/big/4000?n=0", &post, &r), 0);
+    assert_int_equal(r.status, 200);
+    hresp_free(&r);
+    assert_int_equal(hx_proxy_stop(p), 0); /* a clean stop writes what is queued */
+
+    p = start_loaded(h, dir);
+    assert_non_null(p);
+    get_pattern(p, "/big/4000?n=0", NULL, 0, 4000, "MISS");
+    get_pattern(p, "/big/4000?n=1", NULL, 0, 4000, "HIT"); /* the others stay */
+    assert_int_equal(hx_proxy_stop(p), 0);
+}
+
 static void test_clear_cache_reaches_running_server(void **state)
 {
     struct hx *h = *state;
@@ -427,6 +457,8 @@ int main(void)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_restart_keeps_cache, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_invalidation_of_evicted_response, hx_setup,
+                                        hx_teardown),
         cmocka_unit_test_setup_teardown(test_large_bodies_restart_and_bound, hx_setup,
                                         hx_teardown),
         cmocka_unit_test_setup_teardown(test_clear_cache_reaches_running_server, hx_setup,

@@ -36,6 +36,8 @@ struct slot {
     char *key;             /* owned; the uthash key */
     struct node **variants;
     size_t n, cap;
+    bool gone;             /* invalidated while the disk loads: no copy from disk (a slot
+                              with no variant is kept for this mark alone) */
     UT_hash_handle hh;
 };
 
@@ -53,6 +55,9 @@ struct cache {
     struct stripe stripes[CACHE_STRIPES];
     const _Atomic uint64_t *shared_gen; /* NULL: generation never changes */
     _Atomic uint64_t seen_gen;
+    atomic_bool loading;               /* between cache_load_begin and cache_load_end */
+    atomic_bool marks_lost;            /* a mark could not be made: refuse every copy
+                                          from disk until the load ends */
     pthread_mutex_t clear_lock;        /* one thread at a time acts on a generation change */
 
     size_t max_bytes;                  /* 0: no bound */
@@ -231,6 +236,8 @@ cp_err cache_new(const _Atomic uint64_t *generation, size_t max_bytes, struct ca
     atomic_init(&c->seen_gen, generation ? atomic_load(generation) : 0);
     c->max_bytes = max_bytes;
     atomic_init(&c->bytes_seen, 0);
+    atomic_init(&c->loading, false);
+    atomic_init(&c->marks_lost, false);
     *out = c;
     return CP_OK;
 }
@@ -367,7 +374,7 @@ static bool table_forget(struct cache *c, struct node *v)
         found = true;
         break;
     }
-    if (s != NULL && s->n == 0) {
+    if (s != NULL && s->n == 0 && !s->gone) {
         HASH_DEL(st->table, s);
         slot_free(s);
     }
@@ -389,7 +396,7 @@ static void evict_victims(struct cache *c, struct node *victims)
     }
 }
 
-cp_err cache_insert(struct cache *c, struct entry *e)
+static cp_err insert(struct cache *c, struct entry *e, bool loaded)
 {
     uint64_t gen = sync_generation(c);
     if (e->generation != gen)
@@ -412,6 +419,12 @@ cp_err cache_insert(struct cache *c, struct entry *e)
     pthread_mutex_lock(&st->lock);
     struct slot *s = NULL;
     HASH_FIND_BYHASHVALUE(hh, st->table, e->key, len, (unsigned)hash, s);
+    if (loaded && ((s != NULL && s->gone) || atomic_load(&c->marks_lost))) {
+        pthread_mutex_unlock(&st->lock); /* invalidated since the disk was read */
+        entry_unref(n->e);
+        free(n);
+        return CP_ERR_SUPERSEDED;
+    }
     if (s == NULL) {
         s = calloc(1, sizeof *s);
         if (s == NULL || (s->key = strdup(e->key)) == NULL) {
@@ -440,7 +453,7 @@ cp_err cache_insert(struct cache *c, struct entry *e)
             size_t cap = s->cap ? s->cap * 2 : 2;
             struct node **v = realloc(s->variants, cap * sizeof *v);
             if (v == NULL) {
-                if (s->n == 0) {
+                if (s->n == 0 && !s->gone) {
                     HASH_DEL(st->table, s);
                     slot_free(s);
                 }
@@ -477,6 +490,10 @@ nomem:
     return CP_ERR_NOMEM;
 }
 
+cp_err cache_insert(struct cache *c, struct entry *e) { return insert(c, e, false); }
+
+cp_err cache_insert_loaded(struct cache *c, struct entry *e) { return insert(c, e, true); }
+
 size_t cache_remove(struct cache *c, const char *key,
                     void (*removed)(void *arg, const struct entry *e), void *arg)
 {
@@ -484,30 +501,76 @@ size_t cache_remove(struct cache *c, const char *key,
     size_t len = strlen(key);
     struct stripe *st = stripe_for(c, key, len, &hash);
     size_t n = 0;
+    struct node **vars = NULL;
+    bool keep = atomic_load(&c->loading);
 
     pthread_mutex_lock(&st->lock);
     struct slot *s = NULL;
     HASH_FIND_BYHASHVALUE(hh, st->table, key, len, (unsigned)hash, s);
+    if (s == NULL && keep) {
+        /* Not in memory, maybe not loaded yet: the mark keeps its disk copy out. */
+        s = calloc(1, sizeof *s);
+        if (s == NULL || (s->key = strdup(key)) == NULL) {
+            free(s);
+            s = NULL;
+            atomic_store(&c->marks_lost, true);
+        } else {
+            s->gone = true;
+            HASH_ADD_KEYPTR_BYHASHVALUE(hh, st->table, s->key, len, (unsigned)hash, s);
+        }
+        pthread_mutex_unlock(&st->lock);
+        return 0;
+    }
     if (s != NULL) {
-        HASH_DEL(st->table, s);
         n = s->n;
+        vars = s->variants;
         st->entries -= n;
         for (size_t i = 0; removed != NULL && i < n; i++)
-            removed(arg, s->variants[i]->e);
+            removed(arg, vars[i]->e);
         pthread_mutex_lock(&c->clock_lock);
         for (size_t i = 0; i < n; i++)
-            if (clock_unlink_locked(c, s->variants[i]))
-                node_release(s->variants[i]); /* never the last hold: the table has one */
+            if (clock_unlink_locked(c, vars[i]))
+                node_release(vars[i]); /* never the last hold: the table has one */
         clock_publish_locked(c);
         pthread_mutex_unlock(&c->clock_lock);
+        if (keep) { /* the slot stays, empty, as the mark */
+            s->variants = NULL;
+            s->n = s->cap = 0;
+            s->gone = true;
+            s = NULL;
+        } else {
+            HASH_DEL(st->table, s);
+        }
     }
     pthread_mutex_unlock(&st->lock);
-    if (s != NULL) {
-        for (size_t i = 0; i < n; i++)
-            node_release(s->variants[i]);
-        slot_free(s);
-    }
+    for (size_t i = 0; i < n; i++)
+        node_release(vars[i]);
+    if (s != NULL)
+        slot_free(s); /* frees vars too */
+    else
+        free(vars);
     return n;
+}
+
+void cache_load_begin(struct cache *c) { atomic_store(&c->loading, true); }
+
+void cache_load_end(struct cache *c)
+{
+    atomic_store(&c->loading, false);
+    for (size_t i = 0; i < CACHE_STRIPES; i++) {
+        struct stripe *st = &c->stripes[i];
+        pthread_mutex_lock(&st->lock);
+        struct slot *s, *tmp;
+        HASH_ITER(hh, st->table, s, tmp) {
+            s->gone = false;
+            if (s->n == 0) {
+                HASH_DEL(st->table, s);
+                slot_free(s);
+            }
+        }
+        pthread_mutex_unlock(&st->lock);
+    }
+    atomic_store(&c->marks_lost, false);
 }
 
 size_t cache_count(struct cache *c)

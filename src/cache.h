@@ -63,6 +63,17 @@ struct entry *cache_lookup(struct cache *c, const char *key, const struct hdrs *
  * cache is left as it was. Evicted entries stay valid for whoever holds a reference. */
 cp_err cache_insert(struct cache *c, struct entry *e);
 
+/* While the disk is being loaded, a copy read from disk may reach the cache after the
+ * response was invalidated (cache_remove) meanwhile. Between cache_load_begin and
+ * cache_load_end, cache_remove leaves a mark on the key, and cache_insert_loaded
+ * refuses a copy from disk for a marked key (CP_ERR_SUPERSEDED), as it refuses one
+ * older than what is stored; otherwise it is cache_insert. cache_load_end drops the
+ * marks. None fails: when memory for a mark runs out, every copy from disk is refused
+ * until cache_load_end (fetched again, never stale). */
+void cache_load_begin(struct cache *c);
+void cache_load_end(struct cache *c);
+cp_err cache_insert_loaded(struct cache *c, struct entry *e);
+
 /* Removes every variant of `key`; returns how many were removed. `removed`, if not
  * NULL, is called with each (under the cache's lock: it must be quick and must not call
  * back into the cache), e.g. to remove its disk file too. */

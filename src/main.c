@@ -101,7 +101,7 @@ static bool load_one(void *arg, struct entry *e)
         set_indexed(l);
     /* A response fetched meanwhile is newer: it stays (CP_ERR_SUPERSEDED). */
     entry_pack(e); /* unpacked (no memory) is only bigger */
-    cache_insert(l->cache, e);
+    cache_insert_loaded(l->cache, e); /* refused if superseded or invalidated meanwhile */
     entry_unref(e);
     atomic_fetch_add(&l->count, 1);
     return !atomic_load(&l->stop);
@@ -121,6 +121,7 @@ static void *load_thread(void *arg)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     size_t loaded = 0;
     l->err = store_load(l->store, load_one, l, &loaded, &l->removed);
+    cache_load_end(l->cache);
     l->seconds = seconds_since(&t0);
     atomic_store(&l->loading, false);
     pthread_mutex_lock(&l->lock);
@@ -216,6 +217,7 @@ static int serve(const struct config *cfg)
     atomic_init(&loader.count, 0);
     pthread_mutex_init(&loader.lock, NULL);
     pthread_cond_init(&loader.done_cv, NULL);
+    cache_load_begin(cache);
     if (pthread_create(&loader.thread, NULL, load_thread, &loader) != 0) {
         report(CP_ERR_INTERNAL, "cannot start the thread loading the cache");
         goto out;

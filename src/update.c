@@ -149,8 +149,8 @@ struct entry *update_lookup(const struct updater *u, const char *key,
     if (store_read(u->store, key, "", &e) != CP_OK)
         return NULL;
     entry_pack(e);
-    cp_err err = cache_insert(u->cache, e);
-    if (err == CP_ERR_SUPERSEDED) { /* fetched meanwhile: the newer one is used */
+    cp_err err = cache_insert_loaded(u->cache, e);
+    if (err == CP_ERR_SUPERSEDED) { /* fetched or invalidated meanwhile */
         entry_unref(e);
         return cache_lookup(u->cache, key, request, uri_known);
     }

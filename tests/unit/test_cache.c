@@ -56,6 +56,65 @@ static void test_miss_then_hit(void **state)
     cache_free(c);
 }
 
+static void tally(void *arg, const struct entry *e)
+{
+    assert_string_equal(e->key, "http://o/a");
+    ++*(int *)arg;
+}
+
+/* While the disk loads, an invalidation keeps the disk's copy out, whether the response
+ * was in memory already or not yet; a fresh response is stored as usual; once the load
+ * ends, the marks are gone. */
+static void test_invalidated_while_loading(void **state)
+{
+    (void)state;
+    struct cache *c;
+    assert_int_equal(cache_new(NULL, 0, &c), CP_OK);
+    struct hdrs req;
+    hdrs_init(&req);
+    bool known = true;
+    cache_load_begin(c);
+
+    /* In memory (loaded), then invalidated: the same copy read again is refused. */
+    struct entry *a = make_entry("http://o/a", NULL, &req, "old a", 0);
+    assert_int_equal(cache_insert_loaded(c, a), CP_OK);
+    int removed = 0;
+    assert_int_equal(cache_remove(c, "http://o/a", tally, &removed), 1);
+    assert_int_equal(removed, 1);
+    assert_int_equal(cache_insert_loaded(c, a), CP_ERR_SUPERSEDED);
+    assert_null(cache_lookup(c, "http://o/a", &req, &known));
+    assert_false(known); /* the mark is no stored response */
+    assert_int_equal(cache_count(c), 0);
+    /* A response fetched after the invalidation is stored and found. */
+    struct entry *a2 = make_entry("http://o/a", NULL, &req, "new a", 0);
+    assert_int_equal(cache_insert(c, a2), CP_OK);
+    struct entry *got = cache_lookup(c, "http://o/a", &req, NULL);
+    assert_non_null(got);
+    assert_memory_equal(got->body, "new a", 5);
+    entry_unref(got);
+
+    /* Not loaded yet when invalidated: its copy from disk never gets in. */
+    assert_int_equal(cache_remove(c, "http://o/b", NULL, NULL), 0);
+    struct entry *b = make_entry("http://o/b", NULL, &req, "old b", 0);
+    assert_int_equal(cache_insert_loaded(c, b), CP_ERR_SUPERSEDED);
+    assert_null(cache_lookup(c, "http://o/b", &req, NULL));
+    /* Other keys load as usual. */
+    struct entry *d = make_entry("http://o/d", NULL, &req, "d", 0);
+    assert_int_equal(cache_insert_loaded(c, d), CP_OK);
+
+    cache_load_end(c);
+    assert_int_equal(cache_count(c), 2); /* a2 and d; no mark left behind as an entry */
+    assert_int_equal(cache_insert_loaded(c, b), CP_OK); /* marks gone with the load */
+    /* Outside a load, a removal leaves nothing behind. */
+    assert_int_equal(cache_remove(c, "http://o/d", NULL, NULL), 1);
+    assert_int_equal(cache_insert_loaded(c, d), CP_OK);
+    entry_unref(a);
+    entry_unref(a2);
+    entry_unref(b);
+    entry_unref(d);
+    cache_free(c);
+}
+
 /* A copy loaded late from disk never hides the newer response fetched meanwhile. */
 static void test_older_does_not_replace_newer(void **state)
 {
@@ -667,6 +726,7 @@ int main(void)
         cmocka_unit_test(test_eviction_fifo_without_hits),
         cmocka_unit_test(test_eviction_second_chance),
         cmocka_unit_test(test_replacement_not_evicted_twice),
+        cmocka_unit_test(test_invalidated_while_loading),
         cmocka_unit_test(test_too_large_refused),
         cmocka_unit_test(test_evicted_entry_stays_readable),
         cmocka_unit_test(test_bound_under_concurrency),

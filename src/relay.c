@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define RELAY_EXACT_MAX (1u << 20) /* largest room reserved on an announced length alone */
+
 struct relay_reader {
     uint64_t pos;
     void (*wake)(void *);
@@ -165,8 +167,9 @@ void relay_end(struct relay *r, bool ok)
 void relay_expect(struct relay *r, uint64_t length)
 {
     pthread_mutex_lock(&r->lock);
+    /* Up to a point: an origin may announce more than it sends. */
     if (r->keeping && length > 0 && length <= r->keep_limit && r->cap == 0)
-        r->first_cap = (size_t)length;
+        r->first_cap = length < RELAY_EXACT_MAX ? (size_t)length : RELAY_EXACT_MAX;
     pthread_mutex_unlock(&r->lock);
 }
 

@@ -25,7 +25,8 @@ struct relay *relay_ref(struct relay *r);
 void relay_unref(struct relay *r);
 
 /* The body's announced length (Content-Length): a body that will be kept is given
- * exactly that room up front, with no doubling to trim afterwards. Call before any
+ * exactly that room up front (up to 1 MiB; more grows as it arrives), with no doubling
+ * to trim afterwards. Call before any
  * relay_write; a body that turns out longer still grows as usual. */
 void relay_expect(struct relay *r, uint64_t length);
 

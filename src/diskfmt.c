@@ -29,8 +29,6 @@ static const unsigned char magic[4] = {'C', 'P', 'X', 'E'};
 
 /* ---- writing ------------------------------------------------------------------ */
 
-/* ---- writing ------------------------------------------------------------------ */
-
 static unsigned char *put_u32(unsigned char *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++)

@@ -270,6 +270,7 @@ out:
     fetcher_free(fetcher);
     if (loader_started != NULL) {
         atomic_store(&loader_started->stop, true);
+        store_load_stop(store); /* the index scan too, not only the hand-over */
         pthread_join(loader_started->thread, NULL);
         pthread_mutex_destroy(&loader_started->lock);
         pthread_cond_destroy(&loader_started->done_cv);

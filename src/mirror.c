@@ -1,6 +1,7 @@
 /* The disk mirror's writer thread (see mirror.h): callers append operations to a
  * queue under a mutex and return at once; one thread applies them to the store in
- * order, so a write followed by a removal of the same key ends with no file.
+ * order, so a write followed by a removal of the same key ends with no record in force
+ * for it (the store appends a removal record after the entry's).
  * The writer lingers a moment after it is woken and then takes the whole queue, so a
  * busy proxy pays one wakeup per batch of writes rather than one per response. */
 #include "mirror.h"
@@ -19,8 +20,9 @@
 struct mirror_op {
     struct mirror_op *next;
     struct entry *entry; /* write this entry, or, when NULL, remove key/vary_key */
-    char *key;
+    char *key;           /* into names: one allocation, one way to fail */
     char *vary_key;
+    char names[];
 };
 
 struct mirror {
@@ -36,8 +38,6 @@ struct mirror {
 static void op_free(struct mirror_op *op)
 {
     entry_unref(op->entry);
-    free(op->key);
-    free(op->vary_key);
     free(op);
 }
 
@@ -131,8 +131,10 @@ void mirror_write(struct mirror *m, struct entry *e)
 {
     struct mirror_op *op = calloc(1, sizeof *op);
     if (op == NULL) {
-        /* The entry stays in memory; only its copy on disk is missed. */
-        log_warn("cannot queue cache entry %s for the disk: out of memory", e->key);
+        /* The entry stays in memory, but an older record of its key stays in force on
+         * disk, to be found by the store and loaded at the next start. */
+        log_error("cannot queue cache entry %s for the disk: out of memory; an older copy "
+                  "may be served from the disk", e->key);
         return;
     }
     op->entry = entry_ref(e);
@@ -141,14 +143,18 @@ void mirror_write(struct mirror *m, struct entry *e)
 
 void mirror_remove(struct mirror *m, const char *key, const char *vary_key)
 {
-    struct mirror_op *op = calloc(1, sizeof *op);
-    if (op == NULL || (op->key = strdup(key)) == NULL ||
-        (op->vary_key = strdup(vary_key)) == NULL) {
-        log_warn("cannot queue removal of cache file for %s: out of memory", key);
-        if (op != NULL)
-            op_free(op);
+    size_t key_len = strlen(key) + 1, vary_len = strlen(vary_key) + 1;
+    struct mirror_op *op = malloc(sizeof *op + key_len + vary_len);
+    if (op == NULL) {
+        /* Only the entry in memory is gone: its record stays in force on disk, found by
+         * the store and loaded again at the next start, though it was meant to go. */
+        log_error("cannot queue the removal of cache entry %s for the disk: out of memory; "
+                  "it may be served from the disk again", key);
         return;
     }
+    *op = (struct mirror_op){.key = op->names, .vary_key = op->names + key_len};
+    memcpy(op->key, key, key_len);
+    memcpy(op->vary_key, vary_key, vary_len);
     enqueue(m, op);
 }
 

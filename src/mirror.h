@@ -12,9 +12,13 @@ struct mirror;
 /* Starts the writer thread over `s` (which must outlive the mirror).
  * Returns CP_ERR_NOMEM or CP_ERR_INTERNAL (thread creation failed). */
 cp_err mirror_start(struct store *s, struct mirror **out);
-/* Queues `e` to be written (takes a reference). Never blocks on I/O. */
+/* Queues `e` to be written as a record (takes a reference; see store_write). Never
+ * blocks on I/O. Out of memory, it is not written, logged as an error: the older record
+ * of its key, if any, stays in force on disk. */
 void mirror_write(struct mirror *m, struct entry *e);
-/* Queues the removal of the file of this key and vary key (copies both). */
+/* Queues the removal of the record of this key and vary key (copies both; see
+ * store_remove). Never blocks on I/O. Out of memory, the removal is lost, logged as an
+ * error: the record stays in force on disk. */
 void mirror_remove(struct mirror *m, const char *key, const char *vary_key);
 /* Writes everything queued, stops the thread and frees. NULL is ignored. */
 void mirror_stop(struct mirror *m);

@@ -16,6 +16,13 @@
  * create: what a crash left at the end of one is then only ever read. A record cut
  * short by a crash fails its lengths or checksums at the next load and is cut away. A
  * failed write is cut back (ftruncate) or, if even that fails, the segment is closed.
+ * An entry that is not written (disk full, too large) must not leave the record it
+ * replaces in force, or a restart would serve the older answer: its key leaves the
+ * index, the index stops counting as complete, and a removal record is appended. A
+ * removal record that cannot be appended either waits in a short list (pending) and is
+ * appended before any later record, so that order on disk stays the order of events;
+ * only if even that list cannot take it (full, no memory) is it lost, logged as an
+ * error: the key's older record is then live again after a restart.
  *
  * Index. One 32-byte slot per key and vary key in an open-addressing table: the 128-bit
  * hash of both (diskfmt_key_hash) and where the newest record lies (segment, offset,
@@ -28,7 +35,10 @@
  * Bound. When the segments together exceed max_bytes the oldest are deleted whole, FIFO
  * as in a log-structured cache, and their records leave the index in one sweep. The
  * segment being written is spared. Replaced and removed records are garbage that is not
- * compacted: it counts against the bound until its segment is deleted in turn.
+ * compacted: it counts against the bound until its segment is deleted in turn. A
+ * segment that cannot be deleted stops the trimming there and stays listed and counted:
+ * deleting the newer ones past it could delete the removal of a record it holds, which
+ * would come back at the next start. The bound is exceeded until it can be deleted.
  *
  * Generation. --clear-cache (store_clear) bumps the shared counter, then deletes every
  * segment. A running store notices on its next call (an atomic load of the mapping):
@@ -41,6 +51,15 @@
  * index, so store_read finds everything from then on. Before the scan the segment being
  * written is closed to further records, so the scan reads only files nobody appends to.
  * (2) The live records are read whole, oldest first, and handed over.
+ * A segment that cannot be read to its end (open or read fails: EACCES, EMFILE, EIO;
+ * ENOENT is a segment deleted meanwhile, damage is cut away) may hold newer records and
+ * removals of any key in it or in an older segment. Rule: the records of the newest such
+ * segment and of every older one are left out of the index (not handed over, not found:
+ * they stay on disk for a later load), those of newer segments are sound (nothing
+ * unknown is newer than they are). The index is then not complete, so every removal
+ * goes to disk, and the unread segment stays listed, counted against the bound and
+ * trimmed in its turn. store_load_stop ends phase 1 between segments with the same
+ * rule taken to its end: no index is made of what was read.
  *
  * The index's table is recindex.c; reading one segment in sequence, and what damage in
  * it means (where it is cut, which records are skipped), is segscan.c.
@@ -176,6 +195,17 @@ struct hash_list {
     size_t n, cap;
 };
 
+/* A removal record that could not be appended yet. */
+struct pending {
+    char *key, *vary;
+    uint64_t gen;
+    struct diskfmt_hash h;
+};
+
+/* At most this many removals wait: a disk that stays full is not a reason to fill the
+ * memory too, and a few thousand cover a long outage of invalidations. */
+#define PENDING_MAX 4096
+
 struct store {
     char *dir;
     int dfd;               /* the directory, for openat/unlinkat */
@@ -197,9 +227,18 @@ struct store {
     uint64_t next_seq;
     uint64_t trim_cut;     /* every segment before this one was deleted by us */
     bool ix_complete;      /* every record on disk is known to the index */
+    bool ix_gap;           /* a record on disk was left out of the index on purpose (a
+                              failed write, no memory): no load makes it complete */
     bool loading;          /* between a load's snapshot and its merge */
     bool load_void;        /* the loaded index must not be merged (clear, no memory) */
     struct hash_list load_removed; /* removals since the snapshot */
+    uint64_t trim_stuck;   /* the segment trimming last failed to delete (logged once) */
+
+    atomic_bool load_stop; /* store_load_stop: sticky, read without a lock */
+
+    /* Removal records not yet appended, oldest first (under write_lock). */
+    struct pending *pend;
+    size_t npend, cappend;
 };
 
 static void log_seg(enum log_level lvl, const struct store *s, uint64_t seq, const char *what,
@@ -224,8 +263,39 @@ static void sync_gen_locked(struct store *s)
     s->epoch++;
     s->trim_cut = s->next_seq;
     s->ix_complete = true; /* all there is now is what this store writes */
+    s->ix_gap = false;
     if (s->loading)
         s->load_void = true;
+}
+
+/* Notes that the record of `h` must not come back with a load's index: the merge
+ * removes it there. Caller holds `lock`. */
+static void note_removed_locked(struct store *s, const struct diskfmt_hash *h)
+{
+    if (!s->loading)
+        return;
+    struct hash_list *l = &s->load_removed;
+    if (l->n == l->cap) {
+        size_t cap = l->cap != 0 ? l->cap * 2 : 64;
+        struct diskfmt_hash *v = realloc(l->v, cap * sizeof *v);
+        if (v != NULL) {
+            l->v = v;
+            l->cap = cap;
+        }
+    }
+    if (l->n < l->cap)
+        l->v[l->n++] = *h;
+    else
+        s->load_void = true; /* loading nothing beats bringing the key back */
+}
+
+/* Notes that some record on disk is not in the index (the key's older record, when a
+ * newer one could not be written): from now on every removal goes to disk. Caller
+ * holds `lock`. */
+static void index_gap_locked(struct store *s)
+{
+    s->ix_gap = true;
+    s->ix_complete = false;
 }
 
 uint64_t store_segment_bytes(uint64_t max_bytes)
@@ -378,6 +448,8 @@ cp_err store_open(const char *dir, uint64_t max_bytes, struct store **out)
     s->next_seq = s->segs.n > 0 ? s->segs.v[s->segs.n - 1].seq + 1 : 1;
     s->ix_complete = s->segs.n == 0;
     s->index_gen = atomic_load(s->gen);
+    s->trim_stuck = UINT64_MAX;
+    atomic_init(&s->load_stop, false);
     *out = s;
     return CP_OK;
 fail:;
@@ -397,10 +469,24 @@ fail:;
     return err;
 }
 
+static cp_err flush_pending(struct store *s);
+static void pending_free(struct pending *p);
+
 void store_close(struct store *s)
 {
     if (s == NULL)
         return;
+    /* A last try: what is still pending after it is lost, and the entries it removed
+     * may come back at the next start. */
+    pthread_mutex_lock(&s->write_lock);
+    if (s->npend > 0 && flush_pending(s) != CP_OK)
+        log_error("cannot record the removal of %zu cache entr%s in %s: %s may come back "
+                  "after a restart", s->npend, s->npend == 1 ? "y" : "ies", s->dir,
+                  s->npend == 1 ? "it" : "they");
+    for (size_t i = 0; i < s->npend; i++)
+        pending_free(&s->pend[i]);
+    free(s->pend);
+    pthread_mutex_unlock(&s->write_lock);
     if (s->wfd >= 0)
         close(s->wfd);
     close(s->dfd);
@@ -455,9 +541,10 @@ static int write_all(int fd, struct iovec *iov, int cnt)
 }
 
 /* Deletes the oldest segments while the bound is exceeded, sparing the one being
- * written, and forgets their records. A segment that cannot be deleted is forgotten
- * all the same: keeping it would make every later write try again and the bound
- * count bytes it cannot free. Caller holds both locks. */
+ * written, and forgets their records. A segment that cannot be deleted (other than
+ * ENOENT: gone already) ends the trimming and stays listed: a newer segment deleted past
+ * it may hold the removal of a record it keeps, which would then come back at the next
+ * start. The next write tries again. Caller holds both locks. */
 static void trim_locked(struct store *s)
 {
     if (s->max_bytes == 0 || s->bytes <= s->max_bytes)
@@ -467,11 +554,16 @@ static void trim_locked(struct store *s)
            !(s->wfd >= 0 && s->segs.v[k].seq == s->wseq)) {
         char name[SEG_NAME_LEN + 1];
         seg_name(s->segs.v[k].seq, name);
-        if (unlinkat(s->dfd, name, 0) == 0)
-            log_debug("removed cache segment %s/%s to stay within %" PRIu64 " bytes", s->dir,
-                      name, s->max_bytes);
-        else if (errno != ENOENT)
-            log_warn("cannot remove cache segment %s/%s: %s", s->dir, name, strerror(errno));
+        if (unlinkat(s->dfd, name, 0) != 0 && errno != ENOENT) {
+            /* Once per segment: every write tries again. */
+            log_msg(s->trim_stuck == s->segs.v[k].seq ? LOG_LVL_DEBUG : LOG_LVL_WARN,
+                    "cannot remove cache segment %s/%s: %s; the cache stays over %" PRIu64
+                    " bytes until it can be", s->dir, name, strerror(errno), s->max_bytes);
+            s->trim_stuck = s->segs.v[k].seq;
+            break;
+        }
+        log_debug("removed cache segment %s/%s to stay within %" PRIu64 " bytes", s->dir,
+                  name, s->max_bytes);
         s->bytes -= s->segs.v[k].size;
         k++;
     }
@@ -530,15 +622,23 @@ static cp_err open_segment(struct store *s)
     return CP_OK;
 }
 
-/* Appends one record of `len` bytes (iov) to the segment being written, and indexes
- * it under `h` unless it is a removal (h NULL). Caller holds write_lock. */
+/* Appends one record of `len` bytes (iov), made in generation `gen`, to the segment
+ * being written, and indexes it under `h` unless it is a removal (h NULL). Sets
+ * *written (may be NULL) once the record is on disk, whatever is returned. A record of
+ * another generation than the store's is neither written nor indexed (a clear came
+ * first): CP_ERR_STALE_GEN. Caller holds write_lock. */
 static cp_err append_record(struct store *s, struct iovec *iov, int cnt, uint64_t len,
-                            const struct diskfmt_hash *h)
+                            const struct diskfmt_hash *h, uint64_t gen, bool *written)
 {
+    if (written != NULL)
+        *written = false;
     pthread_mutex_lock(&s->lock);
     sync_gen_locked(s);
     uint64_t epoch = s->epoch;
+    bool stale = s->index_gen != gen;
     pthread_mutex_unlock(&s->lock);
+    if (stale)
+        return CP_ERR_STALE_GEN;
     if (s->wfd >= 0 &&
         (s->wepoch != epoch || (s->wsize > 0 && len > s->seg_bytes - s->wsize) ||
          s->wsize > s->seg_bytes || s->wsize > UINT32_MAX))
@@ -558,13 +658,17 @@ static cp_err append_record(struct store *s, struct iovec *iov, int cnt, uint64_
             close_current(s);
         return CP_ERR_IO;
     }
+    if (written != NULL)
+        *written = true;
     uint32_t off = (uint32_t)s->wsize;
     s->wsize += len;
 
     cp_err err = CP_OK;
     pthread_mutex_lock(&s->lock);
     sync_gen_locked(s);
-    if (s->wepoch == s->epoch) { /* else the segment went with a clear */
+    /* Else the segment went with a clear (which also changes the epoch): nothing of it
+     * is counted or indexed, and its records are of the old generation. */
+    if (s->wepoch == s->epoch && s->index_gen == gen) {
         for (size_t i = s->segs.n; i-- > 0;) {
             if (s->segs.v[i].seq == s->wseq) {
                 s->segs.v[i].size += len;
@@ -574,7 +678,8 @@ static cp_err append_record(struct store *s, struct iovec *iov, int cnt, uint64_
         }
         if (h != NULL && (err = recindex_put(&s->ix, h, s->wseq, off, (uint32_t)len)) != CP_OK) {
             recindex_delete(&s->ix, h); /* better not found than an older record */
-            s->ix_complete = false; /* a removal must now be written to disk */
+            note_removed_locked(s, h);  /* nor through a load's index */
+            index_gap_locked(s);        /* a removal must now be written to disk */
         }
         trim_locked(s);
     }
@@ -582,8 +687,92 @@ static cp_err append_record(struct store *s, struct iovec *iov, int cnt, uint64_
     return err;
 }
 
-/* Forgets the record of `h` and, if one may be on disk, appends a removal record.
- * Caller holds write_lock. */
+static void pending_free(struct pending *p)
+{
+    free(p->key);
+    free(p->vary);
+}
+
+/* Appends the removal record of key/vary made in `gen`. Caller holds write_lock. */
+static cp_err append_removal(struct store *s, const char *key, const char *vary, uint64_t gen)
+{
+    unsigned char *rec;
+    size_t len;
+    cp_err err = diskfmt_encode_removal(key, vary, gen, &rec, &len);
+    if (err != CP_OK)
+        return err;
+    struct iovec iov = {rec, len};
+    err = append_record(s, &iov, 1, len, NULL, gen, NULL);
+    free(rec);
+    return err;
+}
+
+/* Appends the pending removals, oldest first, until one fails: it and those after it
+ * stay pending. Those of an older generation are dropped (a clear removed what they
+ * were about). Returns what the failed one got. Caller holds write_lock. */
+static cp_err flush_pending(struct store *s)
+{
+    size_t done = 0;
+    cp_err err = CP_OK;
+    while (done < s->npend) {
+        struct pending *p = &s->pend[done];
+        err = append_removal(s, p->key, p->vary, p->gen);
+        if (err != CP_OK && err != CP_ERR_STALE_GEN)
+            break;
+        err = CP_OK;
+        pending_free(p);
+        done++;
+    }
+    memmove(s->pend, s->pend + done, (s->npend - done) * sizeof *s->pend);
+    s->npend -= done;
+    return err;
+}
+
+/* Keeps the removal of key/vary (hash h) for flush_pending. Returns false if it cannot
+ * be kept (the list is full, or no memory). Caller holds write_lock. */
+static bool pending_add(struct store *s, const char *key, const char *vary,
+                        const struct diskfmt_hash *h, uint64_t gen)
+{
+    for (size_t i = 0; i < s->npend; i++)
+        if (s->pend[i].h.lo == h->lo && s->pend[i].h.hi == h->hi && s->pend[i].gen == gen)
+            return true; /* one removal record does for both */
+    if (s->npend == PENDING_MAX)
+        return false;
+    if (s->npend == s->cappend) {
+        size_t cap = s->cappend != 0 ? s->cappend * 2 : 16;
+        struct pending *v = realloc(s->pend, cap * sizeof *v);
+        if (v == NULL)
+            return false;
+        s->pend = v;
+        s->cappend = cap;
+    }
+    struct pending p = {strdup(key), strdup(vary), gen, *h};
+    if (p.key == NULL || p.vary == NULL) {
+        pending_free(&p);
+        return false;
+    }
+    s->pend[s->npend++] = p;
+    return true;
+}
+
+/* Appends a record as append_record does, but only once every pending removal is on
+ * disk: a record must never land before a removal that was asked for earlier (it
+ * would remove that record at the next load). Caller holds write_lock. */
+static cp_err append_in_order(struct store *s, struct iovec *iov, int cnt, uint64_t len,
+                              const struct diskfmt_hash *h, uint64_t gen, bool *written)
+{
+    if (written != NULL)
+        *written = false;
+    if (s->npend > 0) {
+        cp_err err = flush_pending(s);
+        if (err != CP_OK)
+            return err;
+    }
+    return append_record(s, iov, cnt, len, h, gen, written);
+}
+
+/* Forgets the record of `h` and, if one may be on disk, appends a removal record, or
+ * keeps it pending when it cannot be appended. Caller holds write_lock. */
 static void remove_locked(struct store *s, const char *key, const char *vary,
                           const struct diskfmt_hash *h)
 {
@@ -591,22 +780,7 @@ static void remove_locked(struct store *s, const char *key, const char *vary,
     sync_gen_locked(s);
     bool known = recindex_delete(&s->ix, h);
     bool needed = known || !s->ix_complete || s->loading;
-    if (s->loading) {
-        /* The load's index may know the key: the merge must remove it there too. */
-        struct hash_list *l = &s->load_removed;
-        if (l->n == l->cap) {
-            size_t cap = l->cap != 0 ? l->cap * 2 : 64;
-            struct diskfmt_hash *v = realloc(l->v, cap * sizeof *v);
-            if (v != NULL) {
-                l->v = v;
-                l->cap = cap;
-            }
-        }
-        if (l->n < l->cap)
-            l->v[l->n++] = *h;
-        else
-            s->load_void = true; /* loading nothing beats bringing the key back */
-    }
+    note_removed_locked(s, h); /* the load's index may know the key */
     uint64_t gen = s->index_gen;
     pthread_mutex_unlock(&s->lock);
     if (!needed)
@@ -616,11 +790,23 @@ static void remove_locked(struct store *s, const char *key, const char *vary,
     cp_err err = diskfmt_encode_removal(key, vary, gen, &rec, &len);
     if (err == CP_OK) {
         struct iovec iov = {rec, len};
-        err = append_record(s, &iov, 1, len, NULL);
+        err = append_in_order(s, &iov, 1, len, NULL, gen, NULL);
         free(rec);
     }
-    if (err != CP_OK && err != CP_ERR_IO) /* I/O errors are logged with the path */
+    if (err == CP_OK || err == CP_ERR_STALE_GEN) /* stale: a clear removed it already */
+        return;
+    if (err != CP_ERR_IO) /* I/O errors are logged with the path */
         log_warn("cannot record the removal of cache entry %s: %s", key, cp_strerror(err));
+    if (pending_add(s, key, vary, h, gen))
+        return;
+    /* The index has forgotten the key, so it is not served in this run; a later removal
+     * of it must still go to disk. */
+    pthread_mutex_lock(&s->lock);
+    sync_gen_locked(s);
+    index_gap_locked(s);
+    pthread_mutex_unlock(&s->lock);
+    log_error("cannot record the removal of cache entry %s: it may come back after a restart",
+              key);
 }
 
 cp_err store_write(struct store *s, const struct entry *e)
@@ -631,25 +817,36 @@ cp_err store_write(struct store *s, const struct entry *e)
     unsigned char *head = NULL;
     size_t head_len = 0;
     cp_err err = diskfmt_encode_head(e, &head, &head_len);
-    if (err == CP_ERR_TOO_LARGE) {
-        log_warn("cannot write cache entry %s: %s", key, cp_strerror(err));
-        return CP_ERR_IO;
-    }
-    if (err != CP_OK)
-        return err;
     uint64_t len = (uint64_t)head_len + e->body_len;
     pthread_mutex_lock(&s->write_lock);
     if (e->generation != atomic_load(s->gen)) {
         err = CP_ERR_STALE_GEN; /* it would only be skipped at the next load */
-    } else if ((s->max_bytes != 0 && len > s->max_bytes) || len > UINT32_MAX) {
-        /* What the disk holds for the key is outdated by `e`: better nothing. */
+    } else if (err == CP_ERR_TOO_LARGE) {
+        log_warn("cannot write cache entry %s: a field does not fit the format", key);
+        remove_locked(s, key, vary, &h); /* what the disk holds for the key is outdated */
+    } else if (err == CP_OK &&
+               ((s->max_bytes != 0 && len > s->max_bytes) || len > UINT32_MAX)) {
         log_debug("not writing cache entry %s: %" PRIu64 " bytes, more than the %" PRIu64
                   " allowed", key, len, s->max_bytes);
         remove_locked(s, key, vary, &h);
         err = CP_ERR_TOO_LARGE;
     } else {
-        struct iovec iov[2] = {{head, head_len}, {e->body, e->body_len}};
-        err = append_record(s, iov, e->body_len > 0 ? 2 : 1, len, &h);
+        bool written = false;
+        if (err == CP_OK) {
+            struct iovec iov[2] = {{head, head_len}, {e->body, e->body_len}};
+            err = append_in_order(s, iov, e->body_len > 0 ? 2 : 1, len, &h, e->generation,
+                                  &written);
+        }
+        if (err != CP_OK && err != CP_ERR_STALE_GEN && !written) {
+            /* The disk keeps the record `e` replaces: it must not be served, here or
+             * after a restart. The index stops counting as complete, so that a later
+             * removal of the key goes to disk even if this one is lost. */
+            remove_locked(s, key, vary, &h);
+            pthread_mutex_lock(&s->lock);
+            sync_gen_locked(s);
+            index_gap_locked(s);
+            pthread_mutex_unlock(&s->lock);
+        }
     }
     pthread_mutex_unlock(&s->write_lock);
     free(head);
@@ -662,6 +859,11 @@ void store_remove(struct store *s, const char *key, const char *vary_key)
     pthread_mutex_lock(&s->write_lock);
     remove_locked(s, key, vary_key, &h);
     pthread_mutex_unlock(&s->write_lock);
+}
+
+void store_load_stop(struct store *s)
+{
+    atomic_store(&s->load_stop, true);
 }
 
 /* ---- reading --------------------------------------------------------------------- */
@@ -756,6 +958,7 @@ struct load_seg {
     uint64_t seq;
     uint64_t size;  /* after any damaged tail is cut */
     bool gone;      /* vanished or removed: not in the store's list */
+    bool unread;    /* could not be read to its end: what it holds is unknown */
 };
 
 /* An entry record seen by phase 1, for phase 2: live if the index still points at it. */
@@ -775,6 +978,7 @@ struct load {
     size_t nrecs, caprecs;
     struct recindex ix;     /* built by phase 1, then the store's */
     uint32_t cur;           /* segment being scanned */
+    uint64_t unread_cut;    /* records of segments before this one are left out */
     size_t removed;
 };
 
@@ -866,8 +1070,18 @@ static cp_err load_list(struct load *l)
         const char *name = de->d_name;
         struct stat st;
         uint64_t seq;
-        if (!parse_seg_name(name, &seq) || !is_regular(s->dfd, name, &st))
+        if (!parse_seg_name(name, &seq))
             continue;
+        bool unread = false;
+        if (fstatat(s->dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno == ENOENT) /* deleted meanwhile */
+                continue;
+            log_warn("cannot read cache segment %s/%s: %s", s->dir, name, strerror(errno));
+            unread = true;
+            st.st_size = 0; /* unknown */
+        } else if (!S_ISREG(st.st_mode)) {
+            continue;
+        }
         if (l->nsegs == l->capsegs) {
             size_t cap = l->capsegs != 0 ? l->capsegs * 2 : 64;
             struct load_seg *v = realloc(l->segs, cap * sizeof *v);
@@ -878,7 +1092,7 @@ static cp_err load_list(struct load *l)
             l->segs = v;
             l->capsegs = cap;
         }
-        l->segs[l->nsegs++] = (struct load_seg){seq, (uint64_t)st.st_size, false};
+        l->segs[l->nsegs++] = (struct load_seg){seq, (uint64_t)st.st_size, false, unread};
         if (seq >= l->snap_seq)
             l->snap_seq = seq + 1;
     }
@@ -892,6 +1106,17 @@ static cp_err load_list(struct load *l)
     return CP_OK;
 }
 
+/* Notes that `sg` could not be read to its end: it stays listed (with its size as
+ * listed or read), and its records and those of older segments are left out. */
+static void load_unread(struct load *l, struct load_seg *sg, const char *what)
+{
+    log_warn("cannot read cache segment %s: %s; it and older segments are left out of the "
+             "index until the next start", what, strerror(errno));
+    sg->unread = true;
+    if (sg->seq >= l->unread_cut)
+        l->unread_cut = sg->seq + 1;
+}
+
 /* Phase 1 on one segment: its records into the load's index, its damage cut off. */
 static cp_err load_scan_one(struct load *l, struct segscan_reader *rd)
 {
@@ -899,6 +1124,11 @@ static cp_err load_scan_one(struct load *l, struct segscan_reader *rd)
     struct load_seg *sg = &l->segs[l->cur];
     char name[SEG_NAME_LEN + 1], what[PATH_MAX];
     seg_name(sg->seq, name);
+    if (sg->unread) { /* its listing failed, logged then */
+        if (sg->seq >= l->unread_cut)
+            l->unread_cut = sg->seq + 1;
+        return CP_OK;
+    }
     snprintf(what, sizeof what, "%s/%s", s->dir, name);
     /* Writable, to cut a damaged tail; a read-only file is still read. */
     int fd = openat(s->dfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
@@ -906,11 +1136,12 @@ static cp_err load_scan_one(struct load *l, struct segscan_reader *rd)
         fd = openat(s->dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
-        if (errno != ENOENT) /* ENOENT: deleted by the bound meanwhile */
-            log_warn("cannot read cache segment %s: %s", what, strerror(errno));
+        if (errno == ENOENT) /* deleted meanwhile */
+            sg->gone = true;
+        else
+            load_unread(l, sg, what);
         if (fd >= 0)
             close(fd);
-        sg->gone = true;
         return CP_OK;
     }
     sg->size = (uint64_t)st.st_size;
@@ -919,8 +1150,10 @@ static cp_err load_scan_one(struct load *l, struct segscan_reader *rd)
     cp_err err = segscan_each(rd, sg->size, what, load_visit, l, &end);
     l->removed += end.skipped;
     if (err == CP_ERR_IO) {
-        log_warn("cannot read cache segment %s: %s", what, strerror(errno));
-        err = CP_OK; /* what was read is good; the rest stays for the next start */
+        /* What was read may be outdated by what was not; the rest stays for the next
+         * start. */
+        load_unread(l, sg, what);
+        err = CP_OK;
     } else if (err == CP_OK && end.damage != CP_OK) {
         l->removed++;
         if (end.whole == 0) {
@@ -944,52 +1177,67 @@ static cp_err load_scan_one(struct load *l, struct segscan_reader *rd)
     return err;
 }
 
-/* Makes the load's index the store's, with what was written and removed since the
- * snapshot applied on top, and the segments found the store's list. */
-static cp_err load_merge(struct load *l)
+/* Makes the load's segments the store's list and, if `use_index` and nothing voided it,
+ * the load's index the store's, with what was written and removed since the snapshot
+ * applied on top. Without the index nothing is handed over, and the store's index stays
+ * what it was (what was written since the store was opened). */
+static cp_err load_merge(struct load *l, bool use_index)
 {
     struct store *s = l->s;
     struct seg_list segs = {0};
     cp_err err = CP_OK;
     pthread_mutex_lock(&s->lock);
     sync_gen_locked(s);
-    if (s->load_void || s->index_gen != l->gen) {
-        err = s->index_gen != l->gen ? CP_OK : CP_ERR_NOMEM;
+    if (s->index_gen != l->gen) { /* cleared meanwhile: all of it is gone */
+        l->nrecs = 0;
+        goto out;
+    }
+    if (s->load_void)
+        err = CP_ERR_NOMEM;
+    use_index = use_index && !s->load_void;
+    if (!use_index)
         l->nrecs = 0; /* nothing of it is handed over */
-        goto out;
-    }
-    if ((err = recindex_reserve(&l->ix, l->ix.n + s->ix.n)) != CP_OK)
-        goto out;
-    for (size_t i = 0; i < s->load_removed.n; i++)
-        recindex_delete(&l->ix, &s->load_removed.v[i]);
-    for (size_t i = 0; i < s->ix.cap; i++) {
-        const struct recindex_slot *sl = &s->ix.v[i];
-        if (sl->len != 0 && sl->seq >= l->snap_seq &&
-            recindex_put(&l->ix, &(struct diskfmt_hash){sl->lo, sl->hi}, sl->seq, sl->off,
-                      sl->len) != CP_OK) {
-            err = CP_ERR_NOMEM; /* cannot happen: reserved */
+    if (use_index) {
+        if ((err = recindex_reserve(&l->ix, l->ix.n + s->ix.n)) != CP_OK)
             goto out;
+        recindex_drop_below(&l->ix, l->unread_cut);
+        for (size_t i = 0; i < s->load_removed.n; i++)
+            recindex_delete(&l->ix, &s->load_removed.v[i]);
+        for (size_t i = 0; i < s->ix.cap; i++) {
+            const struct recindex_slot *sl = &s->ix.v[i];
+            if (sl->len != 0 && sl->seq >= l->snap_seq &&
+                recindex_put(&l->ix, &(struct diskfmt_hash){sl->lo, sl->hi}, sl->seq, sl->off,
+                             sl->len) != CP_OK) {
+                err = CP_ERR_NOMEM; /* cannot happen: reserved */
+                goto out;
+            }
         }
+        recindex_drop_below(&l->ix, s->trim_cut);
     }
-    recindex_drop_below(&l->ix, s->trim_cut);
-    for (size_t i = 0; i < l->nsegs && err == CP_OK; i++)
+    cp_err list_err = CP_OK;
+    for (size_t i = 0; i < l->nsegs && list_err == CP_OK; i++)
         if (!l->segs[i].gone && l->segs[i].seq >= s->trim_cut)
-            err = segs_add(&segs, l->segs[i].seq, l->segs[i].size);
-    for (size_t i = 0; i < s->segs.n && err == CP_OK; i++)
+            list_err = segs_add(&segs, l->segs[i].seq, l->segs[i].size);
+    for (size_t i = 0; i < s->segs.n && list_err == CP_OK; i++)
         if (s->segs.v[i].seq >= l->snap_seq)
-            err = segs_add(&segs, s->segs.v[i].seq, s->segs.v[i].size);
-    if (err != CP_OK)
+            list_err = segs_add(&segs, s->segs.v[i].seq, s->segs.v[i].size);
+    if (list_err != CP_OK) {
+        err = list_err;
+        l->nrecs = 0;
         goto out;
-    recindex_free(&s->ix);
-    s->ix = l->ix;
-    l->ix = (struct recindex){0};
+    }
+    if (use_index) {
+        recindex_free(&s->ix);
+        s->ix = l->ix;
+        l->ix = (struct recindex){0};
+        s->ix_complete = l->unread_cut == 0 && !s->ix_gap;
+    }
     free(s->segs.v);
     s->segs = segs;
     segs = (struct seg_list){0};
     s->bytes = 0;
     for (size_t i = 0; i < s->segs.n; i++)
         s->bytes += s->segs.v[i].size;
-    s->ix_complete = true;
 out:
     free(segs.v);
     s->loading = false;
@@ -1013,6 +1261,8 @@ static void load_hand_over(struct load *l, bool (*cb)(void *, struct entry *), v
         const struct load_seg *sg = &l->segs[r->seg];
         if (atomic_load(s->gen) != l->gen)
             break; /* cleared meanwhile: all of it is gone */
+        if (atomic_load(&s->load_stop))
+            break; /* as when cb returns false */
         pthread_mutex_lock(&s->lock);
         const struct recindex_slot *sl = recindex_find(&s->ix, &r->h);
         bool live = sl != NULL && sl->seq == sg->seq && sl->off == r->off;
@@ -1069,6 +1319,8 @@ cp_err store_load(struct store *s, bool (*cb)(void *arg, struct entry *e), void 
         *loaded = 0;
     if (removed != NULL)
         *removed = 0;
+    if (atomic_load(&s->load_stop))
+        return CP_ERR_SHUTDOWN;
     struct load l = {.s = s};
 
     cp_err err = load_cleanup(&l);
@@ -1103,18 +1355,18 @@ cp_err store_load(struct store *s, bool (*cb)(void *arg, struct entry *e), void 
 
     struct segscan_reader rd = {.fd = -1};
     for (size_t i = 0; i < l.nsegs && err == CP_OK; i++) {
+        if (atomic_load(&s->load_stop)) {
+            err = CP_ERR_SHUTDOWN;
+            break;
+        }
         l.cur = (uint32_t)i;
         err = load_scan_one(&l, &rd);
     }
     segscan_reader_free(&rd);
     if (err == CP_ERR_NOMEM)
         log_warn("cannot load cache directory %s: %s", s->dir, cp_strerror(err));
-    if (err != CP_OK) {
-        pthread_mutex_lock(&s->lock);
-        s->load_void = true;
-        pthread_mutex_unlock(&s->lock);
-    }
-    cp_err merged = load_merge(&l);
+    /* The segments found are the store's even when their index is not. */
+    cp_err merged = load_merge(&l, err == CP_OK);
     if (err == CP_OK && merged != CP_OK) {
         log_warn("cannot load cache directory %s: %s", s->dir, cp_strerror(merged));
         err = merged;

@@ -30,7 +30,8 @@ void store_close(struct store *s);
 /* The nominal size of a segment under the bound `max_bytes` (0: none): a segment takes
  * records until the next one would take it over this size; a record larger than this
  * has a segment to itself. Between 1 byte and 8 MiB, and at most a quarter of the
- * bound, so that removing the oldest segment never empties much of the cache. */
+ * bound (1 byte for a bound under 4 bytes), so that removing the oldest segment never
+ * empties much of the cache. Never fails. */
 uint64_t store_segment_bytes(uint64_t max_bytes);
 
 /* The shared generation counter, in a memory mapping of the generation file: a
@@ -40,18 +41,29 @@ const _Atomic uint64_t *store_generation_ptr(struct store *s);
 /* Appends `e` as a record to the segment being written (one write, no sync), making it
  * the one found for its key and vary key; then, if the segments now exceed max_bytes,
  * removes the oldest segments, with all their records, until they fit (never the
- * segment being written). A record larger than max_bytes alone (or than 4 GiB) is not
- * written, and the older record for that key and vary key is removed as by
- * store_remove: CP_ERR_TOO_LARGE. An entry of another generation than the current one
- * (made before a --clear-cache) is not written: CP_ERR_STALE_GEN. Returns CP_ERR_IO
- * (logged with the path; the segment is then cut back to its last whole record, or
- * closed to further records), CP_ERR_NOMEM.
+ * segment being written; a segment that cannot be deleted stops this, is logged and
+ * stays counted, so the bound may be exceeded until it can be).
+ * An entry of another generation than the current one (made before a --clear-cache) is
+ * not written: CP_ERR_STALE_GEN. Whenever `e` is not written for any other reason, the
+ * older record for its key and vary key is removed as by store_remove, so that neither
+ * this process nor a restart serves what `e` replaced:
+ *   CP_ERR_TOO_LARGE: its record is larger than max_bytes alone or than 4 GiB, or a
+ *     field does not fit the format (diskfmt_encode_head);
+ *   CP_ERR_IO: the write failed (logged with the path; the segment is then cut back to
+ *     its last whole record, or closed to further records), or removals that could not
+ *     be written earlier still cannot be (see store_remove): `e` may not pass them;
+ *   CP_ERR_NOMEM, also when the record was written but the index could not take it
+ *     (then it is not found before a restart, but the older one is not found either).
  * store_write and store_remove are meant for one thread at a time (the mirror's). */
 cp_err store_write(struct store *s, const struct entry *e);
 
 /* Removes the record of the entry with this key and vary key, if any, by appending a
  * removal record (so that it stays removed after a restart) when one may be on disk.
- * Failures are logged. */
+ * The index forgets the record at once. A removal record that cannot be written (disk
+ * full) is kept in memory, up to a few thousand, and written before the next record
+ * that store_write or store_remove appends (which is not written until they are); one
+ * that cannot even be kept, or is still kept at store_close, is logged as an error: the
+ * removed entry may come back after a restart. No result: failures are logged. */
 void store_remove(struct store *s, const char *key, const char *vary_key);
 
 /* Total size of the segment files the store knows of, live records and garbage alike:
@@ -71,12 +83,29 @@ uint64_t store_bytes(struct store *s);
  * when nothing before is whole); old-format files (*.cpe, *.tmp.*) and files ending in
  * .cps that are not segments are removed. Each is logged as a warning ("ignoring ...",
  * with the path) and counted in *removed; none is ever passed on. Records of an older
- * generation are garbage, skipped silently. Sets *loaded and *removed (may be NULL).
+ * generation are garbage, skipped silently.
+ * Unreadable segments: a segment that cannot be opened or read to its end (EACCES,
+ * EMFILE, EIO; not a damaged one) is logged as a warning and left as it is, still
+ * counted by store_bytes and deleted by the bound in its turn. What it holds is
+ * unknown, so every record in it or in an older segment is left out of the index (not
+ * handed over, not found by store_read), as it may have been replaced or removed in
+ * what could not be read; and removals are written to disk for every key from then on.
+ * Only records of newer segments are loaded. A later load (the next start) tries it
+ * again.
+ * Sets *loaded and *removed (may be NULL).
  * One store_load at a time; store_write, store_remove and store_read may run meanwhile.
  * Returns CP_ERR_IO only if the directory itself cannot be read, CP_ERR_NOMEM if the
- * index or the list of records cannot be held (then no entry is loaded). */
+ * index or the list of records cannot be held, CP_ERR_SHUTDOWN if store_load_stop
+ * stopped it before it had read every segment's headers (in both cases no entry is
+ * loaded, and store_read finds only what was written since). */
 cp_err store_load(struct store *s, bool (*cb)(void *arg, struct entry *e), void *arg,
                   size_t *loaded, size_t *removed);
+
+/* Asks the store_load running now, and any started later, to stop (for shutdown): it
+ * stops before its next segment while reading the headers (then as said above), or
+ * before its next entry while handing them over (as when `cb` returns false). Returns
+ * at once, without waiting for the load. Safe from any thread. */
+void store_load_stop(struct store *s);
 
 /* Reads the entry with this key and vary key through the index, checking its record
  * whole as store_load does (a damaged record is logged and forgotten). Sets *out (one

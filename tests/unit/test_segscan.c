@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,11 +107,37 @@ static void test_scan_skips_and_cuts(void **state)
     close(fd);
 }
 
+/* A read that fails is no damage: the scan says CP_ERR_IO and nothing about where to
+ * cut, so the store leaves the segment as it is. */
+static void test_scan_read_error(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/cp-segscan-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    int fd = open(dir, O_RDONLY | O_DIRECTORY); /* read() on it fails: EISDIR */
+    assert_true(fd >= 0);
+    struct segscan_reader rd = {.fd = -1};
+    segscan_reader_use(&rd, fd);
+    struct seen seen = {0};
+    struct segscan_end end = {.damage = CP_ERR_INTERNAL, .whole = 99};
+    assert_int_equal(segscan_each(&rd, 4096, NULL, visit, &seen, &end), CP_ERR_IO);
+    assert_int_equal(end.damage, CP_OK);
+    assert_int_equal(end.whole, 0);
+    assert_int_equal(seen.n, 0);
+    cp_err err = CP_OK;
+    assert_null(segscan_get(&rd, 0, 16, &err));
+    assert_int_equal(err, CP_ERR_IO);
+    segscan_reader_free(&rd);
+    close(fd);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_check_head),
         cmocka_unit_test(test_scan_skips_and_cuts),
+        cmocka_unit_test(test_scan_read_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /* Tests of the cache directory and its writer thread, on a real temporary directory:
  * what is written comes back (in order, across restarts, removals included), what is
  * damaged, foreign or cleared never does, and the segments stay within the byte bound,
- * the oldest going first. */
+ * the oldest going first. Failures of the disk are real ones: a file made unreadable,
+ * a file size limit (RLIMIT_FSIZE) for a full disk, a directory where a segment was. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,12 +13,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <linux/capability.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1470,6 +1475,396 @@ static void test_reads_while_trimming(void **state)
     store_close(s);
 }
 
+/* ---- failures of the disk ---------------------------------------------------------- */
+
+/* Turns on or off, for this thread, what lets root open any file (CAP_DAC_OVERRIDE,
+ * CAP_DAC_READ_SEARCH), within what it is permitted; for anyone else a no-op. */
+static void permission_override(bool on)
+{
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+    if (syscall(SYS_capget, &hdr, data) != 0)
+        return;
+    uint32_t bits = 1u << CAP_DAC_OVERRIDE | 1u << CAP_DAC_READ_SEARCH;
+    if (on)
+        data[0].effective |= bits & data[0].permitted;
+    else
+        data[0].effective &= ~bits;
+    (void)syscall(SYS_capset, &hdr, data);
+}
+
+static void make_readable(const char *path)
+{
+    permission_override(true);
+    assert_int_equal(chmod(path, 0600), 0);
+}
+
+/* Makes the file `path` unreadable, as chmod 000 does for anyone but root (who, on this
+ * thread, is then treated like anyone else). False if it can still be opened here. */
+static bool make_unreadable(const char *path)
+{
+    assert_int_equal(chmod(path, 0), 0);
+    permission_override(false);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0 && errno == EACCES)
+        return true;
+    if (fd >= 0)
+        close(fd);
+    make_readable(path);
+    return false;
+}
+
+/* A full disk, for this process: no regular file grows past `bytes` (writes past it
+ * fail with EFBIG instead of raising SIGXFSZ). Undone by disk_unlimited. */
+struct fsize_limit {
+    struct rlimit old;
+    void (*old_handler)(int);
+};
+
+static void disk_full_at(uint64_t bytes, struct fsize_limit *saved)
+{
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved->old), 0);
+    saved->old_handler = signal(SIGXFSZ, SIG_IGN);
+    struct rlimit lim = {(rlim_t)bytes, saved->old.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+}
+
+static void disk_unlimited(const struct fsize_limit *saved)
+{
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved->old), 0);
+    signal(SIGXFSZ, saved->old_handler);
+}
+
+/* The one segment of `dir` written last (the newest). */
+static void newest_segment(const char *dir, char *path, size_t len)
+{
+    struct seglist segs;
+    list_segments(dir, &segs);
+    assert_true(segs.n > 0);
+    snprintf(path, len, "%s", path_of(dir, segs.name[segs.n - 1]));
+}
+
+/* A segment that cannot be read may hold newer records and removals of the keys in
+ * older segments: those are left out, the newer segments load, the unreadable one stays
+ * counted, and every removal goes to disk meanwhile. */
+static void test_unreadable_segment(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    /* three segments, a restart after each: A, U (to be unreadable), N */
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    put(s, "k", "k from A");
+    put(s, "r", "r from A");
+    put(s, "a-only", "a");
+    store_close(s);
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    put(s, "k", "k from U");
+    store_remove(s, "r", "");
+    put(s, "u-only", "u");
+    store_close(s);
+    char upath[256];
+    newest_segment(f->dir, upath, sizeof upath);
+    uint64_t usize = file_size(upath);
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    put(s, "n", "n from N");
+    store_close(s);
+    uint64_t all = disk_bytes(f->dir);
+
+    if (!make_unreadable(upath))
+        skip();
+    struct loaded l = {0};
+    size_t removed = 99;
+    s = reopen_and_load(f->dir, 0, &l, &removed);
+    /* only what no unread record can outdate */
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.v[0]->key, "n");
+    assert_int_equal(removed, 0);
+    loaded_free(&l);
+    assert_false(readable(s, "k", NULL)); /* not "k from A": U has a newer one */
+    assert_false(readable(s, "r", NULL)); /* U removed it */
+    assert_false(readable(s, "a-only", NULL));
+    assert_false(readable(s, "u-only", NULL));
+    assert_true(readable(s, "n", "n from N"));
+    /* left as it was, and still counted */
+    assert_true(file_size(upath) == usize);
+    assert_true(store_bytes(s) == all);
+    /* a removal is written even for a key the index does not know */
+    store_remove(s, "u-only", "");
+    assert_true(store_bytes(s) > all);
+    uint64_t before = store_bytes(s);
+    store_remove(s, "never-written", "");
+    assert_true(store_bytes(s) > before);
+    store_close(s);
+    make_readable(upath);
+
+    /* Readable again: everything is where it belongs, the removal included. */
+    s = reopen_and_load(f->dir, 0, &l, &removed);
+    assert_int_equal(removed, 0);
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.v[0]->key, "a-only");
+    assert_string_equal(l.v[1]->key, "k");
+    assert_memory_equal(l.v[1]->body, "k from U", 8);
+    assert_string_equal(l.v[2]->key, "n");
+    loaded_free(&l);
+    assert_false(readable(s, "r", NULL));
+    assert_false(readable(s, "u-only", NULL));
+    store_close(s);
+}
+
+/* An unreadable segment is still under the bound: deleted in its turn, oldest first. */
+static void test_unreadable_segment_trimmed(void **state)
+{
+    struct fixture *f = *state;
+    char body[20001];
+    memset(body, 'z', sizeof body - 1);
+    body[sizeof body - 1] = '\0';
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    for (int i = 0; i < 40; i++) {
+        char key[32];
+        key_of(i, key, sizeof key);
+        put(s, key, body);
+        if (i % 10 == 9) { /* four segments */
+            store_close(s);
+            assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+        }
+    }
+    store_close(s);
+    struct seglist segs;
+    list_segments(f->dir, &segs);
+    assert_int_equal(segs.n, 4);
+    char oldest[256];
+    snprintf(oldest, sizeof oldest, "%s", path_of(f->dir, segs.name[0]));
+    uint64_t all = disk_bytes(f->dir);
+
+    if (!make_unreadable(oldest))
+        skip();
+    const uint64_t bound = all - all / 8; /* the oldest must go */
+    struct loaded l = {0};
+    s = reopen_and_load(f->dir, bound, &l, NULL);
+    assert_int_equal(l.n, 30); /* the three newer segments */
+    loaded_free(&l);
+    assert_true(store_bytes(s) == all);
+    put(s, "key-40", "small");
+    assert_false(exists(f->dir, segs.name[0]));
+    assert_true(store_bytes(s) <= bound);
+    assert_true(store_bytes(s) == disk_bytes(f->dir));
+    assert_true(readable(s, "key-39", body));
+    permission_override(true);
+    store_close(s);
+}
+
+/* A newer answer that cannot be written (a full disk) must not leave the older one to
+ * be served, now or after a restart. */
+static void test_failed_write_removes_older(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    put(s, "k", "older body");
+    put(s, "other", "other body");
+    char seg[256];
+    newest_segment(f->dir, seg, sizeof seg);
+    /* room for a removal record, not for the newer entry */
+    char body[1001];
+    memset(body, 'n', sizeof body - 1);
+    body[sizeof body - 1] = '\0';
+    struct entry *newer = make_entry("k", "", body, gen_of(s));
+    struct fsize_limit saved;
+    disk_full_at(file_size(seg) + 200, &saved);
+    cp_err err = store_write(s, newer);
+    disk_unlimited(&saved);
+    assert_int_equal(err, CP_ERR_IO);
+    assert_false(readable(s, "k", NULL));
+    assert_true(readable(s, "other", "other body"));
+    assert_true(store_bytes(s) == disk_bytes(f->dir)); /* the failed record cut back */
+    entry_unref(newer);
+    store_close(s);
+
+    struct loaded l = {0};
+    s = reopen_and_load(f->dir, 0, &l, NULL);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.v[0]->key, "other");
+    loaded_free(&l);
+    store_close(s);
+}
+
+/* When not even the removal record fits, it waits, and is written before anything
+ * written after it: at the next record, or at the latest when the store is closed. */
+static void test_failed_removal_waits(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    put(s, "k", "older k");
+    put(s, "j", "older j");
+    put(s, "stays", "stays");
+    char seg[256];
+    newest_segment(f->dir, seg, sizeof seg);
+    uint64_t full = file_size(seg);
+    struct entry *newer = make_entry("k", "", "newer k", gen_of(s));
+    struct fsize_limit saved;
+    disk_full_at(full, &saved); /* not one more byte */
+    cp_err err = store_write(s, newer);
+    store_remove(s, "j", "");
+    struct entry *other = make_entry("other", "", "other", gen_of(s));
+    cp_err err_other = store_write(s, other); /* cannot pass the waiting removals */
+    disk_unlimited(&saved);
+    assert_int_equal(err, CP_ERR_IO);
+    assert_int_equal(err_other, CP_ERR_IO);
+    assert_true(file_size(seg) == full);
+    assert_false(readable(s, "k", NULL));
+    assert_false(readable(s, "j", NULL));
+    assert_false(readable(s, "other", NULL));
+    /* room again: the removals go first, then j's newer record, which stays */
+    put(s, "j", "newer j");
+    assert_true(readable(s, "j", "newer j"));
+    store_close(s);
+
+    struct loaded l = {0};
+    s = reopen_and_load(f->dir, 0, &l, NULL);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.v[0]->key, "stays");
+    assert_string_equal(l.v[1]->key, "j");
+    assert_memory_equal(l.v[1]->body, "newer j", 7);
+    loaded_free(&l);
+
+    /* Pending at close: written then. */
+    put(s, "m", "m"); /* a segment of this store's own */
+    newest_segment(f->dir, seg, sizeof seg);
+    disk_full_at(file_size(seg), &saved);
+    store_remove(s, "stays", "");
+    disk_unlimited(&saved);
+    assert_false(readable(s, "stays", NULL));
+    store_close(s);
+    s = reopen_and_load(f->dir, 0, &l, NULL);
+    assert_int_equal(l.n, 2);
+    assert_null(find_loaded(&l, "stays", ""));
+    loaded_free(&l);
+    store_close(s);
+    entry_unref(newer);
+    entry_unref(other);
+}
+
+/* A field the format cannot hold is like a record over the bound: not written, and the
+ * older record goes. */
+static void test_unencodable_entry_removes_older(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    put(s, "k", "older");
+    struct entry *bad = make_entry("k", "", "newer", gen_of(s));
+    bad->status = -1; /* no such status in the format */
+    assert_int_equal(store_write(s, bad), CP_ERR_TOO_LARGE);
+    assert_false(readable(s, "k", NULL));
+    entry_unref(bad);
+    store_close(s);
+    struct loaded l = {0};
+    s = reopen_and_load(f->dir, 0, &l, NULL);
+    assert_int_equal(l.n, 0);
+    store_close(s);
+}
+
+/* A segment that cannot be deleted stops the trimming: the newer ones, which may hold
+ * removals of its records, stay until it is gone. */
+static void test_trim_stops_at_undeletable_segment(void **state)
+{
+    struct fixture *f = *state;
+    const uint64_t bound = 256u << 10;
+    char body[15001];
+    memset(body, 't', sizeof body - 1);
+    body[sizeof body - 1] = '\0';
+    struct store *s;
+    assert_int_equal(store_open(f->dir, bound, &s), CP_OK);
+    int n = 0;
+    struct seglist segs;
+    do { /* two segments */
+        char key[32];
+        key_of(n++, key, sizeof key);
+        put(s, key, body);
+        list_segments(f->dir, &segs);
+    } while (segs.n < 2);
+    /* The oldest segment cannot be deleted: a directory stands in its place. */
+    char oldest[256];
+    snprintf(oldest, sizeof oldest, "%s", path_of(f->dir, segs.name[0]));
+    assert_int_equal(unlink(oldest), 0);
+    assert_int_equal(mkdir(oldest, 0700), 0);
+    char second[32], in_second[32];
+    snprintf(second, sizeof second, "%s", segs.name[1]);
+    key_of(n - 1, in_second, sizeof in_second); /* the record that started it */
+    for (int i = 0; i < 40; i++, n++) { /* over twice the bound */
+        char key[32];
+        key_of(n, key, sizeof key);
+        put(s, key, body);
+    }
+    assert_true(exists(f->dir, second));
+    assert_true(store_bytes(s) > bound);
+    assert_true(readable(s, in_second, body));
+
+    /* Gone at last: the next write trims down to the bound. */
+    assert_int_equal(rmdir(oldest), 0);
+    char key[32];
+    key_of(n, key, sizeof key);
+    put(s, key, body);
+    assert_true(store_bytes(s) <= bound);
+    assert_true(store_bytes(s) == disk_bytes(f->dir));
+    assert_true(readable(s, key, body));
+    store_close(s);
+}
+
+static bool stop_at_first(void *arg, struct entry *e)
+{
+    struct during *d = arg;
+    store_load_stop(d->s);
+    return collect(&d->got, e); /* asks to go on: the stop request is what ends it */
+}
+
+/* A load asked to stop (a shutdown): before reading the headers it loads nothing, and
+ * the store goes on as before a load; while handing over it stops there. */
+static void test_load_stop_request(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    for (int i = 0; i < 6; i++) {
+        char key[32];
+        key_of(i, key, sizeof key);
+        put(s, key, "x");
+        if (i == 2) {
+            store_close(s);
+            assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+        }
+    }
+    store_close(s);
+    uint64_t all = disk_bytes(f->dir);
+
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    store_load_stop(s);
+    struct loaded l = {0};
+    size_t loaded = 99;
+    assert_int_equal(store_load(s, collect, &l, &loaded, NULL), CP_ERR_SHUTDOWN);
+    assert_int_equal(loaded, 0);
+    assert_int_equal(l.n, 0);
+    assert_false(readable(s, "key-0", NULL));
+    assert_true(store_bytes(s) == all);
+    store_remove(s, "key-0", ""); /* the disk may hold it: written */
+    assert_true(store_bytes(s) > all);
+    store_close(s);
+
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    struct during d = {.s = s};
+    assert_int_equal(store_load(s, stop_at_first, &d, &loaded, NULL), CP_OK);
+    assert_int_equal(loaded, 1);
+    assert_int_equal(d.got.n, 1);
+    assert_string_equal(d.got.v[0]->key, "key-1");
+    loaded_free(&d.got);
+    /* the rest is indexed, and found */
+    assert_true(readable(s, "key-5", "x"));
+    assert_false(readable(s, "key-0", NULL));
+    store_close(s);
+}
+
 int main(void)
 {
     /* The damaged files below are reported as warnings, which are expected here. */
@@ -1505,6 +1900,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mirror_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_and_write_during_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reads_while_trimming, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unreadable_segment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unreadable_segment_trimmed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_write_removes_older, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_removal_waits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unencodable_entry_removes_older, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trim_stops_at_undeletable_segment, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_load_stop_request, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -99,7 +99,7 @@ static bool load_one(void *arg, struct entry *e)
     struct loader *l = arg;
     if (atomic_load_explicit(&l->count, memory_order_relaxed) == 0)
         set_indexed(l);
-    /* A response fetched meanwhile is newer: it stays (CP_ERR_SUPERSEDED). */
+    /* A response fetched, or invalidated, meanwhile wins (CP_ERR_SUPERSEDED). */
     entry_pack(e); /* unpacked (no memory) is only bigger */
     cache_insert_loaded(l->cache, e); /* refused if superseded or invalidated meanwhile */
     entry_unref(e);
@@ -121,9 +121,9 @@ static void *load_thread(void *arg)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     size_t loaded = 0;
     l->err = store_load(l->store, load_one, l, &loaded, &l->removed);
-    cache_load_end(l->cache);
     l->seconds = seconds_since(&t0);
-    atomic_store(&l->loading, false);
+    atomic_store(&l->loading, false); /* no more reads from disk, then no more marks */
+    cache_load_end(l->cache);
     pthread_mutex_lock(&l->lock);
     l->done = true;
     l->indexed = true;

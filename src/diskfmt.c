@@ -13,14 +13,16 @@
 #include <xxhash.h>
 
 /* Fixed header, 48 bytes:
- *   0  magic "CPXE"        4  u32 version        8  u32 kind (0 entry, 1 removal)
+ *   0  magic "CPXE"        4  u32 version        8  u32 kind (0 entry, 1 removal,
+ *                                                   2 removal of all variants)
  *  12  u32 meta_len       16  u64 body_len      24  u64 XXH64 of the metadata
  *  32  u64 XXH64 of body  40  u64 XXH64 of bytes 0..39, so a damaged length is caught
  *                             before it is believed.
  * Entry metadata: u32 key length + key, u32 vary key length + vary key, u32 status,
  *   i64 request_time, i64 response_time, i64 initial_age, i64 lifetime, u64 generation,
  *   u32 field count, then per field u32 name length + name, u32 value length + value.
- * Removal metadata: key and vary key as above, u64 generation; body_len is 0.
+ * Removal metadata (both kinds): key and vary key as above, u64 generation; body_len
+ *   is 0. A removal of all variants has an empty vary key.
  * Strings carry no NUL terminator and may not contain NUL. */
 #define FIXED_LEN DISKFMT_HEAD_LEN
 #define OFF_HEADER_SUM 40u
@@ -123,8 +125,8 @@ cp_err diskfmt_encode_head(const struct entry *e, unsigned char **out, size_t *l
     return CP_OK;
 }
 
-cp_err diskfmt_encode_removal(const char *key, const char *vary_key, uint64_t generation,
-                              unsigned char **out, size_t *len)
+static cp_err encode_removal(enum diskfmt_kind kind, const char *key, const char *vary_key,
+                             uint64_t generation, unsigned char **out, size_t *len)
 {
     *out = NULL;
     *len = 0;
@@ -144,10 +146,22 @@ cp_err diskfmt_encode_removal(const char *key, const char *vary_key, uint64_t ge
     p = put_str(p, key, key_len);
     p = put_str(p, vary_key, vary_len);
     put_u64(p, generation);
-    put_head(buf, DISKFMT_REMOVAL, meta, NULL, 0);
+    put_head(buf, kind, meta, NULL, 0);
     *out = buf;
     *len = FIXED_LEN + meta;
     return CP_OK;
+}
+
+cp_err diskfmt_encode_removal(const char *key, const char *vary_key, uint64_t generation,
+                              unsigned char **out, size_t *len)
+{
+    return encode_removal(DISKFMT_REMOVAL, key, vary_key, generation, out, len);
+}
+
+cp_err diskfmt_encode_removal_all(const char *key, uint64_t generation, unsigned char **out,
+                                  size_t *len)
+{
+    return encode_removal(DISKFMT_REMOVAL_ALL, key, "", generation, out, len);
 }
 
 /* ---- reading ------------------------------------------------------------------ */
@@ -262,10 +276,10 @@ cp_err diskfmt_parse_head(const unsigned char *buf, size_t len, struct diskfmt_h
     out->body_len = get_u64(buf + 16);
     out->meta_sum = get_u64(buf + 24);
     out->body_sum = get_u64(buf + 32);
-    if (kind != DISKFMT_ENTRY && kind != DISKFMT_REMOVAL)
+    if (kind != DISKFMT_ENTRY && kind != DISKFMT_REMOVAL && kind != DISKFMT_REMOVAL_ALL)
         return CP_ERR_CORRUPT;
     out->kind = (enum diskfmt_kind)kind;
-    if (out->kind == DISKFMT_REMOVAL && out->body_len != 0)
+    if (out->kind != DISKFMT_ENTRY && out->body_len != 0)
         return CP_ERR_CORRUPT;
     /* The record length must be representable, and in memory too. */
     if (out->body_len > SIZE_MAX - FIXED_LEN - out->meta_len)
@@ -286,7 +300,8 @@ cp_err diskfmt_parse_meta(const struct diskfmt_head *h, const unsigned char *met
     if (h->kind == DISKFMT_ENTRY)
         rd_skip(&r, ENTRY_FIXED_META);
     out->generation = rd_u64(&r);
-    if (!r.ok || (h->kind == DISKFMT_REMOVAL && r.left != 0))
+    if (!r.ok || (h->kind != DISKFMT_ENTRY && r.left != 0) ||
+        (h->kind == DISKFMT_REMOVAL_ALL && out->vary_len != 0))
         return CP_ERR_CORRUPT;
     return CP_OK;
 }
@@ -375,7 +390,9 @@ cp_err diskfmt_decode(const unsigned char *buf, size_t len, struct entry **out)
 struct diskfmt_hash diskfmt_key_hash(const char *key, size_t key_len, const char *vary_key,
                                      size_t vary_len)
 {
-    XXH128_hash_t d;
+    /* lo of the key alone: every variant of a key shares it, so that the store can
+     * find (and remove) them all through it without knowing their vary keys. */
+    struct diskfmt_hash h = {XXH3_64bits(key_len > 0 ? key : "", key_len), 0};
     unsigned char small[512];
     /* One call over a copy is several times faster than the streaming interface for
      * the short keys that are the rule; both give the same hash. */
@@ -385,15 +402,15 @@ struct diskfmt_hash diskfmt_key_hash(const char *key, size_t key_len, const char
         small[key_len] = '\0';
         if (vary_len > 0)
             memcpy(small + key_len + 1, vary_key, vary_len);
-        d = XXH3_128bits(small, key_len + 1 + vary_len);
+        h.hi = XXH3_64bits(small, key_len + 1 + vary_len);
     } else {
         XXH3_state_t st;
         XXH3_INITSTATE(&st);
-        XXH3_128bits_reset(&st);
-        XXH3_128bits_update(&st, key, key_len);
-        XXH3_128bits_update(&st, "", 1);
-        XXH3_128bits_update(&st, vary_key, vary_len);
-        d = XXH3_128bits_digest(&st);
+        XXH3_64bits_reset(&st);
+        XXH3_64bits_update(&st, key, key_len);
+        XXH3_64bits_update(&st, "", 1);
+        XXH3_64bits_update(&st, vary_key, vary_len);
+        h.hi = XXH3_64bits_digest(&st);
     }
-    return (struct diskfmt_hash){d.low64, d.high64};
+    return h;
 }

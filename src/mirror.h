@@ -20,6 +20,10 @@ void mirror_write(struct mirror *m, struct entry *e);
  * store_remove). Never blocks on I/O. Out of memory, the removal is lost, logged as an
  * error: the record stays in force on disk. */
 void mirror_remove(struct mirror *m, const char *key, const char *vary_key);
+/* Queues the removal of the records of every variant of `key` (copies it; see
+ * store_remove_all), in order with the other operations. Never blocks on I/O. Out of
+ * memory, the removal is lost, logged as an error: the records stay in force on disk. */
+void mirror_remove_all(struct mirror *m, const char *key);
 /* Writes everything queued, stops the thread and frees. NULL is ignored. */
 void mirror_stop(struct mirror *m);
 

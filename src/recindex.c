@@ -110,6 +110,25 @@ bool recindex_delete(struct recindex *ix, const struct diskfmt_hash *h)
     return true;
 }
 
+/* Linear probing keeps every record between its home and the first free slot after it,
+ * and deletion keeps it so: the records of one home all lie in the run from there. */
+size_t recindex_delete_lo(struct recindex *ix, uint64_t lo)
+{
+    if (ix->cap == 0)
+        return 0;
+    size_t n = 0;
+    /* After a delete the same slot is looked at again: a later one may have moved in. */
+    for (size_t i = slot_home(ix, lo); ix->v[i].len != 0;) {
+        if (ix->v[i].lo == lo) {
+            delete_at(ix, i);
+            n++;
+        } else {
+            i = (i + 1) & (ix->cap - 1);
+        }
+    }
+    return n;
+}
+
 /* One pass: after a delete the same slot is looked at again, as a later one may have
  * moved into it. */
 void recindex_drop_below(struct recindex *ix, uint64_t cut)

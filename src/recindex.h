@@ -46,6 +46,11 @@ bool recindex_delete(struct recindex *ix, const struct diskfmt_hash *h);
 /* Forgets the record in `sl`, a slot just returned by recindex_find on this index. */
 void recindex_delete_at(struct recindex *ix, struct recindex_slot *sl);
 
+/* Forgets every record whose hash has this `lo` (diskfmt_key_hash: every variant of a
+ * key). They all share a home slot, so only the run of slots from there is walked.
+ * Returns how many were forgotten. */
+size_t recindex_delete_lo(struct recindex *ix, uint64_t lo);
+
 /* Forgets the records of the segments before `cut` (deleted), in one pass. */
 void recindex_drop_below(struct recindex *ix, uint64_t cut);
 

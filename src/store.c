@@ -26,7 +26,10 @@
  *
  * Index. One 32-byte slot per key and vary key in an open-addressing table: the 128-bit
  * hash of both (diskfmt_key_hash) and where the newest record lies (segment, offset,
- * length), no strings. The newest record wins, a removal record deletes. Everything
+ * length), no strings. The newest record wins, a removal record deletes; a removal of
+ * all variants of a key (an invalidation) deletes every slot of the key: the hash's
+ * `lo` is of the key alone, so they are found without knowing their vary keys (a walk
+ * of the run from their common home slot). Everything
  * read through the index is checked whole (checksums, key, generation), so a hash
  * collision or a file changed behind our back costs a miss, never a wrong answer.
  * A removal is written to disk only when the key may have a record there (it is in
@@ -190,8 +193,14 @@ static bool is_regular(int dfd, const char *name, struct stat *st)
 
 /* ---- the store ------------------------------------------------------------------- */
 
-struct hash_list {
-    struct diskfmt_hash *v;
+/* Removals made while a load runs: of one record (h), or of every variant of h.lo. */
+struct removed {
+    struct diskfmt_hash h;
+    bool all;
+};
+
+struct removed_list {
+    struct removed *v;
     size_t n, cap;
 };
 
@@ -200,6 +209,7 @@ struct pending {
     char *key, *vary;
     uint64_t gen;
     struct diskfmt_hash h;
+    bool all; /* of every variant of the key (vary is then "") */
 };
 
 /* At most this many removals wait: a disk that stays full is not a reason to fill the
@@ -231,7 +241,7 @@ struct store {
                               failed write, no memory): no load makes it complete */
     bool loading;          /* between a load's snapshot and its merge */
     bool load_void;        /* the loaded index must not be merged (clear, no memory) */
-    struct hash_list load_removed; /* removals since the snapshot */
+    struct removed_list load_removed; /* removals since the snapshot */
     uint64_t trim_stuck;   /* the segment trimming last failed to delete (logged once) */
 
     atomic_bool load_stop; /* store_load_stop: sticky, read without a lock */
@@ -268,23 +278,23 @@ static void sync_gen_locked(struct store *s)
         s->load_void = true;
 }
 
-/* Notes that the record of `h` must not come back with a load's index: the merge
- * removes it there. Caller holds `lock`. */
-static void note_removed_locked(struct store *s, const struct diskfmt_hash *h)
+/* Notes that the record of `h` (`all`: every record of the key of h.lo) must not come
+ * back with a load's index: the merge removes it there. Caller holds `lock`. */
+static void note_removed_locked(struct store *s, const struct diskfmt_hash *h, bool all)
 {
     if (!s->loading)
         return;
-    struct hash_list *l = &s->load_removed;
+    struct removed_list *l = &s->load_removed;
     if (l->n == l->cap) {
         size_t cap = l->cap != 0 ? l->cap * 2 : 64;
-        struct diskfmt_hash *v = realloc(l->v, cap * sizeof *v);
+        struct removed *v = realloc(l->v, cap * sizeof *v);
         if (v != NULL) {
             l->v = v;
             l->cap = cap;
         }
     }
     if (l->n < l->cap)
-        l->v[l->n++] = *h;
+        l->v[l->n++] = (struct removed){*h, all};
     else
         s->load_void = true; /* loading nothing beats bringing the key back */
 }
@@ -678,7 +688,7 @@ static cp_err append_record(struct store *s, struct iovec *iov, int cnt, uint64_
         }
         if (h != NULL && (err = recindex_put(&s->ix, h, s->wseq, off, (uint32_t)len)) != CP_OK) {
             recindex_delete(&s->ix, h); /* better not found than an older record */
-            note_removed_locked(s, h);  /* nor through a load's index */
+            note_removed_locked(s, h, false); /* nor through a load's index */
             index_gap_locked(s);        /* a removal must now be written to disk */
         }
         trim_locked(s);
@@ -693,12 +703,24 @@ static void pending_free(struct pending *p)
     free(p->vary);
 }
 
-/* Appends the removal record of key/vary made in `gen`. Caller holds write_lock. */
-static cp_err append_removal(struct store *s, const char *key, const char *vary, uint64_t gen)
+/* Encodes the removal record of key/vary (`all`: of every variant of key) made in
+ * `gen`. */
+static cp_err encode_removal(const char *key, const char *vary, bool all, uint64_t gen,
+                             unsigned char **rec, size_t *len)
+{
+    if (all)
+        return diskfmt_encode_removal_all(key, gen, rec, len);
+    return diskfmt_encode_removal(key, vary, gen, rec, len);
+}
+
+/* Appends the removal record of key/vary (`all`: of every variant of key) made in
+ * `gen`. Caller holds write_lock. */
+static cp_err append_removal(struct store *s, const char *key, const char *vary, bool all,
+                             uint64_t gen)
 {
     unsigned char *rec;
     size_t len;
-    cp_err err = diskfmt_encode_removal(key, vary, gen, &rec, &len);
+    cp_err err = encode_removal(key, vary, all, gen, &rec, &len);
     if (err != CP_OK)
         return err;
     struct iovec iov = {rec, len};
@@ -716,7 +738,7 @@ static cp_err flush_pending(struct store *s)
     cp_err err = CP_OK;
     while (done < s->npend) {
         struct pending *p = &s->pend[done];
-        err = append_removal(s, p->key, p->vary, p->gen);
+        err = append_removal(s, p->key, p->vary, p->all, p->gen);
         if (err != CP_OK && err != CP_ERR_STALE_GEN)
             break;
         err = CP_OK;
@@ -728,13 +750,18 @@ static cp_err flush_pending(struct store *s)
     return err;
 }
 
-/* Keeps the removal of key/vary (hash h) for flush_pending. Returns false if it cannot
- * be kept (the list is full, or no memory). Caller holds write_lock. */
-static bool pending_add(struct store *s, const char *key, const char *vary,
+/* Keeps the removal of key/vary (hash h; `all`: of every variant of key) for
+ * flush_pending. Returns false if it cannot be kept (the list is full, or no memory).
+ * Caller holds write_lock. */
+static bool pending_add(struct store *s, const char *key, const char *vary, bool all,
                         const struct diskfmt_hash *h, uint64_t gen)
 {
+    /* Only an identical removal may stand for this one: a later one is placed after
+     * records that this one must not remove. Nothing is appended while any waits, so
+     * the one kept already is as late as this one. */
     for (size_t i = 0; i < s->npend; i++)
-        if (s->pend[i].h.lo == h->lo && s->pend[i].h.hi == h->hi && s->pend[i].gen == gen)
+        if (s->pend[i].h.lo == h->lo && s->pend[i].h.hi == h->hi && s->pend[i].gen == gen &&
+            s->pend[i].all == all)
             return true; /* one removal record does for both */
     if (s->npend == PENDING_MAX)
         return false;
@@ -746,7 +773,7 @@ static bool pending_add(struct store *s, const char *key, const char *vary,
         s->pend = v;
         s->cappend = cap;
     }
-    struct pending p = {strdup(key), strdup(vary), gen, *h};
+    struct pending p = {strdup(key), strdup(vary), gen, *h, all};
     if (p.key == NULL || p.vary == NULL) {
         pending_free(&p);
         return false;
@@ -771,23 +798,24 @@ static cp_err append_in_order(struct store *s, struct iovec *iov, int cnt, uint6
     return append_record(s, iov, cnt, len, h, gen, written);
 }
 
-/* Forgets the record of `h` and, if one may be on disk, appends a removal record, or
- * keeps it pending when it cannot be appended. Caller holds write_lock. */
-static void remove_locked(struct store *s, const char *key, const char *vary,
+/* Forgets the record of `h` (`all`: every record of the key, whose vary is then "")
+ * and, if one may be on disk, appends a removal record, or keeps it pending when it
+ * cannot be appended. Caller holds write_lock. */
+static void remove_locked(struct store *s, const char *key, const char *vary, bool all,
                           const struct diskfmt_hash *h)
 {
     pthread_mutex_lock(&s->lock);
     sync_gen_locked(s);
-    bool known = recindex_delete(&s->ix, h);
+    bool known = all ? recindex_delete_lo(&s->ix, h->lo) > 0 : recindex_delete(&s->ix, h);
     bool needed = known || !s->ix_complete || s->loading;
-    note_removed_locked(s, h); /* the load's index may know the key */
+    note_removed_locked(s, h, all); /* the load's index may know the key */
     uint64_t gen = s->index_gen;
     pthread_mutex_unlock(&s->lock);
     if (!needed)
         return;
     unsigned char *rec;
     size_t len;
-    cp_err err = diskfmt_encode_removal(key, vary, gen, &rec, &len);
+    cp_err err = encode_removal(key, vary, all, gen, &rec, &len);
     if (err == CP_OK) {
         struct iovec iov = {rec, len};
         err = append_in_order(s, &iov, 1, len, NULL, gen, NULL);
@@ -797,7 +825,7 @@ static void remove_locked(struct store *s, const char *key, const char *vary,
         return;
     if (err != CP_ERR_IO) /* I/O errors are logged with the path */
         log_warn("cannot record the removal of cache entry %s: %s", key, cp_strerror(err));
-    if (pending_add(s, key, vary, h, gen))
+    if (pending_add(s, key, vary, all, h, gen))
         return;
     /* The index has forgotten the key, so it is not served in this run; a later removal
      * of it must still go to disk. */
@@ -823,12 +851,12 @@ cp_err store_write(struct store *s, const struct entry *e)
         err = CP_ERR_STALE_GEN; /* it would only be skipped at the next load */
     } else if (err == CP_ERR_TOO_LARGE) {
         log_warn("cannot write cache entry %s: a field does not fit the format", key);
-        remove_locked(s, key, vary, &h); /* what the disk holds for the key is outdated */
+        remove_locked(s, key, vary, false, &h); /* what the disk holds for the key is outdated */
     } else if (err == CP_OK &&
                ((s->max_bytes != 0 && len > s->max_bytes) || len > UINT32_MAX)) {
         log_debug("not writing cache entry %s: %" PRIu64 " bytes, more than the %" PRIu64
                   " allowed", key, len, s->max_bytes);
-        remove_locked(s, key, vary, &h);
+        remove_locked(s, key, vary, false, &h);
         err = CP_ERR_TOO_LARGE;
     } else {
         bool written = false;
@@ -841,7 +869,7 @@ cp_err store_write(struct store *s, const struct entry *e)
             /* The disk keeps the record `e` replaces: it must not be served, here or
              * after a restart. The index stops counting as complete, so that a later
              * removal of the key goes to disk even if this one is lost. */
-            remove_locked(s, key, vary, &h);
+            remove_locked(s, key, vary, false, &h);
             pthread_mutex_lock(&s->lock);
             sync_gen_locked(s);
             index_gap_locked(s);
@@ -857,7 +885,15 @@ void store_remove(struct store *s, const char *key, const char *vary_key)
 {
     struct diskfmt_hash h = diskfmt_key_hash(key, strlen(key), vary_key, strlen(vary_key));
     pthread_mutex_lock(&s->write_lock);
-    remove_locked(s, key, vary_key, &h);
+    remove_locked(s, key, vary_key, false, &h);
+    pthread_mutex_unlock(&s->write_lock);
+}
+
+void store_remove_all(struct store *s, const char *key)
+{
+    struct diskfmt_hash h = diskfmt_key_hash(key, strlen(key), "", 0);
+    pthread_mutex_lock(&s->write_lock);
+    remove_locked(s, key, "", true, &h);
     pthread_mutex_unlock(&s->write_lock);
 }
 
@@ -995,6 +1031,10 @@ static cp_err load_visit(void *arg, const struct segscan_rec *r)
         return CP_OK; /* garbage from before a clear */
     if (r->ref.kind == DISKFMT_REMOVAL) {
         recindex_delete(&l->ix, &r->h);
+        return CP_OK;
+    }
+    if (r->ref.kind == DISKFMT_REMOVAL_ALL) { /* every variant seen so far */
+        recindex_delete_lo(&l->ix, r->h.lo);
         return CP_OK;
     }
     if (r->off > UINT32_MAX || r->len > UINT32_MAX)
@@ -1201,8 +1241,14 @@ static cp_err load_merge(struct load *l, bool use_index)
         if ((err = recindex_reserve(&l->ix, l->ix.n + s->ix.n)) != CP_OK)
             goto out;
         recindex_drop_below(&l->ix, l->unread_cut);
-        for (size_t i = 0; i < s->load_removed.n; i++)
-            recindex_delete(&l->ix, &s->load_removed.v[i]);
+        /* Every removal since the snapshot is newer than every record of l->ix. */
+        for (size_t i = 0; i < s->load_removed.n; i++) {
+            const struct removed *rm = &s->load_removed.v[i];
+            if (rm->all)
+                recindex_delete_lo(&l->ix, rm->h.lo);
+            else
+                recindex_delete(&l->ix, &rm->h);
+        }
         for (size_t i = 0; i < s->ix.cap; i++) {
             const struct recindex_slot *sl = &s->ix.v[i];
             if (sl->len != 0 && sl->seq >= l->snap_seq &&
@@ -1243,7 +1289,7 @@ out:
     s->loading = false;
     s->load_void = false;
     free(s->load_removed.v);
-    s->load_removed = (struct hash_list){0};
+    s->load_removed = (struct removed_list){0};
     pthread_mutex_unlock(&s->lock);
     return err;
 }
@@ -1398,6 +1444,10 @@ static cp_err count_visit(void *arg, const struct segscan_rec *r)
         return CP_OK;
     if (r->ref.kind == DISKFMT_REMOVAL) {
         recindex_delete(&c->ix, &r->h);
+        return CP_OK;
+    }
+    if (r->ref.kind == DISKFMT_REMOVAL_ALL) {
+        recindex_delete_lo(&c->ix, r->h.lo);
         return CP_OK;
     }
     return recindex_put(&c->ix, &r->h, 0, 0, 1);

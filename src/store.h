@@ -54,7 +54,8 @@ const _Atomic uint64_t *store_generation_ptr(struct store *s);
  *     be written earlier still cannot be (see store_remove): `e` may not pass them;
  *   CP_ERR_NOMEM, also when the record was written but the index could not take it
  *     (then it is not found before a restart, but the older one is not found either).
- * store_write and store_remove are meant for one thread at a time (the mirror's). */
+ * store_write, store_remove and store_remove_all are meant for one thread at a time
+ * (the mirror's). */
 cp_err store_write(struct store *s, const struct entry *e);
 
 /* Removes the record of the entry with this key and vary key, if any, by appending a
@@ -65,6 +66,14 @@ cp_err store_write(struct store *s, const struct entry *e);
  * that cannot even be kept, or is still kept at store_close, is logged as an error: the
  * removed entry may come back after a restart. No result: failures are logged. */
 void store_remove(struct store *s, const char *key, const char *vary_key);
+
+/* Removes the records of every variant of `key` (whatever their vary keys, also those
+ * this process never saw: evicted from memory, or not loaded yet) as store_remove
+ * does, with one record (DISKFMT_REMOVAL_ALL) that a load applies to every record of
+ * the key before it. Nothing is written when the index is complete and knows no record
+ * of the key. A record of the key written afterwards is live again. Failures as for
+ * store_remove (kept pending, or logged). Same thread rules as store_remove. */
+void store_remove_all(struct store *s, const char *key);
 
 /* Total size of the segment files the store knows of, live records and garbage alike:
  * those there at store_open or found by store_load, and those written since, less those

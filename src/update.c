@@ -91,31 +91,16 @@ struct entry *update_revalidated(const struct updater *u, struct entry *stale,
     return e;
 }
 
-struct forget {
-    const struct updater *u;
-    bool plain; /* the variant without a Vary key was among those removed */
-};
-
-static void forget_record(void *arg, const struct entry *e)
-{
-    struct forget *f = arg;
-    const char *vary = e->vary_key ? e->vary_key : "";
-    f->plain |= vary[0] == '\0';
-    if (f->u->mirror)
-        mirror_remove(f->u->mirror, e->key, vary);
-}
-
 static void invalidate_one(const struct updater *u, const char *url)
 {
-    struct forget f = {.u = u};
-    size_t n = cache_remove(u->cache, url, forget_record, &f);
+    size_t n = cache_remove(u->cache, url, NULL, NULL);
     if (n > 0)
         log_debug("invalidated %zu stored response(s) of %s", n, url);
-    /* What is on disk but no longer (or not yet) in memory goes too: evicted from memory
-     * it would come back at the next start. (The store writes nothing for a key it
-     * knows it does not hold.) */
-    if (!f.plain && u->mirror)
-        mirror_remove(u->mirror, url, "");
+    /* Every variant on disk goes, also those no longer (or not yet) in memory: evicted
+     * from memory they would come back at the next start. (The store writes nothing
+     * for a key it knows it does not hold.) */
+    if (u->mirror)
+        mirror_remove_all(u->mirror, url);
 }
 
 void update_invalidate(const struct updater *u, const char *url, int status,

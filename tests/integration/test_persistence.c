@@ -233,6 +233,66 @@ static void test_invalidation_of_evicted_response(void **state)
     assert_int_equal(hx_proxy_stop(p), 0);
 }
 
+/* GET with Accept-Language `lang`; checks X-Cache and the body. */
+static void get_lang(struct proxy *p, const char *path, const char *lang, const char *xcache,
+                     const char *body)
+{
+    char field[64];
+    snprintf(field, sizeof field, "Accept-Language: %s", lang);
+    const char *const hdrs[] = {field, NULL};
+    struct hresp r;
+    assert_int_equal(hx_get(p->port, path, hdrs, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_xcache(&r, xcache);
+    assert_int_equal(r.body_len, strlen(body));
+    assert_memory_equal(r.body, body, r.body_len);
+    hresp_free(&r);
+}
+
+/* An invalidation reaches every Vary variant on disk, also those evicted from memory
+ * (whose vary keys this process no longer knows): none comes back after a restart,
+ * while the variant of another URL, evicted alike, does. */
+static void test_invalidation_of_evicted_variants(void **state)
+{
+    struct hx *h = *state;
+    char dir[512];
+    hx_fresh_dir(h, dir, sizeof dir);
+    static char body[4001];
+    memset(body, 'v', sizeof body - 1);
+    const char *const fields[] = {"Cache-Control", "max-age=60", "Vary", "Accept-Language",
+                                  NULL};
+    struct orig_route rt = {.fields = fields, .body = body};
+    orig_route(h->origin, "/lang", &rt);
+    orig_route(h->origin, "/lang-other", &rt);
+    const char *const small[] = {"--max-memory", "12K", NULL};
+    struct proxy *p = hx_proxy_start(h, orig_url(h->origin), dir, small);
+    assert_non_null(p);
+    get_lang(p, "/lang", "de", "MISS", body);
+    get_lang(p, "/lang", "fr", "MISS", body);
+    get_lang(p, "/lang", "de", "HIT", body);
+    get_lang(p, "/lang-other", "de", "MISS", body);
+    char path[32];
+    for (int i = 0; i < 3; i++) { /* 6 x 4000 bytes do not fit in 12 KiB: the variants leave */
+        snprintf(path, sizeof path, "/big/4000?n=%d", i);
+        get_pattern(p, path, NULL, 0, 4000, "MISS");
+    }
+    assert_true(wait_records(dir, 6, 10.0));
+    struct hreq post = {.method = "POST", .body = "x", .body_len = 1};
+    struct hresp r;
+    assert_int_equal(hx_http(p->port, "/lang", &post, &r), 0);
+    assert_int_equal(r.status, 200);
+    hresp_free(&r);
+    assert_int_equal(hx_proxy_stop(p), 0); /* a clean stop writes what is queued */
+
+    p = start_loaded(h, dir);
+    assert_non_null(p);
+    get_lang(p, "/lang-other", "de", "HIT", body); /* evicted variants do come back */
+    get_lang(p, "/lang", "de", "MISS", body);
+    get_lang(p, "/lang", "fr", "MISS", body);
+    assert_int_equal(orig_count(h->origin, "/lang"), 5); /* 2 + POST + 2 */
+    assert_int_equal(hx_proxy_stop(p), 0);
+}
+
 static void test_clear_cache_reaches_running_server(void **state)
 {
     struct hx *h = *state;
@@ -458,6 +518,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_restart_keeps_cache, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_invalidation_of_evicted_response, hx_setup,
+                                        hx_teardown),
+        cmocka_unit_test_setup_teardown(test_invalidation_of_evicted_variants, hx_setup,
                                         hx_teardown),
         cmocka_unit_test_setup_teardown(test_large_bodies_restart_and_bound, hx_setup,
                                         hx_teardown),

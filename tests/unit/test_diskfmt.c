@@ -306,8 +306,8 @@ static void test_lengths_lie_with_valid_header_sum(void **state)
         assert_int_equal(diskfmt_decode(copy, len, &d), CP_ERR_CORRUPT);
         assert_null(d);
     }
-    /* An unknown kind, and the removal kind on an entry's metadata. */
-    static const uint32_t kinds[] = {2, 0x100, DISKFMT_REMOVAL};
+    /* Unknown kinds, and the removal kinds on an entry's metadata (and body). */
+    static const uint32_t kinds[] = {3, 0x100, DISKFMT_REMOVAL, DISKFMT_REMOVAL_ALL};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         memcpy(copy, file, len);
         put_le(copy + 8, kinds[i], 4);
@@ -390,11 +390,16 @@ static void test_key_hash_stable_and_distinct(void **state)
     (void)state;
     struct diskfmt_hash a = hash_of("https://example.com/x", "");
     assert_true(same_hash(a, hash_of("https://example.com/x", "")));
-    /* The same in every build (XXH3 128 of key, NUL, vary key). */
+    /* The same in every build (lo: XXH3 64 of key; hi: of key, NUL, vary key). */
     struct diskfmt_hash c = hash_of("", "");
-    assert_true(c.hi == 0xa6cd5e9392000f6aULL && c.lo == 0xc44bdff4074eecdbULL);
+    assert_true(c.lo == 0x2d06800538d394c2ULL && c.hi == 0xc44bdff4074eecdbULL);
     c = hash_of("a", "b");
-    assert_true(c.hi == 0x39797789ed4c7ea0ULL && c.lo == 0xd5a06cd078125351ULL);
+    assert_true(c.lo == 0xe6c632b61e964e1fULL && c.hi == 0xd5a06cd078125351ULL);
+    /* Every variant of a key shares lo, and only they do. */
+    struct diskfmt_hash v1 = hash_of("https://example.com/x", "accept-language=de");
+    assert_true(v1.lo == a.lo && v1.hi != a.hi);
+    assert_true(hash_of("https://example.com/y", "accept-language=de").lo != v1.lo);
+    assert_true(hash_of("ab", "c").lo != hash_of("a", "bc").lo);
 
     assert_false(same_hash(a, hash_of("https://example.com/x", "accept-encoding=gzip")));
     assert_false(same_hash(hash_of("https://example.com/x", "accept-encoding=gzip"),
@@ -424,6 +429,9 @@ static void test_key_hash_stable_and_distinct(void **state)
     assert_false(same_hash(b1, b2));
     assert_true(same_hash(b1, diskfmt_key_hash(long_key, 510, "", 0)));
     assert_true(same_hash(b2, diskfmt_key_hash(long_key, 511, "", 0)));
+    /* and the variants of a long key still share lo */
+    struct diskfmt_hash b3 = diskfmt_key_hash(long_key, 511, "v=1", 3);
+    assert_true(b3.lo == b2.lo && b3.hi != b2.hi);
     free(long_key);
 }
 
@@ -550,6 +558,65 @@ static void test_head_lengths_checked(void **state)
     free(rec);
 }
 
+/* The removal of every variant of a key: its own kind, no vary key, never an entry. */
+static void test_removal_all_record(void **state)
+{
+    (void)state;
+    unsigned char *rec;
+    size_t len;
+    assert_int_equal(diskfmt_encode_removal_all("https://example.com/r", 7, &rec, &len), CP_OK);
+    struct diskfmt_head h;
+    assert_int_equal(diskfmt_parse_head(rec, len, &h), CP_OK);
+    assert_int_equal(h.kind, DISKFMT_REMOVAL_ALL);
+    assert_true(h.body_len == 0);
+    assert_true(h.record_len == len);
+    struct diskfmt_ref ref;
+    assert_int_equal(diskfmt_parse_meta(&h, rec + DISKFMT_HEAD_LEN, &ref), CP_OK);
+    assert_int_equal(ref.kind, DISKFMT_REMOVAL_ALL);
+    assert_int_equal(ref.key_len, strlen("https://example.com/r"));
+    assert_memory_equal(ref.key, "https://example.com/r", ref.key_len);
+    assert_int_equal(ref.vary_len, 0);
+    assert_true(ref.generation == 7);
+    struct entry *d = (struct entry *)1;
+    assert_int_equal(diskfmt_decode(rec, len, &d), CP_ERR_CORRUPT);
+    assert_null(d);
+
+    /* The same bytes as a plain removal with an empty vary key, but for the kind. */
+    unsigned char *plain;
+    size_t plain_len;
+    assert_int_equal(diskfmt_encode_removal("https://example.com/r", "", 7, &plain, &plain_len),
+                     CP_OK);
+    assert_int_equal(plain_len, len);
+    assert_memory_equal(plain + DISKFMT_HEAD_LEN, rec + DISKFMT_HEAD_LEN, len - DISKFMT_HEAD_LEN);
+    assert_int_equal(plain[8], DISKFMT_REMOVAL);
+    assert_int_equal(rec[8], DISKFMT_REMOVAL_ALL);
+    free(plain);
+    free(rec);
+
+    /* A removal-all record carrying a vary key is damaged: it would read as narrower or
+     * wider than it was written. */
+    assert_int_equal(diskfmt_encode_removal("https://example.com/r", "v=1", 7, &rec, &len), CP_OK);
+    put_le(rec + 8, DISKFMT_REMOVAL_ALL, 4);
+    reseal_header(rec);
+    assert_int_equal(diskfmt_parse_head(rec, len, &h), CP_OK);
+    assert_int_equal(diskfmt_parse_meta(&h, rec + DISKFMT_HEAD_LEN, &ref), CP_ERR_CORRUPT);
+    free(rec);
+
+    /* A body on it is damage in the header. */
+    assert_int_equal(diskfmt_encode_removal_all("k", 1, &rec, &len), CP_OK);
+    put_le(rec + 16, 1, 8);
+    reseal_header(rec);
+    assert_int_equal(diskfmt_parse_head(rec, len, &h), CP_ERR_CORRUPT);
+    free(rec);
+
+    /* NULL is the empty key. */
+    assert_int_equal(diskfmt_encode_removal_all(NULL, 0, &rec, &len), CP_OK);
+    assert_int_equal(diskfmt_parse_head(rec, len, &h), CP_OK);
+    assert_int_equal(diskfmt_parse_meta(&h, rec + DISKFMT_HEAD_LEN, &ref), CP_OK);
+    assert_int_equal(ref.key_len, 0);
+    free(rec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -570,6 +637,7 @@ int main(void)
         cmocka_unit_test(test_key_hash_stable_and_distinct),
         cmocka_unit_test(test_parse_head_and_meta_of_entry),
         cmocka_unit_test(test_removal_record),
+        cmocka_unit_test(test_removal_all_record),
         cmocka_unit_test(test_removal_every_byte_flip),
         cmocka_unit_test(test_head_lengths_checked),
     };

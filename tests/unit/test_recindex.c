@@ -1,6 +1,7 @@
 /* Tests of the store's index of records: what is put is found, replaced and deleted;
  * deleting in the middle of a probe chain keeps every later record of it findable;
- * growth, the sweep of deleted segments and crowds of colliding hashes lose nothing. */
+ * growth, the sweep of deleted segments, the removal of every variant of a key and
+ * crowds of colliding hashes lose nothing. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -353,6 +354,81 @@ static void test_colliding_homes(void **state)
     recindex_free(&ix);
 }
 
+/* Every variant of a key (one lo, several hi) goes, wherever the chain put it; other
+ * keys of the same home, and those pushed past it across the wrap, stay findable. */
+static void test_delete_lo(void **state)
+{
+    (void)state;
+    struct recindex ix = {0};
+    assert_int_equal(recindex_delete_lo(&ix, 5), 0); /* no table at all */
+    assert_int_equal(recindex_reserve(&ix, 40), CP_OK);
+    size_t last = ix.cap - 1;
+    struct diskfmt_hash key = hash_at(last - 1, 7);
+    struct diskfmt_hash h[12];
+    /* Variants and another key of the same home, interleaved, running over the wrap;
+     * then records of the homes they crowd, and one far away. */
+    h[0] = key;
+    h[1] = hash_at(last - 1, 8);
+    h[2] = (struct diskfmt_hash){key.lo, key.hi + 1};
+    h[3] = hash_at(last - 1, 9);
+    h[4] = (struct diskfmt_hash){key.lo, key.hi + 2};
+    h[5] = hash_at(0, 10);
+    h[6] = (struct diskfmt_hash){key.lo, key.hi + 3};
+    h[7] = hash_at(1, 11);
+    h[8] = hash_at(last, 12);
+    h[9] = hash_at(2, 13);
+    h[10] = hash_at(20, 14);
+    h[11] = hash_at(3, 15);
+    for (uint32_t i = 0; i < 12; i++)
+        assert_int_equal(recindex_put(&ix, &h[i], 1, i, i + 1), CP_OK);
+    /* One of the variants replaced: still one record. */
+    assert_int_equal(recindex_put(&ix, &h[4], 2, 40, 41), CP_OK);
+    assert_int_equal(ix.n, 12);
+
+    assert_int_equal(recindex_delete_lo(&ix, key.lo), 4);
+    for (uint32_t i = 0; i < 12; i++) {
+        if (h[i].lo == key.lo)
+            assert_null(recindex_find(&ix, &h[i]));
+        else
+            assert_at(&ix, &h[i], 1, i, i + 1);
+    }
+    assert_int_equal(ix.n, 8);
+    assert_int_equal(walk_count(&ix), 8);
+    /* Nothing left of it; an unknown lo, even of a used home, forgets nothing. */
+    assert_int_equal(recindex_delete_lo(&ix, key.lo), 0);
+    assert_int_equal(recindex_delete_lo(&ix, hash_at(last - 1, 99).lo), 0);
+    assert_int_equal(recindex_delete_lo(&ix, hash_at(30, 99).lo), 0);
+    assert_int_equal(ix.n, 8);
+    /* The other key of that home goes alone. */
+    assert_int_equal(recindex_delete_lo(&ix, h[1].lo), 1);
+    assert_null(recindex_find(&ix, &h[1]));
+    for (uint32_t i = 3; i < 12; i++)
+        if (h[i].lo != key.lo)
+            assert_at(&ix, &h[i], 1, i, i + 1);
+    assert_int_equal(walk_count(&ix), 7);
+    recindex_free(&ix);
+
+    /* Spread hashes: deleting many keys one by one leaves exactly the others. */
+    struct diskfmt_hash v[300];
+    for (uint64_t i = 0; i < 300; i++) {
+        v[i] = hash_of(i / 3);           /* three variants per key */
+        v[i].hi = i;
+    }
+    for (uint32_t i = 0; i < 300; i++)
+        assert_int_equal(recindex_put(&ix, &v[i], 1, i, 1), CP_OK);
+    for (uint32_t i = 0; i < 300; i += 6)   /* every other key */
+        assert_int_equal(recindex_delete_lo(&ix, v[i].lo), 3);
+    for (uint32_t i = 0; i < 300; i++) {
+        if ((i / 3) % 2 == 0)
+            assert_null(recindex_find(&ix, &v[i]));
+        else
+            assert_at(&ix, &v[i], 1, i, 1);
+    }
+    assert_int_equal(ix.n, 150);
+    assert_int_equal(walk_count(&ix), 150);
+    recindex_free(&ix);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -367,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_reserve),
         cmocka_unit_test(test_drop_below),
         cmocka_unit_test(test_colliding_homes),
+        cmocka_unit_test(test_delete_lo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* Tests of the cache directory and its writer thread, on a real temporary directory:
- * what is written comes back (in order, across restarts, removals included), what is
+ * what is written comes back (in order, across restarts, removals included, also of
+ * every variant of a key at once), what is
  * damaged, foreign or cleared never does, and the segments stay within the byte bound,
  * the oldest going first. Failures of the disk are real ones: a file made unreadable,
  * a file size limit (RLIMIT_FSIZE) for a full disk, a directory where a segment was. */
@@ -1865,6 +1866,267 @@ static void test_load_stop_request(void **state)
     store_close(s);
 }
 
+/* ---- removal of every variant of a key ------------------------------------------ */
+
+/* Writes a variant (key, vary) with this body, of the store's generation. */
+static void put_variant(struct store *s, const char *key, const char *vary, const char *body)
+{
+    struct entry *e = make_entry(key, vary, body, gen_of(s));
+    assert_int_equal(store_write(s, e), CP_OK);
+    entry_unref(e);
+}
+
+/* store_read's verdict on a variant, the body checked when found. */
+static bool variant_readable(struct store *s, const char *key, const char *vary,
+                             const char *body)
+{
+    struct entry *e = NULL;
+    cp_err err = store_read(s, key, vary, &e);
+    if (err != CP_OK) {
+        assert_null(e);
+        return false;
+    }
+    assert_string_equal(e->key, key);
+    assert_string_equal(e->vary_key, vary);
+    if (body != NULL) {
+        assert_int_equal(e->body_len, strlen(body));
+        assert_memory_equal(e->body, body, e->body_len);
+    }
+    entry_unref(e);
+    return true;
+}
+
+static const char *const langs[] = {"", "accept-language=de", "accept-language=fr"};
+#define NLANGS (sizeof langs / sizeof langs[0])
+
+/* Every variant goes, in this run and after a restart; other keys, also one that is a
+ * prefix or an extension of it and one with the same vary key, stay. */
+static void test_remove_all_variants(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    for (size_t i = 0; i < NLANGS; i++)
+        put_variant(s, "https://o/u", langs[i], langs[i]);
+    put_variant(s, "https://o/u2", "accept-language=de", "u2");
+    put_variant(s, "https://o/", "", "root");
+    put_variant(s, "https://o/u", "accept-language=it", "it");
+    store_remove_all(s, "https://o/u");
+    for (size_t i = 0; i < NLANGS; i++)
+        assert_false(variant_readable(s, "https://o/u", langs[i], NULL));
+    assert_false(variant_readable(s, "https://o/u", "accept-language=it", NULL));
+    assert_true(variant_readable(s, "https://o/u2", "accept-language=de", "u2"));
+    assert_true(variant_readable(s, "https://o/", "", "root"));
+    store_close(s);
+
+    struct loaded l = {0};
+    size_t removed = 0;
+    s = reopen_and_load(f->dir, 0, &l, &removed);
+    assert_int_equal(removed, 0); /* a removal is no damage */
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.v[0]->key, "https://o/u2");
+    assert_string_equal(l.v[1]->key, "https://o/");
+    loaded_free(&l);
+    for (size_t i = 0; i < NLANGS; i++)
+        assert_false(variant_readable(s, "https://o/u", langs[i], NULL));
+    store_close(s);
+
+    /* A clear counts what the removal left. */
+    size_t entries;
+    uint64_t cleared;
+    assert_int_equal(store_clear(f->dir, &entries, &cleared), CP_OK);
+    assert_int_equal(entries, 2);
+}
+
+/* Variants this run never knew of (not loaded yet): the record is written all the same,
+ * and the load of the next start applies it to every record of the key before it. */
+static void test_remove_all_unloaded_variants(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    for (size_t i = 0; i < NLANGS; i++)
+        put_variant(s, "https://o/v", langs[i], "v");
+    put_variant(s, "https://o/w", "accept-language=de", "w");
+    store_close(s);
+
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    uint64_t before = store_bytes(s);
+    store_remove_all(s, "https://o/v");
+    assert_true(store_bytes(s) > before);
+    store_close(s);
+
+    struct loaded l = {0};
+    s = reopen_and_load(f->dir, 0, &l, NULL);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.v[0]->key, "https://o/w");
+    loaded_free(&l);
+    for (size_t i = 0; i < NLANGS; i++)
+        assert_false(variant_readable(s, "https://o/v", langs[i], NULL));
+    store_close(s);
+}
+
+/* Order counts: a variant written after the removal is live again, after a restart
+ * too, and only it; one written before a second removal is gone again. */
+static void test_write_after_remove_all(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    for (size_t i = 0; i < NLANGS; i++)
+        put_variant(s, "https://o/x", langs[i], "old");
+    store_remove_all(s, "https://o/x");
+    put_variant(s, "https://o/x", "accept-language=de", "new de");
+    assert_true(variant_readable(s, "https://o/x", "accept-language=de", "new de"));
+    assert_false(variant_readable(s, "https://o/x", "", NULL));
+    store_close(s);
+
+    struct loaded l = {0};
+    s = reopen_and_load(f->dir, 0, &l, NULL);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.v[0]->vary_key, "accept-language=de");
+    assert_memory_equal(l.v[0]->body, "new de", 6);
+    loaded_free(&l);
+    assert_false(variant_readable(s, "https://o/x", "", NULL));
+    assert_false(variant_readable(s, "https://o/x", "accept-language=fr", NULL));
+
+    /* Removed again, then another variant: only that one. */
+    store_remove_all(s, "https://o/x");
+    put_variant(s, "https://o/x", "", "new plain");
+    store_close(s);
+    s = reopen_and_load(f->dir, 0, &l, NULL);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.v[0]->vary_key, "");
+    assert_memory_equal(l.v[0]->body, "new plain", 9);
+    loaded_free(&l);
+    store_close(s);
+}
+
+/* Nothing is written for a key the index knows it does not hold. */
+static void test_remove_all_written_only_when_needed(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    store_remove_all(s, "never"); /* an empty directory: the index is complete */
+    assert_true(store_bytes(s) == 0);
+    put_variant(s, "k", "accept-language=de", "k");
+    put_variant(s, "other", "", "other");
+    store_close(s);
+
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    struct loaded l = {0};
+    assert_int_equal(store_load(s, collect, &l, NULL, NULL), CP_OK);
+    assert_int_equal(l.n, 2);
+    loaded_free(&l);
+    uint64_t before = store_bytes(s);
+    store_remove_all(s, "unknown");
+    store_remove_all(s, "k/"); /* another key that k is a prefix of */
+    assert_true(store_bytes(s) == before);
+    store_remove_all(s, "k"); /* only a variant with a vary key is known */
+    assert_true(store_bytes(s) > before);
+    before = store_bytes(s);
+    store_remove_all(s, "k"); /* nothing left of it */
+    assert_true(store_bytes(s) == before);
+    assert_true(store_bytes(s) == disk_bytes(f->dir));
+    assert_true(variant_readable(s, "other", "", "other"));
+    store_close(s);
+}
+
+/* A removal of all variants during a load: the load's index, made of older records,
+ * loses them too; what was written after it stays. */
+static bool remove_all_meanwhile(void *arg, struct entry *e)
+{
+    struct during *d = arg;
+    if (d->calls++ == 0) {
+        store_remove_all(d->s, "https://o/late");
+        put_variant(d->s, "https://o/late", "accept-language=fr", "after");
+    }
+    return collect(&d->got, e);
+}
+
+static void test_remove_all_during_load(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    put(s, "https://o/first", "first");
+    for (size_t i = 0; i < NLANGS; i++)
+        put_variant(s, "https://o/late", langs[i], "before");
+    store_close(s);
+
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    struct during d = {.s = s};
+    size_t loaded;
+    assert_int_equal(store_load(s, remove_all_meanwhile, &d, &loaded, NULL), CP_OK);
+    assert_int_equal(loaded, 1); /* the variants were removed before their turn */
+    assert_string_equal(d.got.v[0]->key, "https://o/first");
+    loaded_free(&d.got);
+    assert_false(variant_readable(s, "https://o/late", "", NULL));
+    assert_false(variant_readable(s, "https://o/late", "accept-language=de", NULL));
+    assert_true(variant_readable(s, "https://o/late", "accept-language=fr", "after"));
+    store_close(s);
+
+    struct loaded l = {0};
+    s = reopen_and_load(f->dir, 0, &l, NULL);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.v[1]->key, "https://o/late");
+    assert_memory_equal(l.v[1]->body, "after", 5);
+    loaded_free(&l);
+    store_close(s);
+}
+
+/* A full disk: the removal waits, is written before the next record, and holds. */
+static void test_remove_all_waits_for_room(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    for (size_t i = 0; i < NLANGS; i++)
+        put_variant(s, "https://o/y", langs[i], "y");
+    char seg[256];
+    newest_segment(f->dir, seg, sizeof seg);
+    struct fsize_limit saved;
+    disk_full_at(file_size(seg), &saved);
+    store_remove_all(s, "https://o/y");
+    disk_unlimited(&saved);
+    assert_false(variant_readable(s, "https://o/y", "accept-language=de", NULL));
+    put_variant(s, "https://o/y", "accept-language=fr", "after");
+    store_close(s);
+
+    struct loaded l = {0};
+    s = reopen_and_load(f->dir, 0, &l, NULL);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.v[0]->vary_key, "accept-language=fr");
+    assert_memory_equal(l.v[0]->body, "after", 5);
+    loaded_free(&l);
+    store_close(s);
+}
+
+/* Through the mirror, in order with the writes. */
+static void test_mirror_remove_all(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    struct mirror *m = NULL;
+    assert_int_equal(mirror_start(s, &m), CP_OK);
+    for (size_t i = 0; i < NLANGS; i++) {
+        struct entry *e = make_entry("https://o/z", langs[i], "z", gen_of(s));
+        mirror_write(m, e);
+        entry_unref(e);
+    }
+    mirror_remove_all(m, "https://o/z");
+    struct entry *e = make_entry("https://o/z", "accept-language=de", "again", gen_of(s));
+    mirror_write(m, e);
+    entry_unref(e);
+    mirror_stop(m);
+    assert_false(variant_readable(s, "https://o/z", "", NULL));
+    assert_false(variant_readable(s, "https://o/z", "accept-language=fr", NULL));
+    assert_true(variant_readable(s, "https://o/z", "accept-language=de", "again"));
+    store_close(s);
+}
+
 int main(void)
 {
     /* The damaged files below are reported as warnings, which are expected here. */
@@ -1908,6 +2170,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_trim_stops_at_undeletable_segment, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_load_stop_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove_all_variants, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove_all_unloaded_variants, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_after_remove_all, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove_all_written_only_when_needed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_remove_all_during_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove_all_waits_for_room, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mirror_remove_all, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

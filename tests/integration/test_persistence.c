@@ -203,6 +203,16 @@ static void test_large_bodies_restart_and_bound(void **state)
     assert_int_equal(hx_proxy_stop(p), 0);
 }
 
+/* POSTs to `path` through the proxy and checks the origin's 200 came back. */
+static void post_ok(struct proxy *p, const char *path)
+{
+    struct hreq post = {.method = "POST", .body = "x", .body_len = 1};
+    struct hresp r;
+    assert_int_equal(hx_http(p->port, path, &post, &r), 0);
+    assert_int_equal(r.status, 200);
+    hresp_free(&r);
+}
+
 /* An unsafe method invalidates what is stored on disk too, also when the response had
  * already been evicted from memory: it must not come back at the next start. */
 static void test_invalidation_of_evicted_response(void **state)
@@ -219,11 +229,7 @@ static void test_invalidation_of_evicted_response(void **state)
         get_pattern(p, path, NULL, 0, 4000, "MISS");
     }
     assert_true(wait_records(dir, 4, 10.0));
-    struct hreq post = {.method = "POST", .body = "x", .body_len = 1};
-    struct hresp r;
-    assert_int_equal(hx_http(p->port, "/big/4000?n=0", &post, &r), 0);
-    assert_int_equal(r.status, 200);
-    hresp_free(&r);
+    post_ok(p, "/big/4000?n=0");
     assert_int_equal(hx_proxy_stop(p), 0); /* a clean stop writes what is queued */
 
     p = start_loaded(h, dir);
@@ -277,11 +283,7 @@ static void test_invalidation_of_evicted_variants(void **state)
         get_pattern(p, path, NULL, 0, 4000, "MISS");
     }
     assert_true(wait_records(dir, 6, 10.0));
-    struct hreq post = {.method = "POST", .body = "x", .body_len = 1};
-    struct hresp r;
-    assert_int_equal(hx_http(p->port, "/lang", &post, &r), 0);
-    assert_int_equal(r.status, 200);
-    hresp_free(&r);
+    post_ok(p, "/lang");
     assert_int_equal(hx_proxy_stop(p), 0); /* a clean stop writes what is queued */
 
     p = start_loaded(h, dir);

@@ -1139,6 +1139,33 @@ static void key_of(int i, char *out, size_t len)
     snprintf(out, len, "key-%d", i);
 }
 
+/* The body of every record fill_segments writes: 20,000 'y's. */
+static const char *seg_body(void)
+{
+    static char body[20001];
+    if (body[0] == '\0')
+        memset(body, 'y', sizeof body - 1);
+    return body;
+}
+
+/* Writes key-0 .. key-<10 * segments - 1> (seg_body each) into `segments` segments of
+ * their own (a store never appends to a segment it did not start: a restart after every
+ * ten records), with no bound, and closes the store. */
+static void fill_segments(const char *dir, int segments)
+{
+    const char *body = seg_body();
+    for (int seg = 0; seg < segments; seg++) {
+        struct store *s;
+        assert_int_equal(store_open(dir, 0, &s), CP_OK);
+        for (int i = seg * 10; i < seg * 10 + 10; i++) {
+            char key[32];
+            key_of(i, key, sizeof key);
+            put(s, key, body);
+        }
+        store_close(s);
+    }
+}
+
 /* Which of key-0 .. key-<n-1> store_read finds; checks that they are the newest ones
  * (the oldest go first) and returns the first found (n: none). */
 static int check_newest_kept(struct store *s, int n)
@@ -1278,21 +1305,8 @@ static void test_bound_too_large_record(void **state)
 static void test_load_then_bound(void **state)
 {
     struct fixture *f = *state;
-    char body[20001];
-    memset(body, 'y', sizeof body - 1);
-    body[sizeof body - 1] = '\0';
+    fill_segments(f->dir, 6);
     struct store *s;
-    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
-    for (int i = 0; i < 60; i++) {
-        char key[32];
-        key_of(i, key, sizeof key);
-        put(s, key, body);
-        if (i % 10 == 9) { /* six segments: a restart every ten records */
-            store_close(s);
-            assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
-        }
-    }
-    store_close(s);
     uint64_t all = disk_bytes(f->dir);
 
     const uint64_t bound = all / 2;
@@ -1616,21 +1630,8 @@ static void test_unreadable_segment(void **state)
 static void test_unreadable_segment_trimmed(void **state)
 {
     struct fixture *f = *state;
-    char body[20001];
-    memset(body, 'z', sizeof body - 1);
-    body[sizeof body - 1] = '\0';
+    fill_segments(f->dir, 4);
     struct store *s;
-    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
-    for (int i = 0; i < 40; i++) {
-        char key[32];
-        key_of(i, key, sizeof key);
-        put(s, key, body);
-        if (i % 10 == 9) { /* four segments */
-            store_close(s);
-            assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
-        }
-    }
-    store_close(s);
     struct seglist segs;
     list_segments(f->dir, &segs);
     assert_int_equal(segs.n, 4);
@@ -1650,7 +1651,7 @@ static void test_unreadable_segment_trimmed(void **state)
     assert_false(exists(f->dir, segs.name[0]));
     assert_true(store_bytes(s) <= bound);
     assert_true(store_bytes(s) == disk_bytes(f->dir));
-    assert_true(readable(s, "key-39", body));
+    assert_true(readable(s, "key-39", seg_body()));
     permission_override(true);
     store_close(s);
 }

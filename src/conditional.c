@@ -199,7 +199,7 @@ static bool takes_from_304(const struct hdrs *nm, const char *name)
     for (size_t i = 0; i < sizeof body_fields / sizeof body_fields[0]; i++)
         if (strcasecmp(name, body_fields[i]) == 0)
             return false;
-    return !hdrs_is_hop_by_hop(name) && !hdrs_has_token(nm, "Connection", name);
+    return !hdrs_hop_by_hop_in(nm, name);
 }
 
 static bool has_before(const struct hdrs *h, size_t end, const char *name)
@@ -256,8 +256,7 @@ cp_err cond_304_fields(const struct hdrs *stored, struct hdrs *out)
 {
     for (size_t i = 0; i < stored->n; i++) {
         const struct hdr *f = &stored->v[i];
-        if (strcasecmp(f->name, "Content-Length") == 0 || hdrs_is_hop_by_hop(f->name) ||
-            hdrs_has_token(stored, "Connection", f->name))
+        if (strcasecmp(f->name, "Content-Length") == 0 || hdrs_hop_by_hop_in(stored, f->name))
             continue;
         if (add_field(out, f) != CP_OK) {
             hdrs_free(out);

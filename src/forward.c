@@ -179,8 +179,7 @@ static bool replaced_in_response(const struct hdrs *in, const char *name)
     for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++)
         if (strcasecmp(name, ours[i]) == 0)
             return true;
-    return strcasecmp(name, "Connection") == 0 || hdrs_is_hop_by_hop(name) ||
-           hdrs_has_token(in, "Connection", name);
+    return hdrs_hop_by_hop_in(in, name);
 }
 
 cp_err forward_response_emit(const struct hdrs *in, const struct cache_outcome *o,

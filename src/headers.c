@@ -261,6 +261,11 @@ bool hdrs_is_hop_by_hop(const char *name)
     return strncasecmp(name, "Proxy-", 6) == 0;
 }
 
+bool hdrs_hop_by_hop_in(const struct hdrs *h, const char *name)
+{
+    return hdrs_is_hop_by_hop(name) || hdrs_has_token(h, "Connection", name);
+}
+
 void hdrs_strip_hop_by_hop(struct hdrs *h)
 {
     /* The Connection fields must stay readable while the fields they name are
@@ -269,7 +274,7 @@ void hdrs_strip_hop_by_hop(struct hdrs *h)
         struct hdr *f = &h->v[i];
         if (strcasecmp(f->name, "Connection") == 0)
             continue;
-        if (hdrs_is_hop_by_hop(f->name) || hdrs_has_token(h, "Connection", f->name))
+        if (hdrs_hop_by_hop_in(h, f->name))
             mark_removed(f);
     }
     for (size_t i = 0; i < h->n; i++)

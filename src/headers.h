@@ -54,6 +54,9 @@ cp_err hdrs_copy(struct hdrs *dst, const struct hdrs *src);
 /* True for the fixed hop-by-hop fields: Connection, Keep-Alive, TE, Trailer,
  * Transfer-Encoding, Upgrade, Proxy-*. */
 bool hdrs_is_hop_by_hop(const char *name);
+/* True if `name` is hop-by-hop in the message whose fields are `h`: a fixed one
+ * (hdrs_is_hop_by_hop) or one that h's Connection field names. */
+bool hdrs_hop_by_hop_in(const struct hdrs *h, const char *name);
 /* Removes the hop-by-hop fields and every field that Connection names. */
 void hdrs_strip_hop_by_hop(struct hdrs *h);
 

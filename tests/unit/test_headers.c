@@ -241,6 +241,24 @@ static void test_is_hop_by_hop(void **state)
         assert_false(hdrs_is_hop_by_hop(no[i]));
 }
 
+/* Hop-by-hop in a given message: the fixed ones, and what its Connection names. */
+static void test_hop_by_hop_in(void **state)
+{
+    (void)state;
+    struct hdrs h;
+    hdrs_init(&h);
+    assert_int_equal(hdrs_add(&h, "Connection", "close, X-Secret"), CP_OK);
+    assert_int_equal(hdrs_add(&h, "X-Secret", "1"), CP_OK);
+    assert_true(hdrs_hop_by_hop_in(&h, "Connection"));
+    assert_true(hdrs_hop_by_hop_in(&h, "Keep-Alive"));
+    assert_true(hdrs_hop_by_hop_in(&h, "x-secret"));
+    assert_false(hdrs_hop_by_hop_in(&h, "X-Public"));
+    hdrs_free(&h);
+    hdrs_init(&h);
+    assert_false(hdrs_hop_by_hop_in(&h, "X-Secret")); /* named by no Connection here */
+    hdrs_free(&h);
+}
+
 static void test_strip_hop_by_hop(void **state)
 {
     (void)state;
@@ -307,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_has_token),
         cmocka_unit_test(test_copy),
         cmocka_unit_test(test_is_hop_by_hop),
+        cmocka_unit_test(test_hop_by_hop_in),
         cmocka_unit_test(test_strip_hop_by_hop),
         cmocka_unit_test(test_strip_connection_names_end_to_end_field),
     };

@@ -4,6 +4,7 @@
 #include "http.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -341,6 +342,62 @@ static bool looks_like_http_date(const char *s, size_t len)
     return month && time_of_day && year;
 }
 
+/* Days from 1970-01-01 to the given date of the proleptic Gregorian calendar
+ * (Howard Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* The n digits at s as a number, or -1 if any is not a digit. */
+static int digits(const char *s, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+/* The preferred format, IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), which is what
+ * nearly every server sends, read exactly and without a library call: dates are
+ * parsed several times for each response that is stored. Returns false for anything
+ * else, which the general path then judges. */
+static bool parse_imf_fixdate(const char *s, size_t len, time_t *out)
+{
+    if (len != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' ||
+        s[16] != ' ' || s[19] != ':' || s[22] != ':' || s[25] != ' ' ||
+        memcmp(s + 26, "GMT", 3) != 0)
+        return false;
+    bool day = false;
+    for (int d = 0; d < 7 && !day; d++)
+        day = memcmp(s, day_names[d], 3) == 0;
+    int month = -1;
+    for (int m = 0; m < 12 && month < 0; m++)
+        if (memcmp(s + 8, month_names[m], 3) == 0)
+            month = m + 1;
+    int mday = digits(s + 5, 2), year = digits(s + 12, 4);
+    int hh = digits(s + 17, 2), mm = digits(s + 20, 2), ss = digits(s + 23, 2);
+    static const int month_days[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    /* Before 1583 (no Gregorian calendar) curl_getdate fails too. */
+    if (!day || month < 0 || mday < 1 || year < 1583 || hh < 0 || hh > 23 || mm < 0 ||
+        mm > 59 || ss < 0 || ss > 60 || mday > month_days[month - 1])
+        return false;
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (month == 2 && mday == 29 && !leap)
+        return false;
+    /* A leap second (:60) is read as the next second, as curl_getdate does. */
+    *out = (time_t)(days_from_civil(year, month, mday) * 86400 + hh * 3600 + mm * 60 + ss);
+    return true;
+}
+
 bool http_parse_date(const char *s, time_t *out)
 {
     if (s == NULL)
@@ -350,6 +407,8 @@ bool http_parse_date(const char *s, time_t *out)
     size_t len = strlen(s);
     while (len > 0 && is_ows(s[len - 1]))
         len--;
+    if (parse_imf_fixdate(s, len, out))
+        return true;
     if (!looks_like_http_date(s, len))
         return false;
     char buf[65];

@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,34 +62,102 @@ struct fetcher {
     CURL *spare[EASY_SPARE]; /* idle easy handles, owned by the fetch thread */
     size_t n_spare;
     int epfd;              /* curl's sockets and wakefd */
+    unsigned char *watch;  /* per socket number: WATCH_* bits (fetch thread only) */
+    size_t n_watch;
     int wakefd;            /* eventfd: submits, resumes and stop wake the thread */
 };
 
-/* curl's socket callback: watch `s` for what curl waits on. `socketp` is what we
- * assigned to `s` (curl_multi_assign): non-NULL once it is in the epoll set, until curl
- * says it is done with it (an idle kept-alive connection is not watched). */
+/* What the epoll set holds for one of curl's sockets (struct fetcher's `watch`). */
+enum {
+    WATCH_IN = 1,   /* in the set, for reading */
+    WATCH_OUT = 2,  /* in the set, for writing */
+    WATCH_CURL = 4, /* curl wants it watched; without this bit, an event removes it */
+};
+
+/* Makes room in `f->watch` for socket `s`. Returns false if there is no memory. */
+static bool watch_reserve(struct fetcher *f, curl_socket_t s)
+{
+    if (s < 0)
+        return false;
+    if ((size_t)s < f->n_watch)
+        return true;
+    size_t n = f->n_watch ? f->n_watch : 64;
+    while (n <= (size_t)s)
+        n *= 2;
+    unsigned char *w = realloc(f->watch, n);
+    if (w == NULL)
+        return false;
+    memset(w + f->n_watch, 0, n - f->n_watch);
+    f->watch = w;
+    f->n_watch = n;
+    return true;
+}
+
+/* curl's socket callback: watch `s` for what curl waits on. A kept-alive connection's
+ * socket stays in the epoll set after curl is done with it (the next transfer on it
+ * wants the same, and two epoll_ctl calls per request are a good part of a miss); if
+ * it stirs while idle (the origin closed it), the fetch thread removes it then. */
 static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     (void)easy;
+    (void)socketp;
     struct fetcher *f = userp;
+    if (!watch_reserve(f, s))
+        return -1; /* curl fails the transfer: never a hang */
+    unsigned char *w = &f->watch[s];
     if (what == CURL_POLL_REMOVE) {
-        epoll_ctl(f->epfd, EPOLL_CTL_DEL, s, NULL); /* may be closed already: no matter */
+        *w &= (unsigned char)~WATCH_CURL;
         return 0;
     }
-    struct epoll_event ev = {.data.fd = s};
-    if (what & CURL_POLL_IN)
-        ev.events |= EPOLLIN;
-    if (what & CURL_POLL_OUT)
-        ev.events |= EPOLLOUT;
-    if (socketp != NULL)
-        return epoll_ctl(f->epfd, EPOLL_CTL_MOD, s, &ev) == 0 ? 0 : -1;
-    if (epoll_ctl(f->epfd, EPOLL_CTL_ADD, s, &ev) != 0 &&
-        (errno != EEXIST || epoll_ctl(f->epfd, EPOLL_CTL_MOD, s, &ev) != 0))
-        return -1; /* curl fails the transfer: never a hang */
-    curl_multi_assign(f->multi, s, f);
+    unsigned char want = (what & CURL_POLL_IN ? WATCH_IN : 0) |
+                         (what & CURL_POLL_OUT ? WATCH_OUT : 0);
+    unsigned char have = *w & (WATCH_IN | WATCH_OUT);
+    if (want != have) {
+        struct epoll_event ev = {.data.fd = s};
+        ev.events = (want & WATCH_IN ? EPOLLIN : 0) | (want & WATCH_OUT ? EPOLLOUT : 0);
+        int op = have ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+        /* The state is a hint (a socket closed by curl leaves the set by itself):
+         * whichever operation fails for that reason, the other one is right. */
+        if (epoll_ctl(f->epfd, op, s, &ev) != 0 &&
+            epoll_ctl(f->epfd, op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s,
+                      &ev) != 0) {
+            *w = 0;
+            return -1;
+        }
+    }
+    *w = want | WATCH_CURL;
     return 0;
 }
 
+/* curl's socket opener: a new socket, whose number may have been one of curl's before,
+ * starts with nothing in the epoll set (a closed socket left it). */
+static curl_socket_t on_open_socket(void *userp, curlsocktype purpose,
+                                    struct curl_sockaddr *addr)
+{
+    (void)purpose;
+    struct fetcher *f = userp;
+    curl_socket_t s = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+    if (s == CURL_SOCKET_BAD)
+        return s;
+    if (!watch_reserve(f, s)) {
+        close(s);
+        return CURL_SOCKET_BAD;
+    }
+    f->watch[s] = 0;
+    return s;
+}
+
+/* Called for an event on one of curl's sockets that curl no longer watches (an idle
+ * kept-alive connection that the origin closed, or sent stray bytes on): takes it out
+ * of the epoll set, so that level-triggered events do not spin. Returns true if so. */
+static bool unwatch_idle(struct fetcher *f, int fd)
+{
+    if (fd < 0 || (size_t)fd >= f->n_watch || (f->watch[fd] & WATCH_CURL))
+        return false;
+    epoll_ctl(f->epfd, EPOLL_CTL_DEL, fd, NULL);
+    f->watch[fd] = 0;
+    return true;
+}
 
 void fetch_result_free(struct fetch_result *r)
 {
@@ -295,6 +364,8 @@ static cp_err job_start(struct fetcher *f, struct job *j)
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, f->opts.connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, left);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, f);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
     if (f->cacert)
@@ -562,6 +633,8 @@ static void *fetch_thread(void *arg)
                 (void)!read(f->wakefd, &v, sizeof v);
                 continue;
             }
+            if (unwatch_idle(f, evs[i].data.fd))
+                continue;
             int mask = 0;
             if (evs[i].events & (EPOLLIN | EPOLLHUP))
                 mask |= CURL_CSELECT_IN;
@@ -600,6 +673,7 @@ static void fetcher_release(struct fetcher *f)
     if (f->wakefd >= 0)
         close(f->wakefd);
     free(f->cacert);
+    free(f->watch);
     free(f);
 }
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -448,6 +449,49 @@ static void test_origin_connection_reused(void **state)
     assert_int_equal(orig_connections(h->origin), 1);
 }
 
+/* CPU time (user + system) the process has used so far, in seconds; -1 if unknown. */
+static double cpu_seconds(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    char *stat = hx_read_file(path, NULL);
+    if (stat == NULL)
+        return -1;
+    /* Fields after the command name, which is in parentheses and may hold spaces. */
+    const char *p = strrchr(stat, ')');
+    unsigned long utime = 0, stime = 0;
+    int got = p ? sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
+                         &stime)
+                : 0;
+    free(stat);
+    return got == 2 ? (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK) : -1;
+}
+
+/* When the origin closes a kept-alive connection while it is idle, the proxy lets go of
+ * it without spinning on the socket, and the next request gets a prompt answer. */
+static void test_origin_closes_idle_connection(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    struct hresp r;
+    get_ok(p, "/cache/idle", NULL, &r);
+    assert_int_equal(r.status, 200);
+    hresp_free(&r);
+    assert_int_equal(orig_connections(h->origin), 1);
+    orig_stop(h->origin); /* closes the idle connection from the origin's side */
+    h->origin = NULL;
+    double before = cpu_seconds(p->pid);
+    assert_true(before >= 0);
+    usleep(600 * 1000);
+    double used = cpu_seconds(p->pid) - before;
+    assert_true(used < 0.3); /* a loop on the closed socket would take all 0.6 s */
+    double t0 = hx_now();
+    get_ok(p, "/cache/after", NULL, &r);
+    assert_int_equal(r.status, 502);
+    assert_true(hx_now() - t0 < 5.0);
+    hresp_free(&r);
+}
+
 static void test_origin_xcache_replaced(void **state)
 {
     struct hx *h = *state;
@@ -550,6 +594,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_big_body_exact, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_max_object_size_not_stored, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_origin_connection_reused, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_origin_closes_idle_connection, hx_setup,
+                                        hx_teardown),
         cmocka_unit_test_setup_teardown(test_max_memory_evicts_oldest, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_origin_xcache_replaced, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_status_passed_through, hx_setup, hx_teardown),

@@ -245,16 +245,18 @@ static size_t on_header(char *buf, size_t size, size_t n, void *arg)
     }
     if ((buf[0] == ' ' || buf[0] == '\t') && j->res.headers.n > 0) {
         /* obs-fold (RFC 9112 section 5.2): join the continuation with a space. */
-        struct hdr *last = &j->res.headers.v[j->res.headers.n - 1];
-        size_t old = strlen(last->value);
-        char *v = realloc(last->value, old + len + 2);
+        size_t last = j->res.headers.n - 1;
+        const char *was = j->res.headers.v[last].value;
+        size_t old = strlen(was);
+        char *v = malloc(old + len + 1);
         if (v == NULL)
             return 0;
+        memcpy(v, was, old);
         v[old] = ' ';
         memcpy(v + old + 1, buf, len);
-        v[old + 1 + len] = '\0';
-        last->value = v;
-        return size * n;
+        cp_err err = hdrs_set_value(&j->res.headers, last, v, old + 1 + len);
+        free(v);
+        return err == CP_OK ? size * n : 0;
     }
     const char *colon = memchr(buf, ':', len);
     if (colon == NULL || colon == buf)

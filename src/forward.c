@@ -28,33 +28,6 @@ const char *forward_verdict_name(enum cache_verdict v)
     }
 }
 
-/* Makes `name` a single field holding `value`: it takes the place of the first
- * field of that name (so the order of the others is kept), or goes last. */
-static cp_err set_field(struct hdrs *h, const char *name, const char *value)
-{
-    size_t i = 0;
-    while (i < h->n && strcasecmp(h->v[i].name, name) != 0)
-        i++;
-    if (i == h->n)
-        return hdrs_add(h, name, value);
-    char *copy = strdup(value);
-    if (copy == NULL)
-        return CP_ERR_NOMEM;
-    free(h->v[i].value);
-    h->v[i].value = copy;
-    size_t j = i + 1;
-    for (size_t k = i + 1; k < h->n; k++) {
-        if (strcasecmp(h->v[k].name, name) == 0) {
-            free(h->v[k].name);
-            free(h->v[k].value);
-        } else {
-            h->v[j++] = h->v[k];
-        }
-    }
-    h->n = j;
-    return CP_OK;
-}
-
 /* Appends `member` to the comma list of every field `name` (joined into one field),
  * or creates the field. */
 static cp_err append_member(struct hdrs *h, const char *name, const char *member)
@@ -64,7 +37,7 @@ static cp_err append_member(struct hdrs *h, const char *name, const char *member
         return CP_ERR_NOMEM;
     if (old == NULL || old[0] == '\0') {
         free(old);
-        return set_field(h, name, member);
+        return hdrs_set(h, name, member);
     }
     size_t len = strlen(old) + 2 + strlen(member) + 1;
     char *joined = malloc(len);
@@ -74,7 +47,7 @@ static cp_err append_member(struct hdrs *h, const char *name, const char *member
     }
     snprintf(joined, len, "%s, %s", old, member);
     free(old);
-    cp_err err = set_field(h, name, joined);
+    cp_err err = hdrs_set(h, name, joined);
     free(joined);
     return err;
 }
@@ -97,14 +70,14 @@ cp_err forward_request_headers(const struct hdrs *in, const char *client_ip,
         goto fail;
     }
     hdrs_remove(out, "Host");
-    if (host != NULL && (err = set_field(out, "X-Forwarded-Host", host)) != CP_OK)
+    if (host != NULL && (err = hdrs_set(out, "X-Forwarded-Host", host)) != CP_OK)
         goto fail;
     if ((err = append_member(out, "Via", VIA_SELF)) != CP_OK)
         goto fail;
     if (client_ip != NULL && client_ip[0] != '\0' &&
         (err = append_member(out, "X-Forwarded-For", client_ip)) != CP_OK)
         goto fail;
-    if ((err = set_field(out, "X-Forwarded-Proto", "http")) != CP_OK)
+    if ((err = hdrs_set(out, "X-Forwarded-Proto", "http")) != CP_OK)
         goto fail;
     free(host);
     return CP_OK;
@@ -209,11 +182,7 @@ cp_err forward_response_emit(const struct hdrs *in, const struct cache_outcome *
     return CP_OK;
 }
 
-cp_err forward_storable_headers(const struct hdrs *in, struct hdrs *out)
+bool forward_field_storable(const struct hdrs *response, const char *name)
 {
-    cp_err err = hdrs_copy(out, in);
-    if (err != CP_OK)
-        return err;
-    hdrs_strip_hop_by_hop(out);
-    return CP_OK;
+    return !hdrs_hop_by_hop_in(response, name);
 }

@@ -63,8 +63,9 @@ typedef cp_err (*forward_emit_fn)(void *arg, const char *name, const char *value
 cp_err forward_response_emit(const struct hdrs *in, const struct cache_outcome *o,
                              forward_emit_fn emit, void *arg);
 
-/* Fields from an origin response that the cache stores: everything end-to-end
- * (hop-by-hop removed), as received. Returns CP_ERR_NOMEM. */
-cp_err forward_storable_headers(const struct hdrs *in, struct hdrs *out);
+/* Whether the cache stores field `name` of an origin response whose fields are
+ * `response`: every end-to-end field is kept as received, no hop-by-hop one (fixed,
+ * or named by its Connection field). */
+bool forward_field_storable(const struct hdrs *response, const char *name);
 
 #endif

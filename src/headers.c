@@ -13,16 +13,27 @@ static bool is_ows(char c)
     return c == ' ' || c == '\t';
 }
 
-/* Like strndup but for a pointer that may be NULL when len is 0. */
-static char *dup_n(const char *s, size_t len)
+/* A field's storage: one allocation holding name, NUL, value, NUL (so a field costs
+ * one malloc, and a list is copied with one per field). Sets f's pointers into it.
+ * Returns false if there is no memory, leaving f untouched. */
+static bool field_make(struct hdr *f, const char *name, size_t name_len, const char *value,
+                       size_t value_len)
 {
-    char *p = malloc(len + 1);
+    if (name_len > SIZE_MAX / 2 - 2 || value_len > SIZE_MAX / 2)
+        return false;
+    char *p = malloc(name_len + value_len + 2);
     if (p == NULL)
-        return NULL;
-    if (len > 0)
-        memcpy(p, s, len);
-    p[len] = '\0';
-    return p;
+        return false;
+    if (name_len > 0)
+        memcpy(p, name, name_len);
+    p[name_len] = '\0';
+    char *v = p + name_len + 1;
+    if (value_len > 0)
+        memcpy(v, value, value_len);
+    v[value_len] = '\0';
+    f->name = p;
+    f->value = v;
+    return true;
 }
 
 void hdrs_init(struct hdrs *h)
@@ -34,10 +45,8 @@ void hdrs_init(struct hdrs *h)
 
 void hdrs_free(struct hdrs *h)
 {
-    for (size_t i = 0; i < h->n; i++) {
-        free(h->v[i].name);
-        free(h->v[i].value);
-    }
+    for (size_t i = 0; i < h->n; i++)
+        free(h->v[i].name); /* the value lives in the same allocation */
     free(h->v);
     hdrs_init(h);
 }
@@ -70,17 +79,8 @@ cp_err hdrs_addn(struct hdrs *h, const char *name, size_t name_len, const char *
                              value[value_len - 1] == '\n'))
         value_len--;
 
-    if (reserve_one(h) != CP_OK)
+    if (reserve_one(h) != CP_OK || !field_make(&h->v[h->n], name, name_len, value, value_len))
         return CP_ERR_NOMEM;
-    char *n = dup_n(name, name_len);
-    char *v = dup_n(value, value_len);
-    if (n == NULL || v == NULL) {
-        free(n);
-        free(v);
-        return CP_ERR_NOMEM;
-    }
-    h->v[h->n].name = n;
-    h->v[h->n].value = v;
     h->n++;
     return CP_OK;
 }
@@ -130,7 +130,6 @@ static size_t compact(struct hdrs *h)
 static void mark_removed(struct hdr *f)
 {
     free(f->name);
-    free(f->value);
     f->name = NULL;
     f->value = NULL;
 }
@@ -231,19 +230,55 @@ bool hdrs_has_token(const struct hdrs *h, const char *name, const char *token)
 
 cp_err hdrs_copy(struct hdrs *dst, const struct hdrs *src)
 {
-    /* Built aside first so that dst == src works. */
+    /* Built aside first so that dst == src works; sized once, fields copied as they
+     * are (already trimmed). */
     struct hdrs tmp;
     hdrs_init(&tmp);
+    if (src->n > 0) {
+        tmp.v = malloc(src->n * sizeof *tmp.v);
+        if (tmp.v == NULL) {
+            hdrs_free(dst);
+            return CP_ERR_NOMEM;
+        }
+        tmp.cap = src->n;
+    }
     for (size_t i = 0; i < src->n; i++) {
         const struct hdr *f = &src->v[i];
-        if (hdrs_addn(&tmp, f->name, strlen(f->name), f->value, strlen(f->value)) != CP_OK) {
+        if (!field_make(&tmp.v[i], f->name, strlen(f->name), f->value, strlen(f->value))) {
             hdrs_free(&tmp);
             hdrs_free(dst);
             return CP_ERR_NOMEM;
         }
+        tmp.n++;
     }
     hdrs_free(dst);
     *dst = tmp;
+    return CP_OK;
+}
+
+cp_err hdrs_set_value(struct hdrs *h, size_t i, const char *value, size_t value_len)
+{
+    struct hdr f;
+    if (!field_make(&f, h->v[i].name, strlen(h->v[i].name), value, value_len))
+        return CP_ERR_NOMEM;
+    free(h->v[i].name);
+    h->v[i] = f;
+    return CP_OK;
+}
+
+cp_err hdrs_set(struct hdrs *h, const char *name, const char *value)
+{
+    size_t i = 0;
+    while (i < h->n && !name_is(&h->v[i], name))
+        i++;
+    if (i == h->n)
+        return hdrs_add(h, name, value);
+    if (hdrs_set_value(h, i, value, strlen(value)) != CP_OK)
+        return CP_ERR_NOMEM;
+    for (size_t k = i + 1; k < h->n; k++)
+        if (name_is(&h->v[k], name))
+            mark_removed(&h->v[k]);
+    compact(h);
     return CP_OK;
 }
 

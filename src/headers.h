@@ -9,6 +9,8 @@
 
 #include "error.h"
 
+/* A field's name and value are one allocation, the value following the name: a field
+ * is changed or freed only through the functions below (hdrs_set_value, hdrs_free...). */
 struct hdr {
     char *name;
     char *value;
@@ -46,6 +48,14 @@ cp_err hdrs_join(const struct hdrs *h, const char *name, char **out);
 /* True if a comma-separated list in any field named `name` holds `token`
  * (case-insensitive, ignoring parameters after ';' and whitespace). */
 bool hdrs_has_token(const struct hdrs *h, const char *name, const char *token);
+
+/* Makes `name` a single field holding `value`: it takes the place of the first field
+ * of that name (so the order of the others is kept), or goes last. Returns
+ * CP_ERR_NOMEM, leaving `h` unchanged, if memory runs out. */
+cp_err hdrs_set(struct hdrs *h, const char *name, const char *value);
+/* Replaces the value of field `i` (< h->n) by `value_len` bytes of `value`, as they
+ * are. Returns CP_ERR_NOMEM, leaving `h` unchanged, if memory runs out. */
+cp_err hdrs_set_value(struct hdrs *h, size_t i, const char *value, size_t value_len);
 
 /* Replaces `dst` (which must be initialised) by a deep copy of `src`.
  * On CP_ERR_NOMEM `dst` is left empty. */

@@ -227,6 +227,31 @@ static void test_copy(void **state)
     hdrs_free(&dst);
 }
 
+/* hdrs_set takes the first field's place and drops the later ones of that name;
+ * hdrs_set_value changes one field's value and keeps its name. */
+static void test_set(void **state)
+{
+    (void)state;
+    struct hdrs h;
+    fill(&h, (const char *const[]){"A", "1", "Via", "x", "B", "2", "via", "y", NULL});
+    assert_int_equal(hdrs_set(&h, "VIA", "z"), CP_OK);
+    assert_int_equal(h.n, 3);
+    assert_string_equal(h.v[0].name, "A");
+    assert_string_equal(h.v[1].name, "Via"); /* the first one's name and place */
+    assert_string_equal(h.v[1].value, "z");
+    assert_string_equal(h.v[2].name, "B");
+    assert_int_equal(hdrs_set(&h, "C", "3"), CP_OK); /* none yet: appended */
+    assert_int_equal(h.n, 4);
+    assert_string_equal(h.v[3].value, "3");
+    assert_int_equal(hdrs_set_value(&h, 0, "longer than before", 6), CP_OK);
+    assert_string_equal(h.v[0].name, "A");
+    assert_string_equal(h.v[0].value, "longer");
+    assert_int_equal(hdrs_set_value(&h, 0, "", 0), CP_OK);
+    assert_string_equal(h.v[0].value, "");
+    assert_string_equal(hdrs_get(&h, "a"), "");
+    hdrs_free(&h);
+}
+
 static void test_is_hop_by_hop(void **state)
 {
     (void)state;
@@ -324,6 +349,7 @@ int main(void)
         cmocka_unit_test(test_join),
         cmocka_unit_test(test_has_token),
         cmocka_unit_test(test_copy),
+        cmocka_unit_test(test_set),
         cmocka_unit_test(test_is_hop_by_hop),
         cmocka_unit_test(test_hop_by_hop_in),
         cmocka_unit_test(test_strip_hop_by_hop),

@@ -56,39 +56,59 @@ static char *put_str(char **at, const char *s)
     return d;
 }
 
-cp_err entry_pack(struct entry *e)
+cp_err entry_pack_from(struct entry *e, const char *key, const char *vary_key,
+                       const struct hdrs *src,
+                       bool (*keep)(const struct hdrs *src, const char *name))
 {
-    if (e->packed != NULL)
-        return CP_OK;
-    size_t nh = e->headers.n;
-    size_t size = nh * sizeof(struct hdr);
+    size_t nh = 0;
+    size_t size = 0;
     _Static_assert(alignof(struct hdr) <= alignof(max_align_t), "array first in the block");
-    if (e->key != NULL)
-        size += strlen(e->key) + 1;
-    if (e->vary_key != NULL)
-        size += strlen(e->vary_key) + 1;
-    for (size_t i = 0; i < nh; i++)
-        size += strlen(e->headers.v[i].name) + strlen(e->headers.v[i].value) + 2;
+    for (size_t i = 0; i < src->n; i++) {
+        if (keep != NULL && !keep(src, src->v[i].name))
+            continue;
+        nh++;
+        size += strlen(src->v[i].name) + strlen(src->v[i].value) + 2;
+    }
+    size += nh * sizeof(struct hdr);
+    if (key != NULL)
+        size += strlen(key) + 1;
+    if (vary_key != NULL)
+        size += strlen(vary_key) + 1;
     char *block = malloc(size > 0 ? size : 1);
     if (block == NULL)
         return CP_ERR_NOMEM;
+    /* Built whole before anything of e's goes: src, key and vary_key may be e's own. */
     struct hdr *v = (struct hdr *)(void *)block;
     char *at = block + nh * sizeof(struct hdr);
-    for (size_t i = 0; i < nh; i++) {
-        v[i].name = put_str(&at, e->headers.v[i].name);
-        v[i].value = put_str(&at, e->headers.v[i].value);
+    for (size_t i = 0, k = 0; i < src->n; i++) {
+        if (keep != NULL && !keep(src, src->v[i].name))
+            continue;
+        v[k].name = put_str(&at, src->v[i].name);
+        v[k].value = put_str(&at, src->v[i].value);
+        k++;
     }
-    char *key = put_str(&at, e->key);
-    char *vary_key = put_str(&at, e->vary_key);
-    free(e->key);
-    free(e->vary_key);
-    hdrs_free(&e->headers);
-    e->key = key;
-    e->vary_key = vary_key;
+    char *packed_key = put_str(&at, key);
+    char *packed_vary = put_str(&at, vary_key);
+    if (e->packed != NULL) {
+        free(e->packed);
+    } else {
+        free(e->key);
+        free(e->vary_key);
+        hdrs_free(&e->headers);
+    }
+    e->key = packed_key;
+    e->vary_key = packed_vary;
     e->headers.v = nh > 0 ? v : NULL;
     e->headers.n = e->headers.cap = nh;
     e->packed = block;
     return CP_OK;
+}
+
+cp_err entry_pack(struct entry *e)
+{
+    if (e->packed != NULL)
+        return CP_OK;
+    return entry_pack_from(e, e->key, e->vary_key, &e->headers, NULL);
 }
 
 void entry_share_body(struct entry *e, struct entry *from)

@@ -45,6 +45,13 @@ void entry_unref(struct entry *e);
  * fields move). The fields stay readable as before but must not be changed afterwards.
  * Returns CP_ERR_NOMEM leaving `e` as it was (still valid, just not packed). */
 cp_err entry_pack(struct entry *e);
+/* Gives `e` the key and Vary key given (either may be NULL) and the fields of `src`
+ * that `keep` accepts (NULL: all), in order, packed as entry_pack packs them; what e
+ * had of these is freed. They may be e's own. The same rules as entry_pack's apply.
+ * Returns CP_ERR_NOMEM leaving `e` as it was. */
+cp_err entry_pack_from(struct entry *e, const char *key, const char *vary_key,
+                       const struct hdrs *src,
+                       bool (*keep)(const struct hdrs *src, const char *name));
 
 /* Makes `e` (new, bodiless) share the body of `from`, holding a reference to it, so a
  * revalidation updates fields without copying the bytes. */

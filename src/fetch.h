@@ -65,7 +65,9 @@ cp_err fetch_submit(struct fetcher *f, struct fetch_request *req,
 struct fetch_sink {
     /* The final response's status and fields are in (res's body is empty). Returns true
      * to take its body through `data`; false to get it whole in the result as usual.
-     * Called on the fetch thread; `res` is valid only during the call. */
+     * Called on the fetch thread; `res` is valid only during the call, but a head that
+     * returns true may take res->headers (leaving the list empty): the fetcher needs
+     * them no more. */
     bool (*head)(void *arg, struct fetch_result *res);
     /* A piece of the body. Returns false to refuse it: the transfer pauses, and the
      * same bytes are offered again after fetch_resume(f, arg). */

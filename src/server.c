@@ -354,12 +354,16 @@ static bool on_head(void *arg, struct fetch_result *res)
                                     resume_transfer, c);
     if (relay == NULL || (c->key = strdup(rq->url)) == NULL ||
         hdrs_copy(&c->request, &rq->headers) != CP_OK ||
-        hdrs_copy(&c->head.headers, &res->headers) != CP_OK ||
         hdrs_copy(&rq->res.headers, &res->headers) != CP_OK) {
         relay_unref(relay);
         hdrs_free(&rq->res.headers); /* on_fetched fills it whole later */
         return false; /* the whole body then comes in the result, as usual */
     }
+    /* The fetcher is done with the fields once the body streams (trailers, if any,
+     * come in a list of their own): they move instead of being copied. */
+    hdrs_free(&c->head.headers);
+    c->head.headers = res->headers;
+    hdrs_init(&res->headers);
     c->head.status = rq->res.status = res->status;
     c->head.request_time = rq->res.request_time = res->request_time;
     /* Received now, as far as age goes; on_call_done puts in the end's time. */

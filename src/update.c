@@ -10,24 +10,26 @@
 #include "http.h"
 #include "log.h"
 
-/* Stores `e` if the response (fields `response`, the origin's as received) to a GET
- * with fields `request` may be stored; computes its Vary key on the way. */
-static bool store_if_allowed(const struct updater *u, struct entry *e,
-                             const struct hdrs *request, const struct hdrs *response)
+/* Whether a response (status, fields `response`, body of `body_len` bytes) to a GET
+ * with fields `request` may be stored; if so, sets *vary_key (the caller frees it) to
+ * its Vary key. A Vary of "*" (or no memory) means it is never reused: not stored. */
+static bool may_store(const struct updater *u, int status, const struct hdrs *request,
+                      const struct hdrs *response, size_t body_len, time_t response_time,
+                      char **vary_key)
 {
-    if (!policy_storable(e->status, request, response, e->body_len, e->response_time,
-                         &u->popts))
+    *vary_key = NULL;
+    if (!policy_storable(status, request, response, body_len, response_time, &u->popts))
         return false;
     char *vary = NULL;
-    free(e->vary_key);
-    e->vary_key = NULL;
-    if (hdrs_join(response, "Vary", &vary) != CP_OK ||
-        http_vary_key(vary, request, &e->vary_key) != CP_OK) {
-        free(vary); /* Vary: * (or no memory): never reused, so not stored */
-        return false;
-    }
+    bool ok = hdrs_join(response, "Vary", &vary) == CP_OK &&
+              http_vary_key(vary, request, vary_key) == CP_OK;
     free(vary);
-    entry_pack(e); /* unpacked (no memory) is only bigger */
+    return ok;
+}
+
+/* Puts `e` (packed, complete) in the cache and hands it to the disk mirror. */
+static bool keep(const struct updater *u, struct entry *e)
+{
     if (cache_insert(u->cache, e) != CP_OK)
         return false;
     if (u->mirror)
@@ -54,19 +56,25 @@ struct entry *update_from_response(const struct updater *u, const char *key,
     struct entry *e = entry_new();
     if (e == NULL)
         return NULL;
-    e->key = strdup(key);
-    e->status = res->status;
-    if (e->key == NULL || forward_storable_headers(&res->headers, &e->headers) != CP_OK) {
+    char *vary_key = NULL;
+    bool storable = strcmp(method, "GET") == 0 &&
+                    may_store(u, res->status, request, &res->headers, res->body_len,
+                              res->response_time, &vary_key);
+    /* The stored fields are copied once, straight into the entry's single block. */
+    cp_err err = entry_pack_from(e, key, vary_key, &res->headers, forward_field_storable);
+    free(vary_key);
+    if (err != CP_OK) {
         entry_unref(e);
         return NULL;
     }
+    e->status = res->status;
     e->body = res->body;
     e->body_len = res->body_len;
     res->body = NULL;
     res->body_len = 0;
     set_times(u, e, &res->headers, res->request_time, res->response_time);
-    if (strcmp(method, "GET") == 0)
-        *stored = store_if_allowed(u, e, request, &res->headers);
+    if (storable)
+        *stored = keep(u, e);
     return e;
 }
 
@@ -87,7 +95,13 @@ struct entry *update_revalidated(const struct updater *u, struct entry *stale,
     entry_share_body(e, stale);
     set_times(u, e, &res->headers, res->request_time, res->response_time);
     /* The merged fields are the response now: they decide whether it may be kept. */
-    *stored = store_if_allowed(u, e, request, &e->headers);
+    char *vary_key = NULL;
+    if (may_store(u, e->status, request, &e->headers, e->body_len, e->response_time,
+                  &vary_key)) {
+        e->vary_key = vary_key;
+        entry_pack(e); /* unpacked (no memory) is only bigger */
+        *stored = keep(u, e);
+    }
     return e;
 }
 

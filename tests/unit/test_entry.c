@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "entry.h"
 
@@ -73,6 +74,39 @@ static void test_pack_twice_and_copy(void **state)
     entry_unref(e);
 }
 
+static bool not_cookie(const struct hdrs *src, const char *name)
+{
+    (void)src;
+    return strcasecmp(name, "Set-Cookie") != 0;
+}
+
+/* entry_pack_from copies only what the filter keeps, in order, with the given keys,
+ * also when they are the entry's own; packing again replaces the block. */
+static void test_pack_from_filter(void **state)
+{
+    (void)state;
+    struct entry *e = sample();
+    struct hdrs src;
+    hdrs_init(&src);
+    assert_int_equal(hdrs_copy(&src, &e->headers), CP_OK);
+    assert_int_equal(entry_pack_from(e, e->key, NULL, &src, not_cookie), CP_OK);
+    assert_string_equal(e->key, "http://origin.test/a?b=1");
+    assert_null(e->vary_key);
+    assert_int_equal(e->headers.n, 2);
+    assert_string_equal(e->headers.v[0].name, "Content-Type");
+    assert_string_equal(e->headers.v[1].name, "ETag");
+    void *block = e->packed;
+    /* From its own packed fields and keys: everything read before anything is freed. */
+    assert_int_equal(entry_pack_from(e, e->key, "v", &e->headers, NULL), CP_OK);
+    assert_ptr_not_equal(e->packed, block);
+    assert_string_equal(e->key, "http://origin.test/a?b=1");
+    assert_string_equal(e->vary_key, "v");
+    assert_int_equal(e->headers.n, 2);
+    assert_string_equal(hdrs_get(&e->headers, "etag"), "\"v1\"");
+    hdrs_free(&src);
+    entry_unref(e);
+}
+
 static void test_pack_empty(void **state)
 {
     (void)state;
@@ -112,6 +146,7 @@ int main(void)
         cmocka_unit_test(test_pack_keeps_fields),
         cmocka_unit_test(test_pack_twice_and_copy),
         cmocka_unit_test(test_pack_empty),
+        cmocka_unit_test(test_pack_from_filter),
         cmocka_unit_test(test_shared_body_survives_owner),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -120,7 +120,7 @@ static cp_err emit_appended(const struct hdrs *in, const char *name, const char 
 {
     size_t need = strlen(member) + 1;
     for (size_t i = 0; i < in->n; i++)
-        if (strcasecmp(in->v[i].name, name) == 0 && in->v[i].value[0] != '\0')
+        if (hdrs_name_eq(in->v[i].name, name) && in->v[i].value[0] != '\0')
             need += strlen(in->v[i].value) + 2;
     char stack[512];
     char *buf = need <= sizeof stack ? stack : malloc(need);
@@ -128,7 +128,7 @@ static cp_err emit_appended(const struct hdrs *in, const char *name, const char 
         return CP_ERR_NOMEM;
     char *at = buf;
     for (size_t i = 0; i < in->n; i++) {
-        if (strcasecmp(in->v[i].name, name) != 0 || in->v[i].value[0] == '\0')
+        if (!hdrs_name_eq(in->v[i].name, name) || in->v[i].value[0] == '\0')
             continue;
         size_t n = strlen(in->v[i].value);
         memcpy(at, in->v[i].value, n);
@@ -150,7 +150,7 @@ static bool replaced_in_response(const struct hdrs *in, const char *name)
     static const char *const ours[] = {"Content-Length", "X-Cache", "Age", "Via",
                                        "Cache-Status"};
     for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++)
-        if (strcasecmp(name, ours[i]) == 0)
+        if (hdrs_name_eq(name, ours[i]))
             return true;
     return hdrs_hop_by_hop_in(in, name);
 }

@@ -95,7 +95,7 @@ cp_err hdrs_add(struct hdrs *h, const char *name, const char *value)
 /* Entries whose name is NULL are being removed (see hdrs_strip_hop_by_hop). */
 static bool name_is(const struct hdr *f, const char *name)
 {
-    return f->name != NULL && strcasecmp(f->name, name) == 0;
+    return f->name != NULL && hdrs_name_eq(f->name, name);
 }
 
 const char *hdrs_get(const struct hdrs *h, const char *name)
@@ -290,7 +290,7 @@ bool hdrs_is_hop_by_hop(const char *name)
         "Transfer-Encoding", "Upgrade",
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        if (strcasecmp(name, fixed[i]) == 0)
+        if (hdrs_name_eq(name, fixed[i]))
             return true;
     /* Proxy-Authorization, Proxy-Authenticate, Proxy-Connection: all for the next hop. */
     return strncasecmp(name, "Proxy-", 6) == 0;
@@ -307,7 +307,7 @@ void hdrs_strip_hop_by_hop(struct hdrs *h)
      * marked, so they go last. Marking (not compacting) keeps this allocation-free. */
     for (size_t i = 0; i < h->n; i++) {
         struct hdr *f = &h->v[i];
-        if (strcasecmp(f->name, "Connection") == 0)
+        if (hdrs_name_eq(f->name, "Connection"))
             continue;
         if (hdrs_hop_by_hop_in(h, f->name))
             mark_removed(f);

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <strings.h>
 
 #include "error.h"
 
@@ -20,6 +21,14 @@ struct hdrs {
     struct hdr *v;
     size_t n, cap;
 };
+
+/* Whether two field names are the same (ASCII case-insensitive). Lookups compare a
+ * name against every field of a message and most differ in their first letter, so
+ * that is checked inline first (folding case only ever makes equal letters equal). */
+static inline bool hdrs_name_eq(const char *a, const char *b)
+{
+    return (*a | 0x20) == (*b | 0x20) && strcasecmp(a, b) == 0;
+}
 
 /* Makes `h` an empty list. Never fails. */
 void hdrs_init(struct hdrs *h);

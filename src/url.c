@@ -281,12 +281,36 @@ static cp_err is_self(const struct parts *t, const char *self, bool *yes)
 
 /* Joins the origin prefix and an origin-form target ("/..."), which must already be
  * free of control characters and spaces. */
+/* True if an origin-form target (its first `len` bytes) needs no check by curl's URL
+ * parser: plain ASCII, no backslash or percent sign, and no segment of its path that
+ * starts with a dot (so no dot segment, encoded or not, that could climb out of the
+ * base path). curl accepts every such target as it is; the rest goes through it. */
+static bool plain_target(const char *target, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)target[i];
+        if (c == '?')
+            return true; /* the query: nothing in it is resolved */
+        if (c >= 0x80 || c == '\\' || c == '%' || (c == '.' && i > 0 && target[i - 1] == '/'))
+            return false;
+    }
+    return true;
+}
+
 static cp_err join_origin_form(const struct origin *o, const char *target, char **out)
 {
     size_t tlen = strcspn(target, "#");   /* a fragment is never sent */
-    char *url = NULL;
-    if (asprintf(&url, "%s%.*s", o->prefix, (int)tlen, target) < 0)
+    size_t plen = strlen(o->prefix);
+    char *url = malloc(plen + tlen + 1);
+    if (url == NULL)
         return CP_ERR_NOMEM;
+    memcpy(url, o->prefix, plen);
+    memcpy(url + plen, target, tlen);
+    url[plen + tlen] = '\0';
+    if (plain_target(target, tlen)) {
+        *out = url;
+        return CP_OK;
+    }
 
     /* libcurl must accept the result, or the fetch would fail later on; and the path,
      * once dot segments are resolved, must stay under the base path. */

@@ -7,8 +7,12 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <curl/curl.h>
 
 #include "url.h"
 
@@ -198,6 +202,57 @@ static void target_stays_under_base(void **state)
     expect_bad_target(&f->based, "/../v1x", NULL);
 }
 
+/* What curl's URL parser makes of prefix + target: whether it accepts it, and whether
+ * the path it resolves stays under `base` (the checks every target once went through). */
+static bool curl_accepts_under(const char *prefix, const char *target, const char *base)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s%s", prefix, target);
+    CURLU *h = curl_url();
+    assert_non_null(h);
+    char *path = NULL;
+    bool ok = curl_url_set(h, CURLUPART_URL, url, 0) == CURLUE_OK &&
+              curl_url_get(h, CURLUPART_PATH, &path, 0) == CURLUE_OK;
+    size_t bl = strlen(base);
+    ok = ok && strncmp(path, base, bl) == 0 && (path[bl] == '\0' || path[bl] == '/');
+    curl_free(path);
+    curl_url_cleanup(h);
+    return ok;
+}
+
+/* Targets that skip curl's parser are exactly as accepted as those that go through
+ * it: every printable character, alone and next to slashes and dots, in the path and
+ * in the query, gives the same verdict as curl's parse plus the base-path check. */
+static void target_same_verdict_as_curl(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const shapes[] = {"/%c", "/a%cb", "/a/%c", "/a/%c%c", "/%c/..",
+                                         "/a/%c./b", "/a?%c", "/a?/../%c", "/..%c",
+                                         "/.%c", "/a/.%c/../..", "/a%c/.."};
+    unsigned plain = 0;
+    for (int c = 0x21; c < 0x7f; c++) {
+        if (c == '#')
+            continue; /* the fragment is cut off first */
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+            char target[32];
+            snprintf(target, sizeof target, shapes[i], c, c);
+            char *out = NULL;
+            cp_err err = url_for_target(&f->based, target, NULL, &out);
+            bool want = curl_accepts_under(f->based.prefix, target, f->based.base_path);
+            if ((err == CP_OK) != want)
+                fail_msg("'%s': url_for_target gave %d, curl's verdict %d", target, err, want);
+            if (err == CP_OK) {
+                char joined[256];
+                snprintf(joined, sizeof joined, "%s%s", f->based.prefix, target);
+                assert_string_equal(out, joined);
+                plain++;
+            }
+            free(out);
+        }
+    }
+    assert_true(plain > 500);
+}
+
 static void target_absolute_form(void **state)
 {
     struct fixture *f = *state;
@@ -376,6 +431,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(target_bytes_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(target_fragment_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(target_stays_under_base, setup, teardown),
+        cmocka_unit_test_setup_teardown(target_same_verdict_as_curl, setup, teardown),
         cmocka_unit_test_setup_teardown(target_absolute_form, setup, teardown),
         cmocka_unit_test_setup_teardown(target_absolute_other_host, setup, teardown),
         cmocka_unit_test_setup_teardown(target_bad_forms, setup, teardown),

@@ -176,14 +176,38 @@ void fetch_request_free(struct fetch_request *r)
     memset(r, 0, sizeof *r);
 }
 
-/* An easy handle for a new transfer: a spare one, reset, or a new one. Reuse saves
- * setting up libcurl's per-transfer state (buffers, defaults) on every miss. */
+static size_t on_header(char *buf, size_t size, size_t n, void *arg);
+static size_t on_body(char *buf, size_t size, size_t n, void *arg);
+static curl_socket_t on_open_socket(void *userp, curlsocktype purpose,
+                                    struct curl_sockaddr *addr);
+
+/* An easy handle for a new transfer: a spare one, or a new one set up with the options
+ * every transfer shares. Reuse (without curl_easy_reset) saves setting up libcurl's
+ * per-transfer state and these options on every miss; job_start sets all the rest,
+ * every time, so nothing of the previous transfer carries over. */
 static CURL *easy_get(struct fetcher *f)
 {
-    if (f->n_spare == 0)
-        return curl_easy_init();
-    CURL *e = f->spare[--f->n_spare];
-    curl_easy_reset(e);
+    if (f->n_spare > 0)
+        return f->spare[--f->n_spare];
+    CURL *e = curl_easy_init();
+    if (e == NULL)
+        return NULL;
+    curl_easy_setopt(e, CURLOPT_SHARE, f->share);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, f->opts.connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, f);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (f->cacert)
+        curl_easy_setopt(e, CURLOPT_CAINFO, f->cacert);
     return e;
 }
 
@@ -299,17 +323,27 @@ static long elapsed_ms(const struct timespec *since)
     return (now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
 }
 
-/* Adds a field line to the job's curl header list. */
+/* Adds a field line to the job's curl header list (which copies it). */
 static cp_err slist_add(struct job *j, const char *name, const char *value)
 {
-    size_t len = strlen(name) + strlen(value) + 3;
-    char *line = malloc(len);
+    size_t nl = strlen(name), vl = strlen(value);
+    char stack[512];
+    char *line = nl + vl + 3 <= sizeof stack ? stack : malloc(nl + vl + 3);
     if (line == NULL)
         return CP_ERR_NOMEM;
     /* "Name:" with nothing after it tells curl to send no such field at all. */
-    snprintf(line, len, value[0] ? "%s: %s" : "%s:", name, value);
+    memcpy(line, name, nl);
+    line[nl] = ':';
+    size_t at = nl + 1;
+    if (vl > 0) {
+        line[at++] = ' ';
+        memcpy(line + at, value, vl);
+        at += vl;
+    }
+    line[at] = '\0';
     struct curl_slist *s = curl_slist_append(j->slist, line);
-    free(line);
+    if (line != stack)
+        free(line);
     if (s == NULL)
         return CP_ERR_NOMEM;
     j->slist = s;
@@ -349,32 +383,23 @@ static cp_err job_start(struct fetcher *f, struct job *j)
         slist_add(j, "Content-Type", "") != CP_OK)
         return CP_ERR_NOMEM;
 
+    /* Everything that differs between transfers is set here, every time (the handle
+     * may have served another request: see easy_get). */
     CURL *e = j->easy;
     curl_easy_setopt(e, CURLOPT_URL, rq->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, j);
-    curl_easy_setopt(e, CURLOPT_SHARE, f->share);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, j->slist);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, j);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, j);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, f->opts.connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, left);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, f);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (f->cacert)
-        curl_easy_setopt(e, CURLOPT_CAINFO, f->cacert);
-
+    /* The method: no body and no custom verb, then HTTPGET puts back a plain GET (and
+     * clears NOBODY); in this order, as setting POSTFIELDS makes the request a POST. */
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     if (strcmp(rq->method, "GET") == 0 && rq->body_len == 0) {
-        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        /* as set */
     } else if (strcmp(rq->method, "HEAD") == 0) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
     } else {

@@ -50,6 +50,38 @@ static void check_origin_saw(struct hx *h, const char *method, const void *body,
         fail_msg("%s: origin got %zu body bytes (or other bytes), sent %zu", method, got, len);
 }
 
+/* One after another on the proxy's kept-alive origin connection, requests of every
+ * kind each reach the origin as sent: nothing of one (its method, its body, HEAD's
+ * lack of a body) carries over to the next. */
+static void test_methods_in_turn_do_not_mix(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    static const struct {
+        const char *method;
+        bool body;
+    } seq[] = {{"POST", true}, {"GET", false},    {"HEAD", false}, {"DELETE", false},
+               {"PUT", true},  {"OPTIONS", false}, {"GET", false}, {"POST", false},
+               {"HEAD", false}, {"PATCH", true},   {"GET", false}};
+    for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/plain/turn%zu", i);
+        struct hreq rq = {.method = seq[i].method, .body = seq[i].body ? binary_body : NULL,
+                          .body_len = seq[i].body ? sizeof binary_body : 0};
+        struct hresp r;
+        assert_int_equal(hx_http(p->port, path, &rq, &r), 0);
+        assert_int_equal(r.status, 200);
+        if (strcmp(seq[i].method, "HEAD") == 0)
+            assert_int_equal(r.body_len, 0);
+        else
+            assert_true(r.body_len > 0);
+        check_origin_saw(h, seq[i].method, seq[i].body ? binary_body : NULL,
+                         seq[i].body ? sizeof binary_body : 0);
+        hresp_free(&r);
+    }
+    assert_int_equal(orig_connections(h->origin), 1);
+}
+
 /* Methods other than GET/HEAD: forwarded with their body, answered BYPASS, never stored
  * even when the origin's answer says max-age=60. */
 static void test_unsafe_methods_forwarded_and_bypassed(void **state)
@@ -578,6 +610,7 @@ int main(void)
     if (hx_global_init() != 0)
         return 1;
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_methods_in_turn_do_not_mix, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_unsafe_methods_forwarded_and_bypassed, hx_setup,
                                         hx_teardown),
         cmocka_unit_test_setup_teardown(test_echo_round_trip_binary, hx_setup, hx_teardown),

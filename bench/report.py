@@ -80,15 +80,22 @@ def main():
     n_mem, n_cold, n_coal = (sys.argv[2:5] + ["N", "N", "N"])[:3]
     names = {"memory": n_mem, "cold-full": n_cold, "coalesce": n_coal}
     vals = defaultdict(list)
+    by_round = defaultdict(dict)  # (load, proxy, metric) -> {round: value}
     for line in open(path):
         parts = line.rstrip("\n").split("\t")
         if len(parts) != 5:
             continue
-        load, proxy, _rnd, metric, value = parts
+        load, proxy, rnd, metric, value = parts
         try:
             vals[(load, proxy, metric)].append(float(value))
+            by_round[(load, proxy, metric)][rnd] = float(value)
         except ValueError:
             pass
+
+    def round_ratios(load, metric, other):
+        """cp/other within each round (both measured minutes apart at most)."""
+        a, b = by_round.get((load, "cp", metric), {}), by_round.get((load, other, metric), {})
+        return sorted(a[r] / b[r] for r in a if r in b and b[r] and not math.isnan(a[r] / b[r]))
 
     def med(load, proxy, metric):
         xs = [x for x in vals.get((load, proxy, metric), []) if not math.isnan(x)]
@@ -128,6 +135,22 @@ def main():
     rounds = max((len(v) for k, v in vals.items() if k[0].startswith("hit")), default=0)
     out.append("")
     out.append("Medians over %d rounds; ratios are caching-proxy / other (see 'better')." % rounds)
+    # The medians above may come from different rounds; ratios taken within a round
+    # cancel what changed between rounds (other work on the machine).
+    per_round = []
+    for load, metric, label, unit, better in ROWS:
+        if metric not in ("rps", "cpu_us") or load not in present:
+            continue
+        cells = []
+        for p, name in PROXIES[1:]:
+            rs = round_ratios(load, metric, p)
+            if rs:
+                cells.append("cp/%s %.2f [%.2f-%.2f]" % (name, statistics.median(rs), rs[0], rs[-1]))
+        if cells:
+            per_round.append("  %s %s: %s" % (load, unit, ", ".join(cells)))
+    if per_round:
+        out.append("Ratios within each round, median [lowest-highest]:")
+        out.extend(per_round)
     if errs:
         out.append("Errors: " + "; ".join(errs))
     else:

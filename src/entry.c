@@ -24,13 +24,10 @@ struct entry *entry_ref(struct entry *e)
     return e;
 }
 
-void entry_unref(struct entry *e)
+/* Frees what describes `e` (key, Vary key, fields): one block once packed, else each
+ * on its own. Leaves the pointers dangling: the caller replaces them or frees `e`. */
+static void free_described(struct entry *e)
 {
-    if (e == NULL)
-        return;
-    /* acq_rel: the last owner must see every write made before others let go. */
-    if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1)
-        return;
     if (e->packed != NULL) {
         free(e->packed);
     } else {
@@ -38,6 +35,16 @@ void entry_unref(struct entry *e)
         free(e->vary_key);
         hdrs_free(&e->headers);
     }
+}
+
+void entry_unref(struct entry *e)
+{
+    if (e == NULL)
+        return;
+    /* acq_rel: the last owner must see every write made before others let go. */
+    if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    free_described(e);
     if (e->body_owner != NULL)
         entry_unref(e->body_owner);
     else
@@ -89,13 +96,7 @@ cp_err entry_pack_from(struct entry *e, const char *key, const char *vary_key,
     }
     char *packed_key = put_str(&at, key);
     char *packed_vary = put_str(&at, vary_key);
-    if (e->packed != NULL) {
-        free(e->packed);
-    } else {
-        free(e->key);
-        free(e->vary_key);
-        hdrs_free(&e->headers);
-    }
+    free_described(e);
     e->key = packed_key;
     e->vary_key = packed_vary;
     e->headers.v = nh > 0 ? v : NULL;

@@ -2,7 +2,8 @@
  * The multi handle keeps the connection pool; a share handle adds DNS and TLS session
  * caches. The thread waits in epoll on the sockets curl names (the multi socket API),
  * so each wakeup touches only the transfers that have something to do, however many
- * are under way. Redirects are followed by hand so that each hop can be checked
+ * are under way; a kept-alive connection's socket stays in the set between transfers
+ * (sockwatch.c). Redirects are followed by hand so that each hop can be checked
  * against the origin's host before anything is sent to it. */
 #include "fetch.h"
 
@@ -21,6 +22,7 @@
 
 #include "bytes.h"
 #include "log.h"
+#include "sockwatch.h"
 
 #define EASY_SPARE 64 /* idle easy handles kept for reuse: one per concurrent transfer */
 
@@ -37,6 +39,8 @@ struct job {
     struct fetch_result res;
     size_t body_cap;
     const struct fetch_sink *sink; /* NULL: the body comes whole in the result */
+    bool fields_done;      /* the final response's header block has ended: what comes
+                              through the header callback now is trailers */
     bool head_sent;        /* sink->head has been called */
     bool streaming;        /* ...and took the body */
     bool paused;           /* the sink refused bytes: transfer paused */
@@ -62,101 +66,46 @@ struct fetcher {
     CURL *spare[EASY_SPARE]; /* idle easy handles, owned by the fetch thread */
     size_t n_spare;
     int epfd;              /* curl's sockets and wakefd */
-    unsigned char *watch;  /* per socket number: WATCH_* bits (fetch thread only) */
-    size_t n_watch;
+    struct sockwatch watch; /* what epfd holds of curl's sockets (fetch thread only) */
     int wakefd;            /* eventfd: submits, resumes and stop wake the thread */
 };
 
-/* What the epoll set holds for one of curl's sockets (struct fetcher's `watch`). */
-enum {
-    WATCH_IN = 1,   /* in the set, for reading */
-    WATCH_OUT = 2,  /* in the set, for writing */
-    WATCH_CURL = 4, /* curl wants it watched; without this bit, an event removes it */
-};
-
-/* Makes room in `f->watch` for socket `s`. Returns false if there is no memory. */
-static bool watch_reserve(struct fetcher *f, curl_socket_t s)
-{
-    if (s < 0)
-        return false;
-    if ((size_t)s < f->n_watch)
-        return true;
-    size_t n = f->n_watch ? f->n_watch : 64;
-    while (n <= (size_t)s)
-        n *= 2;
-    unsigned char *w = realloc(f->watch, n);
-    if (w == NULL)
-        return false;
-    memset(w + f->n_watch, 0, n - f->n_watch);
-    f->watch = w;
-    f->n_watch = n;
-    return true;
-}
-
-/* curl's socket callback: watch `s` for what curl waits on. A kept-alive connection's
- * socket stays in the epoll set after curl is done with it (the next transfer on it
- * wants the same, and two epoll_ctl calls per request are a good part of a miss); if
- * it stirs while idle (the origin closed it), the fetch thread removes it then. */
+/* curl's socket callback: watch `s` for what curl waits on (see sockwatch.h for why a
+ * kept-alive connection's socket stays in the epoll set between transfers). A -1 makes
+ * curl fail its transfers, which is better than waiting for events that never come. */
 static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     (void)easy;
     (void)socketp;
     struct fetcher *f = userp;
-    if (!watch_reserve(f, s))
-        return -1; /* curl fails the transfer: never a hang */
-    unsigned char *w = &f->watch[s];
     if (what == CURL_POLL_REMOVE) {
-        *w &= (unsigned char)~WATCH_CURL;
+        sockwatch_done(&f->watch, s);
         return 0;
     }
-    unsigned char want = (what & CURL_POLL_IN ? WATCH_IN : 0) |
-                         (what & CURL_POLL_OUT ? WATCH_OUT : 0);
-    unsigned char have = *w & (WATCH_IN | WATCH_OUT);
-    if (want != have) {
-        struct epoll_event ev = {.data.fd = s};
-        ev.events = (want & WATCH_IN ? EPOLLIN : 0) | (want & WATCH_OUT ? EPOLLOUT : 0);
-        int op = have ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-        /* The state is a hint (a socket closed by curl leaves the set by itself):
-         * whichever operation fails for that reason, the other one is right. */
-        if (epoll_ctl(f->epfd, op, s, &ev) != 0 &&
-            epoll_ctl(f->epfd, op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s,
-                      &ev) != 0) {
-            *w = 0;
-            return -1;
-        }
-    }
-    *w = want | WATCH_CURL;
-    return 0;
+    bool in = (what & CURL_POLL_IN) != 0, out = (what & CURL_POLL_OUT) != 0;
+    return sockwatch_want(&f->watch, s, in, out) == CP_OK ? 0 : -1;
 }
 
-/* curl's socket opener: a new socket, whose number may have been one of curl's before,
- * starts with nothing in the epoll set (a closed socket left it). */
+/* curl's socket opener and closer for its connections: the watch follows these sockets
+ * from open to close, which is what lets them stay in the epoll set while idle. */
 static curl_socket_t on_open_socket(void *userp, curlsocktype purpose,
                                     struct curl_sockaddr *addr)
 {
     (void)purpose;
     struct fetcher *f = userp;
     curl_socket_t s = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
-    if (s == CURL_SOCKET_BAD)
-        return s;
-    if (!watch_reserve(f, s)) {
+    if (s != CURL_SOCKET_BAD && sockwatch_opened(&f->watch, s) != CP_OK) {
         close(s);
         return CURL_SOCKET_BAD;
     }
-    f->watch[s] = 0;
     return s;
 }
 
-/* Called for an event on one of curl's sockets that curl no longer watches (an idle
- * kept-alive connection that the origin closed, or sent stray bytes on): takes it out
- * of the epoll set, so that level-triggered events do not spin. Returns true if so. */
-static bool unwatch_idle(struct fetcher *f, int fd)
+static int on_close_socket(void *userp, curl_socket_t s)
 {
-    if (fd < 0 || (size_t)fd >= f->n_watch || (f->watch[fd] & WATCH_CURL))
-        return false;
-    epoll_ctl(f->epfd, EPOLL_CTL_DEL, fd, NULL);
-    f->watch[fd] = 0;
-    return true;
+    struct fetcher *f = userp;
+    sockwatch_closed(&f->watch, s);
+    return close(s);
 }
 
 void fetch_result_free(struct fetch_result *r)
@@ -178,8 +127,6 @@ void fetch_request_free(struct fetch_request *r)
 
 static size_t on_header(char *buf, size_t size, size_t n, void *arg);
 static size_t on_body(char *buf, size_t size, size_t n, void *arg);
-static curl_socket_t on_open_socket(void *userp, curlsocktype purpose,
-                                    struct curl_sockaddr *addr);
 
 /* An easy handle for a new transfer: a spare one, or a new one set up with the options
  * every transfer shares. Reuse (without curl_easy_reset) saves setting up libcurl's
@@ -204,6 +151,8 @@ static CURL *easy_get(struct fetcher *f)
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, f);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, f);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
     if (f->cacert)
@@ -245,6 +194,8 @@ static size_t on_header(char *buf, size_t size, size_t n, void *arg)
 {
     struct job *j = arg;
     size_t len = size * n;
+    if (j->fields_done)
+        return len; /* trailer fields are not merged into the header (RFC 9110 6.5.1) */
     while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
         len--;
     if (len >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
@@ -257,6 +208,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *arg)
     }
     if (len == 0) {
         /* The end of a header block: if it is the final response's, tell the sink. */
+        j->fields_done = j->res.status >= 200;
         if (j->sink != NULL && !j->head_sent && j->res.status >= 200) {
             char *next = redirect_target(j->f, j);
             if (next == NULL) {
@@ -268,17 +220,29 @@ static size_t on_header(char *buf, size_t size, size_t n, void *arg)
         return size * n;
     }
     if ((buf[0] == ' ' || buf[0] == '\t') && j->res.headers.n > 0) {
-        /* obs-fold (RFC 9112 section 5.2): join the continuation with a space. */
+        /* obs-fold (RFC 9112 section 5.2): the fold, with the whitespace around it,
+         * becomes one space. */
+        const char *more = buf;
+        while (len > 0 && (*more == ' ' || *more == '\t')) {
+            more++;
+            len--;
+        }
+        while (len > 0 && (more[len - 1] == ' ' || more[len - 1] == '\t'))
+            len--;
+        if (len == 0)
+            return size * n;
         size_t last = j->res.headers.n - 1;
         const char *was = j->res.headers.v[last].value;
         size_t old = strlen(was);
-        char *v = malloc(old + len + 1);
+        char *v = malloc(old + len + 2);
         if (v == NULL)
             return 0;
         memcpy(v, was, old);
-        v[old] = ' ';
-        memcpy(v + old + 1, buf, len);
-        cp_err err = hdrs_set_value(&j->res.headers, last, v, old + 1 + len);
+        size_t at = old;
+        if (old > 0)
+            v[at++] = ' ';
+        memcpy(v + at, more, len);
+        cp_err err = hdrs_set_value(&j->res.headers, last, v, at + len);
         free(v);
         return err == CP_OK ? size * n : 0;
     }
@@ -398,11 +362,9 @@ static cp_err job_start(struct fetcher *f, struct job *j)
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-    if (strcmp(rq->method, "GET") == 0 && rq->body_len == 0) {
-        /* as set */
-    } else if (strcmp(rq->method, "HEAD") == 0) {
+    if (strcmp(rq->method, "HEAD") == 0) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-    } else {
+    } else if (strcmp(rq->method, "GET") != 0 || rq->body_len > 0) {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, rq->method);
         if (rq->body_len > 0 || strcmp(rq->method, "POST") == 0) {
             /* The body is ours until the job ends, so curl need not copy it. */
@@ -472,6 +434,8 @@ static char *redirect_target(struct fetcher *f, struct job *j)
 static bool job_redirect(struct fetcher *f, struct job *j, cp_err *err)
 {
     *err = CP_OK;
+    if (j->head_sent)
+        return false; /* decided when the head came (on_header): it was not followed */
     char *next = redirect_target(f, j);
     if (next == NULL)
         return false;
@@ -505,6 +469,7 @@ static bool job_redirect(struct fetcher *f, struct job *j, cp_err *err)
     j->easy = NULL;
     fetch_result_free(&j->res);
     j->res.status = 0;
+    j->fields_done = false;
     j->body_cap = 0;
     *err = job_start(f, j);
     return true;
@@ -660,7 +625,7 @@ static void *fetch_thread(void *arg)
                 (void)!read(f->wakefd, &v, sizeof v);
                 continue;
             }
-            if (unwatch_idle(f, evs[i].data.fd))
+            if (sockwatch_stray(&f->watch, evs[i].data.fd))
                 continue;
             int mask = 0;
             if (evs[i].events & (EPOLLIN | EPOLLHUP))
@@ -700,7 +665,7 @@ static void fetcher_release(struct fetcher *f)
     if (f->wakefd >= 0)
         close(f->wakefd);
     free(f->cacert);
-    free(f->watch);
+    sockwatch_free(&f->watch);
     free(f);
 }
 
@@ -711,6 +676,7 @@ cp_err fetcher_start(const struct fetch_opts *opts, struct fetcher **out)
         return CP_ERR_NOMEM;
     f->opts = *opts;
     f->epfd = epoll_create1(EPOLL_CLOEXEC);
+    sockwatch_init(&f->watch, f->epfd);
     f->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     struct epoll_event wake_ev = {.events = EPOLLIN, .data.fd = f->wakefd};
     if (f->epfd < 0 || f->wakefd < 0 ||

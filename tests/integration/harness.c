@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1347,6 +1348,127 @@ char *hx_raw(uint16_t port, const char *req, size_t *len)
     if (len)
         *len = b.len;
     return (char *)b.p;
+}
+
+/* ---- raw origin ---- */
+
+#define RAWO_CONNS 32
+
+struct rawo {
+    pthread_t thread;
+    int lfd;
+    uint16_t port;
+    char url[64];
+    char *response;
+    size_t response_len;
+    atomic_bool stop;
+    atomic_uint requests;
+    char bufs[RAWO_CONNS][8192]; /* each connection's unanswered bytes */
+};
+
+/* Answers each complete request head that `buf` (len bytes) holds; keeps a partial
+ * one. Returns false if the connection failed. */
+static bool rawo_serve(struct rawo *r, int fd, char *buf, size_t *len)
+{
+    for (;;) {
+        char *end = memmem(buf, *len, "\r\n\r\n", 4);
+        if (end == NULL)
+            return true;
+        size_t used = (size_t)(end + 4 - buf);
+        memmove(buf, buf + used, *len - used);
+        *len -= used;
+        atomic_fetch_add(&r->requests, 1);
+        for (size_t off = 0; off < r->response_len;) {
+            ssize_t n = send(fd, r->response + off, r->response_len - off, MSG_NOSIGNAL);
+            if (n <= 0)
+                return false;
+            off += (size_t)n;
+        }
+    }
+}
+
+static void *rawo_main(void *arg)
+{
+    struct rawo *r = arg;
+    struct pollfd p[RAWO_CONNS + 1];
+    char (*bufs)[8192] = r->bufs;
+    size_t lens[RAWO_CONNS] = {0};
+    size_t n = 0;
+    while (!atomic_load(&r->stop)) {
+        p[0] = (struct pollfd){.fd = r->lfd, .events = POLLIN};
+        if (poll(p, n + 1, 50) <= 0)
+            continue;
+        for (size_t i = n; i-- > 0;) {
+            if (!(p[i + 1].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            ssize_t got = recv(p[i + 1].fd, bufs[i] + lens[i], sizeof bufs[i] - lens[i], 0);
+            if (got > 0) {
+                lens[i] += (size_t)got;
+                if (rawo_serve(r, p[i + 1].fd, bufs[i], &lens[i]) && lens[i] < sizeof bufs[i])
+                    continue;
+            }
+            close(p[i + 1].fd); /* closed, failed or a head too long: drop it */
+            n--;
+            p[i + 1] = p[n + 1];
+            memcpy(bufs[i], bufs[n], lens[n]);
+            lens[i] = lens[n];
+        }
+        if ((p[0].revents & POLLIN) && n < RAWO_CONNS) {
+            int c = accept(r->lfd, NULL, NULL);
+            if (c >= 0) {
+                p[n + 1] = (struct pollfd){.fd = c, .events = POLLIN};
+                lens[n++] = 0;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        close(p[i + 1].fd);
+    return NULL;
+}
+
+struct rawo *rawo_start(const char *response)
+{
+    struct rawo *r = calloc(1, sizeof *r);
+    if (r == NULL || (r->response = strdup(response)) == NULL) {
+        free(r);
+        return NULL;
+    }
+    r->response_len = strlen(response);
+    atomic_init(&r->stop, false);
+    atomic_init(&r->requests, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    r->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (r->lfd < 0 || bind(r->lfd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        listen(r->lfd, 16) != 0 || getsockname(r->lfd, (struct sockaddr *)&a, &alen) != 0 ||
+        pthread_create(&r->thread, NULL, rawo_main, r) != 0) {
+        fprintf(stderr, "raw origin: %s\n", strerror(errno));
+        if (r->lfd >= 0)
+            close(r->lfd);
+        free(r->response);
+        free(r);
+        return NULL;
+    }
+    r->port = ntohs(a.sin_port);
+    snprintf(r->url, sizeof r->url, "http://127.0.0.1:%u", (unsigned)r->port);
+    return r;
+}
+
+uint16_t rawo_port(const struct rawo *r) { return r->port; }
+
+const char *rawo_url(const struct rawo *r) { return r->url; }
+
+unsigned rawo_requests(struct rawo *r) { return atomic_load(&r->requests); }
+
+void rawo_stop(struct rawo *r)
+{
+    if (r == NULL)
+        return;
+    atomic_store(&r->stop, true);
+    pthread_join(r->thread, NULL);
+    close(r->lfd);
+    free(r->response);
+    free(r);
 }
 
 uint16_t hx_free_port(void)

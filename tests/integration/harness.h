@@ -95,6 +95,20 @@ unsigned orig_answers(struct orig *o, const char *path, const char *method, unsi
 bool orig_wait_answers(struct orig *o, const char *path, const char *method, unsigned status,
                        unsigned n, double timeout_s);
 
+/* A raw origin, for answers libmicrohttpd cannot give (folded fields, trailers): a
+ * thread on 127.0.0.1 that answers every request (its head, up to the blank line; a
+ * body is not read) with `response`, byte for byte, and keeps the connection open. */
+struct rawo;
+/* Starts it on a free port with a copy of `response`. Returns NULL on failure. */
+struct rawo *rawo_start(const char *response);
+uint16_t rawo_port(const struct rawo *r);
+/* "http://127.0.0.1:<port>"; valid until rawo_stop. */
+const char *rawo_url(const struct rawo *r);
+/* Requests answered so far. */
+unsigned rawo_requests(struct rawo *r);
+/* Stops the thread, closes every connection and frees. NULL is ignored. */
+void rawo_stop(struct rawo *r);
+
 /* Formats `t` as an HTTP date (IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT"). */
 void hx_http_date(time_t t, char *out, size_t len);
 

@@ -82,6 +82,60 @@ static void test_methods_in_turn_do_not_mix(void **state)
     assert_int_equal(orig_connections(h->origin), 1);
 }
 
+/* A field folded over several lines (obs-fold) reaches the client as one line, each
+ * fold with the whitespace around it made one space. */
+static void test_folded_field_joined(void **state)
+{
+    struct hx *h = *state;
+    struct rawo *o = rawo_start("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
+                                "X-Folded: a\r\n   b  \r\n\tc\r\nX-Empty:\r\n  d\r\n"
+                                "Cache-Control: max-age=60\r\n\r\nok\n");
+    assert_non_null(o);
+    struct proxy *p = hx_proxy_start(h, rawo_url(o), NULL, NULL);
+    assert_non_null(p);
+    struct hresp r;
+    assert_int_equal(hx_get(p->port, "/fold", NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(hresp_header(&r, "X-Folded", 0), "a b c");
+    assert_string_equal(hresp_header(&r, "X-Empty", 0), "d");
+    assert_int_equal(r.body_len, 3);
+    hresp_free(&r);
+    assert_int_equal(hx_proxy_stop(p), 0);
+    rawo_stop(o);
+}
+
+/* Fields in a chunked body's trailer are not the response's: they are neither passed
+ * on nor stored nor acted on. A trailer Location does not make the proxy follow a
+ * redirect it has already passed on, and a trailer Cache-Control does not change
+ * whether the response is stored. */
+static void test_trailer_fields_ignored(void **state)
+{
+    struct hx *h = *state;
+    struct rawo *o = rawo_start("HTTP/1.1 302 Found\r\nLocation: http://elsewhere.invalid/\r\n"
+                                "Transfer-Encoding: chunked\r\nTrailer: Location, X-Trailer\r\n"
+                                "Cache-Control: max-age=60\r\n\r\n"
+                                "5\r\nhello\r\n0\r\nLocation: /other\r\nX-Trailer: t\r\n"
+                                "Cache-Control: no-store\r\n\r\n");
+    assert_non_null(o);
+    struct proxy *p = hx_proxy_start(h, rawo_url(o), NULL, NULL);
+    assert_non_null(p);
+    for (int round = 0; round < 2; round++) {
+        struct hresp r;
+        assert_int_equal(hx_get(p->port, "/moved", NULL, &r), 0);
+        assert_int_equal(r.status, 302);
+        assert_string_equal(hresp_header(&r, "Location", 0), "http://elsewhere.invalid/");
+        assert_int_equal(hresp_header_count(&r, "Location"), 1);
+        assert_null(hresp_header(&r, "X-Trailer", 0));
+        assert_int_equal(r.body_len, 5);
+        assert_memory_equal(r.body, "hello", 5);
+        assert_xcache(&r, round == 0 ? "MISS" : "HIT");
+        hresp_free(&r);
+    }
+    assert_int_equal(rawo_requests(o), 1); /* no second hop to /other, no refetch */
+    assert_int_equal(hx_proxy_stop(p), 0);
+    rawo_stop(o);
+}
+
 /* Methods other than GET/HEAD: forwarded with their body, answered BYPASS, never stored
  * even when the origin's answer says max-age=60. */
 static void test_unsafe_methods_forwarded_and_bypassed(void **state)
@@ -611,6 +665,8 @@ int main(void)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_methods_in_turn_do_not_mix, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_folded_field_joined, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_trailer_fields_ignored, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_unsafe_methods_forwarded_and_bypassed, hx_setup,
                                         hx_teardown),
         cmocka_unit_test_setup_teardown(test_echo_round_trip_binary, hx_setup, hx_teardown),

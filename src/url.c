@@ -279,8 +279,6 @@ static cp_err is_self(const struct parts *t, const char *self, bool *yes)
     return CP_OK;
 }
 
-/* Joins the origin prefix and an origin-form target ("/..."), which must already be
- * free of control characters and spaces. */
 /* True if an origin-form target (its first `len` bytes) needs no check by curl's URL
  * parser: plain ASCII, no backslash or percent sign, and no segment of its path that
  * starts with a dot (so no dot segment, encoded or not, that could climb out of the
@@ -297,6 +295,8 @@ static bool plain_target(const char *target, size_t len)
     return true;
 }
 
+/* Joins the origin prefix and an origin-form target ("/..."), which must already be
+ * free of control characters and spaces. */
 static cp_err join_origin_form(const struct origin *o, const char *target, char **out)
 {
     size_t tlen = strcspn(target, "#");   /* a fragment is never sent */

@@ -480,15 +480,15 @@ static void test_origin_closes_idle_connection(void **state)
     assert_int_equal(orig_connections(h->origin), 1);
     orig_stop(h->origin); /* closes the idle connection from the origin's side */
     h->origin = NULL;
+    /* Work done while idle, not speed: an idle proxy uses next to no CPU however busy
+     * the machine is, and a loop on the closed socket would take all of the 0.6 s. */
     double before = cpu_seconds(p->pid);
     assert_true(before >= 0);
     usleep(600 * 1000);
     double used = cpu_seconds(p->pid) - before;
-    assert_true(used < 0.3); /* a loop on the closed socket would take all 0.6 s */
-    double t0 = hx_now();
-    get_ok(p, "/cache/after", NULL, &r);
+    assert_true(used < 0.3);
+    get_ok(p, "/cache/after", NULL, &r); /* the harness's own time limit catches a hang */
     assert_int_equal(r.status, 502);
-    assert_true(hx_now() - t0 < 5.0);
     hresp_free(&r);
 }
 

@@ -229,7 +229,7 @@ static void target_same_verdict_as_curl(void **state)
     static const char *const shapes[] = {"/%c", "/a%cb", "/a/%c", "/a/%c%c", "/%c/..",
                                          "/a/%c./b", "/a?%c", "/a?/../%c", "/..%c",
                                          "/.%c", "/a/.%c/../..", "/a%c/.."};
-    unsigned plain = 0;
+    unsigned accepted = 0;
     for (int c = 0x21; c < 0x7f; c++) {
         if (c == '#')
             continue; /* the fragment is cut off first */
@@ -245,12 +245,12 @@ static void target_same_verdict_as_curl(void **state)
                 char joined[256];
                 snprintf(joined, sizeof joined, "%s%s", f->based.prefix, target);
                 assert_string_equal(out, joined);
-                plain++;
+                accepted++;
             }
             free(out);
         }
     }
-    assert_true(plain > 500);
+    assert_true(accepted > 500); /* most of the grid is accepted */
 }
 
 static void target_absolute_form(void **state)

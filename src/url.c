@@ -295,6 +295,37 @@ static bool plain_target(const char *target, size_t len)
     return true;
 }
 
+/* True if a segment of the target's path (its first `len` bytes, up to the query) is a
+ * dot segment written with percent-encoded dots ("%2e", ".%2E", "%2e%2e"...). curl
+ * leaves those alone, but an origin that decodes them before resolving would climb
+ * out of the base path. */
+static bool encoded_dot_segment(const char *target, size_t len)
+{
+    size_t i = 0;
+    while (i < len && target[i] != '?') {
+        size_t start = ++i; /* past the '/' */
+        size_t dots = 0;
+        bool encoded = false, only_dots = true;
+        while (i < len && target[i] != '/' && target[i] != '?') {
+            if (target[i] == '.') {
+                dots++;
+                i++;
+            } else if (target[i] == '%' && i + 2 < len && target[i + 1] == '2' &&
+                       (target[i + 2] == 'e' || target[i + 2] == 'E')) {
+                dots++;
+                encoded = true;
+                i += 3;
+            } else {
+                only_dots = false;
+                i++;
+            }
+        }
+        if (encoded && only_dots && i > start && dots <= 2)
+            return true;
+    }
+    return false;
+}
+
 /* Joins the origin prefix and an origin-form target ("/..."), which must already be
  * free of control characters and spaces. */
 static cp_err join_origin_form(const struct origin *o, const char *target, char **out)
@@ -310,6 +341,10 @@ static cp_err join_origin_form(const struct origin *o, const char *target, char 
     if (plain_target(target, tlen)) {
         *out = url;
         return CP_OK;
+    }
+    if (o->base_path[0] != '\0' && encoded_dot_segment(target, tlen)) {
+        free(url);
+        return CP_ERR_BAD_TARGET;
     }
 
     /* libcurl must accept the result, or the fetch would fail later on; and the path,

@@ -200,6 +200,18 @@ static void target_stays_under_base(void **state)
     expect_bad_target(&f->based, "/..", NULL);
     /* "/v1x" is not under "/v1" */
     expect_bad_target(&f->based, "/../v1x", NULL);
+    /* Dots written percent-encoded are dot segments to an origin that decodes them. */
+    expect_bad_target(&f->based, "/%2e%2e/admin", NULL);
+    expect_bad_target(&f->based, "/a/%2E%2e/%2e./x", NULL);
+    expect_bad_target(&f->based, "/.%2e", NULL);
+    expect_bad_target(&f->based, "/%2e/x?q", NULL);
+    /* ...but not dots that are part of a name, nor anything in the query. */
+    expect_target(&f->based, "/%2e%2ex/a", NULL, "https://api.example.com:8443/v1/%2e%2ex/a");
+    expect_target(&f->based, "/a%2e/b", NULL, "https://api.example.com:8443/v1/a%2e/b");
+    expect_target(&f->based, "/a?x=/%2e%2e/", NULL, "https://api.example.com:8443/v1/a?x=/%2e%2e/");
+    expect_target(&f->based, "/%2e%2e%2e/a", NULL, "https://api.example.com:8443/v1/%2e%2e%2e/a");
+    /* Without a base path there is nothing to climb out of. */
+    expect_target(&f->plain, "/%2e%2e/x", NULL, "http://example.com/%2e%2e/x");
 }
 
 /* What curl's URL parser makes of prefix + target: whether it accepts it, and whether

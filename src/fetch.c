@@ -338,12 +338,15 @@ static cp_err job_start(struct fetcher *f, struct job *j)
         if (slist_add(j, rq->headers.v[i].name, v[0] ? v : " ") != CP_OK)
             return CP_ERR_NOMEM;
     }
-    /* Fields curl would add of its own accord: send only what the client sent. */
+    /* Fields curl would add of its own accord: send only what the client sent. It adds
+     * Expect and Content-Type only to a request whose body it is given (below). */
+    bool gives_body = strcmp(rq->method, "HEAD") != 0 &&
+                      (rq->body_len > 0 || strcmp(rq->method, "POST") == 0);
     if (hdrs_get(&rq->headers, "Accept") == NULL && slist_add(j, "Accept", "") != CP_OK)
         return CP_ERR_NOMEM;
-    if (slist_add(j, "Expect", "") != CP_OK)
+    if (gives_body && slist_add(j, "Expect", "") != CP_OK)
         return CP_ERR_NOMEM;
-    if (hdrs_get(&rq->headers, "Content-Type") == NULL &&
+    if (gives_body && hdrs_get(&rq->headers, "Content-Type") == NULL &&
         slist_add(j, "Content-Type", "") != CP_OK)
         return CP_ERR_NOMEM;
 
@@ -366,7 +369,7 @@ static cp_err job_start(struct fetcher *f, struct job *j)
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
     } else if (strcmp(rq->method, "GET") != 0 || rq->body_len > 0) {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, rq->method);
-        if (rq->body_len > 0 || strcmp(rq->method, "POST") == 0) {
+        if (gives_body) {
             /* The body is ours until the job ends, so curl need not copy it. */
             curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
             curl_easy_setopt(e, CURLOPT_POSTFIELDS, rq->body ? (char *)rq->body : "");

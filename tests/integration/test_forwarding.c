@@ -82,6 +82,34 @@ static void test_methods_in_turn_do_not_mix(void **state)
     assert_int_equal(orig_connections(h->origin), 1);
 }
 
+/* The origin gets the fields the client sent and the proxy's own, none that libcurl
+ * would add by itself (Accept, Expect, Content-Type), with a body or without. */
+static void test_no_fields_of_libcurl_own(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    static const char *const reqs[] = {
+        "GET /plain/own-get HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "POST /plain/own-post HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+        "Connection: close\r\n\r\nabc",
+        "POST /plain/own-empty HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+        "Connection: close\r\n\r\n",
+        "DELETE /plain/own-delete HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+        char *resp = hx_raw(p->port, reqs[i], NULL);
+        assert_non_null(resp);
+        assert_true(strncmp(resp, "HTTP/1.1 200", 12) == 0);
+        free(resp);
+        struct orig_req last;
+        assert_true(orig_last(h->origin, &last));
+        assert_null(orig_req_header(&last, "Accept", 0));
+        assert_null(orig_req_header(&last, "Expect", 0));
+        assert_null(orig_req_header(&last, "Content-Type", 0));
+        orig_req_free(&last);
+    }
+}
+
 /* A field folded over several lines (obs-fold) reaches the client as one line, each
  * fold with the whitespace around it made one space. */
 static void test_folded_field_joined(void **state)
@@ -665,6 +693,7 @@ int main(void)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_methods_in_turn_do_not_mix, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_no_fields_of_libcurl_own, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_folded_field_joined, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_trailer_fields_ignored, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_unsafe_methods_forwarded_and_bypassed, hx_setup,

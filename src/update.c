@@ -24,6 +24,10 @@ static bool may_store(const struct updater *u, int status, const struct hdrs *re
     bool ok = hdrs_join(response, "Vary", &vary) == CP_OK &&
               http_vary_key(vary, request, vary_key) == CP_OK;
     free(vary);
+    if (!ok) {
+        free(*vary_key);
+        *vary_key = NULL;
+    }
     return ok;
 }
 

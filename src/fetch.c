@@ -219,33 +219,8 @@ static size_t on_header(char *buf, size_t size, size_t n, void *arg)
         }
         return size * n;
     }
-    if ((buf[0] == ' ' || buf[0] == '\t') && j->res.headers.n > 0) {
-        /* obs-fold (RFC 9112 section 5.2): the fold, with the whitespace around it,
-         * becomes one space. */
-        const char *more = buf;
-        while (len > 0 && (*more == ' ' || *more == '\t')) {
-            more++;
-            len--;
-        }
-        while (len > 0 && (more[len - 1] == ' ' || more[len - 1] == '\t'))
-            len--;
-        if (len == 0)
-            return size * n;
-        size_t last = j->res.headers.n - 1;
-        const char *was = j->res.headers.v[last].value;
-        size_t old = strlen(was);
-        char *v = malloc(old + len + 2);
-        if (v == NULL)
-            return 0;
-        memcpy(v, was, old);
-        size_t at = old;
-        if (old > 0)
-            v[at++] = ' ';
-        memcpy(v + at, more, len);
-        cp_err err = hdrs_set_value(&j->res.headers, last, v, at + len);
-        free(v);
-        return err == CP_OK ? size * n : 0;
-    }
+    if ((buf[0] == ' ' || buf[0] == '\t') && j->res.headers.n > 0)
+        return hdrs_continue_last(&j->res.headers, buf, len) == CP_OK ? size * n : 0;
     const char *colon = memchr(buf, ':', len);
     if (colon == NULL || colon == buf)
         return size * n; /* not a field line; ignore it as a lenient recipient */

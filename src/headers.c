@@ -256,13 +256,46 @@ cp_err hdrs_copy(struct hdrs *dst, const struct hdrs *src)
     return CP_OK;
 }
 
-cp_err hdrs_set_value(struct hdrs *h, size_t i, const char *value, size_t value_len)
+/* Replaces the value of field `i` by `value_len` bytes of `value`, as they are, keeping
+ * its name. Returns CP_ERR_NOMEM, leaving `h` unchanged, if memory runs out. */
+static cp_err set_value(struct hdrs *h, size_t i, const char *value, size_t value_len)
 {
     struct hdr f;
     if (!field_make(&f, h->v[i].name, strlen(h->v[i].name), value, value_len))
         return CP_ERR_NOMEM;
     free(h->v[i].name);
     h->v[i] = f;
+    return CP_OK;
+}
+
+cp_err hdrs_continue_last(struct hdrs *h, const char *piece, size_t len)
+{
+    while (len > 0 && is_ows(*piece)) {
+        piece++;
+        len--;
+    }
+    while (len > 0 && is_ows(piece[len - 1]))
+        len--;
+    if (h->n == 0 || len == 0)
+        return CP_OK;
+    struct hdr *f = &h->v[h->n - 1];
+    size_t name_len = strlen(f->name), old = strlen(f->value);
+    size_t sep = old > 0 ? 1 : 0;
+    if (len > SIZE_MAX / 2 || old > SIZE_MAX / 4 || name_len > SIZE_MAX / 4)
+        return CP_ERR_NOMEM;
+    char *p = malloc(name_len + 1 + old + sep + len + 1);
+    if (p == NULL)
+        return CP_ERR_NOMEM;
+    memcpy(p, f->name, name_len + 1);
+    char *v = p + name_len + 1;
+    memcpy(v, f->value, old);
+    if (sep)
+        v[old] = ' ';
+    memcpy(v + old + sep, piece, len);
+    v[old + sep + len] = '\0';
+    free(f->name);
+    f->name = p;
+    f->value = v;
     return CP_OK;
 }
 
@@ -273,7 +306,7 @@ cp_err hdrs_set(struct hdrs *h, const char *name, const char *value)
         i++;
     if (i == h->n)
         return hdrs_add(h, name, value);
-    if (hdrs_set_value(h, i, value, strlen(value)) != CP_OK)
+    if (set_value(h, i, value, strlen(value)) != CP_OK)
         return CP_ERR_NOMEM;
     for (size_t k = i + 1; k < h->n; k++)
         if (name_is(&h->v[k], name))

@@ -11,7 +11,7 @@
 #include "error.h"
 
 /* A field's name and value are one allocation, the value following the name: a field
- * is changed or freed only through the functions below (hdrs_set_value, hdrs_free...). */
+ * is changed or freed only through the functions below (hdrs_set, hdrs_free...). */
 struct hdr {
     char *name;
     char *value;
@@ -62,9 +62,12 @@ bool hdrs_has_token(const struct hdrs *h, const char *name, const char *token);
  * of that name (so the order of the others is kept), or goes last. Returns
  * CP_ERR_NOMEM, leaving `h` unchanged, if memory runs out. */
 cp_err hdrs_set(struct hdrs *h, const char *name, const char *value);
-/* Replaces the value of field `i` (< h->n) by `value_len` bytes of `value`, as they
- * are. Returns CP_ERR_NOMEM, leaving `h` unchanged, if memory runs out. */
-cp_err hdrs_set_value(struct hdrs *h, size_t i, const char *value, size_t value_len);
+
+/* Continues the value of the last field with an obs-fold line (RFC 9112 section 5.2;
+ * `len` bytes of `piece`): the fold and the whitespace around it become one space.
+ * Nothing happens to an empty list or for a blank line. Returns CP_ERR_NOMEM, leaving
+ * `h` unchanged, if memory runs out. */
+cp_err hdrs_continue_last(struct hdrs *h, const char *piece, size_t len);
 
 /* Replaces `dst` (which must be initialised) by a deep copy of `src`.
  * On CP_ERR_NOMEM `dst` is left empty. */

@@ -227,8 +227,8 @@ static void test_copy(void **state)
     hdrs_free(&dst);
 }
 
-/* hdrs_set takes the first field's place and drops the later ones of that name;
- * hdrs_set_value changes one field's value and keeps its name. */
+/* hdrs_set takes the first field's place, keeping its name, and drops the later ones
+ * of that name. */
 static void test_set(void **state)
 {
     (void)state;
@@ -243,12 +243,35 @@ static void test_set(void **state)
     assert_int_equal(hdrs_set(&h, "C", "3"), CP_OK); /* none yet: appended */
     assert_int_equal(h.n, 4);
     assert_string_equal(h.v[3].value, "3");
-    assert_int_equal(hdrs_set_value(&h, 0, "longer than before", 6), CP_OK);
-    assert_string_equal(h.v[0].name, "A");
-    assert_string_equal(h.v[0].value, "longer");
-    assert_int_equal(hdrs_set_value(&h, 0, "", 0), CP_OK);
+    assert_int_equal(hdrs_set(&h, "a", "longer than before"), CP_OK);
+    assert_string_equal(h.v[0].name, "A"); /* the field's own name stays */
+    assert_string_equal(h.v[0].value, "longer than before");
+    assert_int_equal(hdrs_set(&h, "A", ""), CP_OK);
     assert_string_equal(h.v[0].value, "");
     assert_string_equal(hdrs_get(&h, "a"), "");
+    hdrs_free(&h);
+}
+
+/* An obs-fold line continues the last field: the fold and the whitespace around it
+ * become one space; a blank line or an empty list changes nothing. */
+static void test_continue_last(void **state)
+{
+    (void)state;
+    struct hdrs h;
+    hdrs_init(&h);
+    assert_int_equal(hdrs_continue_last(&h, " x", 2), CP_OK); /* nothing to continue */
+    assert_int_equal(h.n, 0);
+    fill(&h, (const char *const[]){"A", "1", "X-Folded", "a", NULL});
+    assert_int_equal(hdrs_continue_last(&h, "   b  ", 6), CP_OK);
+    assert_int_equal(hdrs_continue_last(&h, "\tc", 2), CP_OK);
+    assert_int_equal(hdrs_continue_last(&h, " \t ", 3), CP_OK); /* blank */
+    assert_int_equal(h.n, 2);
+    assert_string_equal(h.v[1].name, "X-Folded");
+    assert_string_equal(hdrs_get(&h, "x-folded"), "a b c");
+    assert_string_equal(hdrs_get(&h, "A"), "1");
+    assert_int_equal(hdrs_add(&h, "X-Empty", ""), CP_OK);
+    assert_int_equal(hdrs_continue_last(&h, "  d", 3), CP_OK); /* no leading space */
+    assert_string_equal(hdrs_get(&h, "X-Empty"), "d");
     hdrs_free(&h);
 }
 
@@ -350,6 +373,7 @@ int main(void)
         cmocka_unit_test(test_has_token),
         cmocka_unit_test(test_copy),
         cmocka_unit_test(test_set),
+        cmocka_unit_test(test_continue_last),
         cmocka_unit_test(test_is_hop_by_hop),
         cmocka_unit_test(test_hop_by_hop_in),
         cmocka_unit_test(test_strip_hop_by_hop),

@@ -72,39 +72,46 @@ static size_t walk_segment(const unsigned char *bytes, size_t len, struct rec *v
     return n;
 }
 
-/* Entry records in all the segments of `dir`. */
-static size_t count_records(const char *dir)
+/* Entry records in all the segments of `dir`; if `suffix` is given, *found says
+ * whether the key of one of them ends with it. */
+static size_t scan_records(const char *dir, const char *suffix, bool *found)
 {
     char **segs = hx_list(dir, ".cps");
     size_t n = 0;
+    if (found != NULL)
+        *found = false;
     for (size_t i = 0; segs[i] != NULL; i++) {
         size_t len;
         unsigned char *bytes = (unsigned char *)hx_read_file(segs[i], &len);
-        if (bytes != NULL)
-            n += walk_segment(bytes, len, NULL, 0);
+        size_t here = bytes != NULL ? walk_segment(bytes, len, NULL, 0) : 0;
+        n += here;
+        if (found != NULL && here > 0) {
+            struct rec *v = calloc(here, sizeof *v);
+            assert_non_null(v);
+            walk_segment(bytes, len, v, here);
+            size_t sl = strlen(suffix);
+            for (size_t k = 0; k < here; k++) {
+                size_t kl = strlen(v[k].key);
+                *found = *found || (kl >= sl && strcmp(v[k].key + kl - sl, suffix) == 0);
+            }
+            free(v);
+        }
         free(bytes);
     }
     hx_strv_free(segs);
     return n;
 }
 
+static size_t count_records(const char *dir)
+{
+    return scan_records(dir, NULL, NULL);
+}
+
 /* Whether an entry record whose key ends with `suffix` is in a segment of `dir`. */
 static bool has_record(const char *dir, const char *suffix)
 {
-    char **segs = hx_list(dir, ".cps");
-    bool found = false;
-    for (size_t i = 0; segs[i] != NULL && !found; i++) {
-        size_t len;
-        unsigned char *bytes = (unsigned char *)hx_read_file(segs[i], &len);
-        struct rec v[16];
-        size_t n = bytes != NULL ? walk_segment(bytes, len, v, 16) : 0;
-        for (size_t k = 0; k < n && k < 16 && !found; k++) {
-            size_t kl = strlen(v[k].key), sl = strlen(suffix);
-            found = kl >= sl && strcmp(v[k].key + kl - sl, suffix) == 0;
-        }
-        free(bytes);
-    }
-    hx_strv_free(segs);
+    bool found;
+    scan_records(dir, suffix, &found);
     return found;
 }
 

@@ -19,11 +19,8 @@
 
 struct mirror_op {
     struct mirror_op *next;
-    struct entry *entry; /* write this entry, or, when NULL, remove key/vary_key */
-    bool all;            /* remove every variant of key (vary_key is "") */
-    char *key;           /* into names: one allocation, one way to fail */
-    char *vary_key;
-    char names[];
+    struct entry *entry; /* write this entry, or, when NULL, remove every variant of key */
+    char key[];
 };
 
 struct mirror {
@@ -70,10 +67,8 @@ static void *writer_main(void *arg)
             batch = op->next;
             if (op->entry != NULL)
                 store_write(m->store, op->entry); /* failures are logged by the store */
-            else if (op->all)
-                store_remove_all(m->store, op->key);
             else
-                store_remove(m->store, op->key, op->vary_key);
+                store_remove_all(m->store, op->key);
             op_free(op);
         }
         pthread_mutex_lock(&m->lock);
@@ -144,33 +139,20 @@ void mirror_write(struct mirror *m, struct entry *e)
     enqueue(m, op);
 }
 
-/* Queues a removal of key/vary_key, or of every variant of key when `all`. */
-static void queue_removal(struct mirror *m, const char *key, const char *vary_key, bool all)
-{
-    size_t key_len = strlen(key) + 1, vary_len = strlen(vary_key) + 1;
-    struct mirror_op *op = malloc(sizeof *op + key_len + vary_len);
-    if (op == NULL) {
-        /* Only the entry in memory is gone: its record stays in force on disk, found by
-         * the store and loaded again at the next start, though it was meant to go. */
-        log_error("cannot queue the removal of cache entr%s %s for the disk: out of memory; "
-                  "%s may be served from the disk again", all ? "ies" : "y", key,
-                  all ? "they" : "it");
-        return;
-    }
-    *op = (struct mirror_op){.key = op->names, .vary_key = op->names + key_len, .all = all};
-    memcpy(op->key, key, key_len);
-    memcpy(op->vary_key, vary_key, vary_len);
-    enqueue(m, op);
-}
-
-void mirror_remove(struct mirror *m, const char *key, const char *vary_key)
-{
-    queue_removal(m, key, vary_key, false);
-}
-
 void mirror_remove_all(struct mirror *m, const char *key)
 {
-    queue_removal(m, key, "", true);
+    size_t key_len = strlen(key) + 1;
+    struct mirror_op *op = malloc(sizeof *op + key_len);
+    if (op == NULL) {
+        /* Only the entries in memory are gone: their records stay in force on disk,
+         * found by the store and loaded again at the next start, though meant to go. */
+        log_error("cannot queue the removal of cache entries %s for the disk: out of "
+                  "memory; they may be served from the disk again", key);
+        return;
+    }
+    *op = (struct mirror_op){.entry = NULL};
+    memcpy(op->key, key, key_len);
+    enqueue(m, op);
 }
 
 void mirror_stop(struct mirror *m)

@@ -16,10 +16,6 @@ cp_err mirror_start(struct store *s, struct mirror **out);
  * blocks on I/O. Out of memory, it is not written, logged as an error: the older record
  * of its key, if any, stays in force on disk. */
 void mirror_write(struct mirror *m, struct entry *e);
-/* Queues the removal of the record of this key and vary key (copies both; see
- * store_remove). Never blocks on I/O. Out of memory, the removal is lost, logged as an
- * error: the record stays in force on disk. */
-void mirror_remove(struct mirror *m, const char *key, const char *vary_key);
 /* Queues the removal of the records of every variant of `key` (copies it; see
  * store_remove_all), in order with the other operations. Never blocks on I/O. Out of
  * memory, the removal is lost, logged as an error: the records stay in force on disk. */

@@ -1100,9 +1100,9 @@ static void test_mirror(void **state)
     assert_true(wait_readable(s, "https://example.com/9", 10.0));
     /* Order is kept: written then removed ends with no record; removed then written
      * ends with the record. */
-    mirror_remove(m, "https://example.com/3", "");
+    mirror_remove_all(m, "https://example.com/3");
     struct entry *e = make_entry("https://example.com/gone", "", "x", gen_of(s));
-    mirror_remove(m, "https://example.com/gone", "");
+    mirror_remove_all(m, "https://example.com/gone");
     mirror_write(m, e);
     entry_unref(e);
     mirror_stop(m);

@@ -125,8 +125,3 @@ int64_t entry_age(const struct entry *e, time_t now)
 {
     return policy_current_age(e->initial_age, e->response_time, now);
 }
-
-int entry_is_fresh(const struct entry *e, time_t now)
-{
-    return e->lifetime > entry_age(e, now);
-}

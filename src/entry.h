@@ -59,7 +59,5 @@ void entry_share_body(struct entry *e, struct entry *from);
 
 /* Current age (seconds) of `e` at `now`. */
 int64_t entry_age(const struct entry *e, time_t now);
-/* True if `e` is still fresh at `now`. */
-int entry_is_fresh(const struct entry *e, time_t now);
 
 #endif

@@ -37,6 +37,7 @@ enum {
     OPT_STALE_ON_ERROR,
     OPT_MAX_MEMORY,
     OPT_MAX_DISK,
+    OPT_SCHEDULING,
 };
 
 static const struct option long_opts[] = {
@@ -56,6 +57,7 @@ static const struct option long_opts[] = {
     {"strict", no_argument, NULL, OPT_STRICT},
     {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
     {"max-disk", required_argument, NULL, OPT_MAX_DISK},
+    {"scheduling", required_argument, NULL, OPT_SCHEDULING},
     {"serve-stale-on-error", required_argument, NULL, OPT_STALE_ON_ERROR},
     {"verbose", no_argument, NULL, 'v'},
     {"quiet", no_argument, NULL, 'q'},
@@ -91,6 +93,9 @@ static const char usage_text[] =
     "                            serve a response up to SECONDS stale when the\n"
     "                            origin fails or answers 5xx (default: 0, off)\n"
     "  --threads N               request threads, 1-1024 (default: CPU count)\n"
+    "  --scheduling POLICY       batch: the proxy's threads hand work to one\n"
+    "                            another in batches (SCHED_BATCH, the default);\n"
+    "                            normal: they preempt other processes sooner\n"
     "  --bind ADDR               IPv4 or IPv6 address to listen on\n"
     "                            (default: all interfaces)\n"
     "  --origin-cacert FILE      CA certificates for the origin's TLS\n"
@@ -336,6 +341,13 @@ static cp_err apply(int opt, const char *arg, struct config *cfg, char *why, siz
     case OPT_NO_FOLLOW:
         cfg->follow_redirects = false;
         return CP_OK;
+    case OPT_SCHEDULING:
+        if (strcmp(arg, "batch") != 0 && strcmp(arg, "normal") != 0) {
+            say(why, why_len, "--scheduling '%s' (batch or normal)", arg);
+            return CP_ERR_USAGE;
+        }
+        cfg->batch_scheduling = strcmp(arg, "batch") == 0;
+        return CP_OK;
     case OPT_MAX_MEMORY:
     case OPT_MAX_DISK:
     case OPT_MAX_OBJECT:
@@ -400,6 +412,7 @@ cp_err cli_parse(int argc, char **argv, const char *xdg_cache_home, const char *
     cfg->connect_timeout_ms = CLI_DEFAULT_CONNECT_TIMEOUT * 1000L;
     cfg->origin_timeout_ms = CLI_DEFAULT_ORIGIN_TIMEOUT * 1000L;
     cfg->follow_redirects = true;
+    cfg->batch_scheduling = true;
     cfg->max_object_size = CLI_DEFAULT_MAX_OBJECT;
     cfg->max_request_body = CLI_DEFAULT_MAX_BODY;
     say(why, why_len, "%s", "");

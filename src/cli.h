@@ -34,6 +34,7 @@ struct config {
     long connect_timeout_ms;
     long origin_timeout_ms;
     bool follow_redirects;
+    bool batch_scheduling;       /* threads under SCHED_BATCH (see scheduling.h) */
     size_t max_object_size;
     size_t max_request_body;
     size_t max_memory;           /* bytes of cached responses kept in memory, 0: no limit */

@@ -20,6 +20,7 @@
 #include "listener.h"
 #include "log.h"
 #include "mirror.h"
+#include "scheduling.h"
 #include "server.h"
 #include "store.h"
 
@@ -189,6 +190,10 @@ static int serve(const struct config *cfg)
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* Likewise the scheduling policy: every thread inherits it. */
+    if (cfg->batch_scheduling && scheduling_prefer_batches() != CP_OK)
+        log_warn("cannot run under SCHED_BATCH (%s); going on under the normal policy",
+                 strerror(errno));
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         report(CP_ERR_INTERNAL, "libcurl failed to initialise");

@@ -1,13 +1,17 @@
 /* Integration: what the cache stores and what it refuses, seen from a client talking
  * HTTP to the real binary in front of an in-process origin: MISS then HIT, default TTL,
  * HEAD from a stored GET, Cache-Control/Set-Cookie/Authorization rules, Vary, bytes kept
- * exact (gzip, large bodies), X-Cache replaced, the start-up line. */
+ * exact (gzip, large bodies), X-Cache replaced, the start-up line, the scheduling policy
+ * its threads run under. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <dirent.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -492,6 +496,73 @@ static void test_origin_closes_idle_connection(void **state)
     hresp_free(&r);
 }
 
+/* Checks that every thread of process `pid` runs under `policy`; returns how many
+ * threads it looked at. */
+static size_t assert_threads_policy(pid_t pid, int policy)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    size_t n = 0;
+    for (struct dirent *de; (de = readdir(d)) != NULL;) {
+        if (de->d_name[0] == '.')
+            continue;
+        int got = sched_getscheduler((pid_t)atoi(de->d_name));
+        if (got < 0)
+            continue; /* the thread ended meanwhile */
+        if (got != policy)
+            fail_msg("thread %s of %d runs under policy %d, expected %d", de->d_name,
+                     (int)pid, got, policy);
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+struct start_under {
+    struct hx *h;
+    int policy;
+    struct proxy *p;
+};
+
+/* Starts a proxy from a thread of its own under another policy, which it inherits. */
+static void *start_under_policy(void *arg)
+{
+    struct start_under *su = arg;
+    const struct sched_param param = {.sched_priority = 0};
+    if (sched_setscheduler(0, su->policy, &param) == 0)
+        su->p = hx_proxy_start(su->h, orig_url(su->h->origin), NULL, NULL);
+    return NULL;
+}
+
+/* The proxy's threads (front end, fetcher, disk writer, loader) run under SCHED_BATCH
+ * unless told otherwise, and a policy it was started under on purpose stays. */
+static void test_threads_scheduling_policy(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *batch = start(h, NULL);
+    static const char *const normal_args[] = {"--scheduling", "normal", NULL};
+    struct proxy *normal = start(h, normal_args);
+    struct hresp r;
+    get_ok(batch, "/cache/sched", NULL, &r); /* every thread has started by its answer */
+    hresp_free(&r);
+    get_ok(normal, "/cache/sched", NULL, &r);
+    hresp_free(&r);
+    assert_true(assert_threads_policy(batch->pid, SCHED_BATCH) >= 3);
+    assert_true(assert_threads_policy(normal->pid, SCHED_OTHER) >= 3);
+
+    struct start_under su = {.h = h, .policy = SCHED_IDLE};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, start_under_policy, &su), 0);
+    pthread_join(t, NULL);
+    assert_non_null(su.p);
+    get_ok(su.p, "/cache/sched", NULL, &r);
+    assert_int_equal(r.status, 200);
+    hresp_free(&r);
+    assert_true(assert_threads_policy(su.p->pid, SCHED_IDLE) >= 3);
+}
+
 static void test_origin_xcache_replaced(void **state)
 {
     struct hx *h = *state;
@@ -598,6 +669,7 @@ int main(void)
                                         hx_teardown),
         cmocka_unit_test_setup_teardown(test_max_memory_evicts_oldest, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_origin_xcache_replaced, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_threads_scheduling_policy, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_status_passed_through, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_startup_line, hx_setup, hx_teardown),
     };

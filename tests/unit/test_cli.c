@@ -74,6 +74,7 @@ static void defaults(void **state)
     assert_int_equal(r.cfg.connect_timeout_ms, 10000);
     assert_int_equal(r.cfg.origin_timeout_ms, 60000);
     assert_true(r.cfg.follow_redirects);
+    assert_true(r.cfg.batch_scheduling);
     assert_int_equal(r.cfg.max_object_size, 16u << 20);
     assert_int_equal(r.cfg.max_request_body, 64u << 20);
     assert_false(r.cfg.verbose);
@@ -94,7 +95,7 @@ static void every_option(void **state)
                          "--bind", "127.0.0.1", "--origin-cacert", "/etc/ca.pem",
                          "--connect-timeout", "0.5", "--origin-timeout", "2.25",
                          "--no-follow-redirects", "--max-object-size", "1K",
-                         "--max-request-body", "2M", "--verbose"),
+                         "--max-request-body", "2M", "--verbose", "--scheduling", "normal"),
                      CP_OK);
     assert_int_equal(r.cfg.action, CLI_SERVE);
     assert_int_equal(r.cfg.port, 65535);
@@ -110,6 +111,7 @@ static void every_option(void **state)
     assert_int_equal(r.cfg.connect_timeout_ms, 500);
     assert_int_equal(r.cfg.origin_timeout_ms, 2250);
     assert_false(r.cfg.follow_redirects);
+    assert_false(r.cfg.batch_scheduling);
     assert_int_equal(r.cfg.max_object_size, 1024);
     assert_int_equal(r.cfg.max_request_body, 2u << 20);
     assert_true(r.cfg.verbose);
@@ -559,6 +561,24 @@ static void strict_and_stale_on_error(void **state)
     expect_fail(&r, CP_ERR_USAGE, "option '--serve-stale-on-error' needs a value");
 }
 
+static void scheduling_values(void **state)
+{
+    (void)state;
+    struct run r;
+    assert_int_equal(RUN(&r, SERVE, "--scheduling", "normal", "--scheduling=batch"), CP_OK);
+    assert_true(r.cfg.batch_scheduling);
+    cli_config_free(&r.cfg);
+    assert_int_equal(RUN(&r, SERVE, "--scheduling=normal"), CP_OK);
+    assert_false(r.cfg.batch_scheduling);
+    cli_config_free(&r.cfg);
+    RUN(&r, SERVE, "--scheduling", "fifo");
+    expect_fail(&r, CP_ERR_USAGE, "--scheduling 'fifo' (batch or normal)");
+    RUN(&r, SERVE, "--scheduling", "Batch");
+    expect_fail(&r, CP_ERR_USAGE, "--scheduling 'Batch' (batch or normal)");
+    RUN(&r, SERVE, "--scheduling");
+    expect_fail(&r, CP_ERR_USAGE, "option '--scheduling' needs a value");
+}
+
 static void usage_text(void **state)
 {
     (void)state;
@@ -570,7 +590,7 @@ static void usage_text(void **state)
         "--bind", "--origin-cacert", "--connect-timeout", "--origin-timeout",
         "--no-follow-redirects", "--max-object-size", "--max-request-body", "-v, --verbose",
         "-q, --quiet", "-h, --help", "-V, --version", "Usage: caching-proxy", "--strict",
-        "--serve-stale-on-error", "--max-memory", "--max-disk",
+        "--serve-stale-on-error", "--max-memory", "--max-disk", "--scheduling POLICY",
         "default: 300", "default: 16M", "default: 64M", "default: 10", "default: 60",
         "XDG_CACHE_HOME",
     };
@@ -591,6 +611,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults),
         cmocka_unit_test(every_option),
+        cmocka_unit_test(scheduling_values),
         cmocka_unit_test(strict_and_stale_on_error),
         cmocka_unit_test(last_value_wins),
         cmocka_unit_test(threads_default),

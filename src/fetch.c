@@ -142,6 +142,9 @@ static CURL *easy_get(struct fetcher *f)
     curl_easy_setopt(e, CURLOPT_SHARE, f->share);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* Straight to the origin: proxy settings in the environment (http_proxy and the
+     * like), which curl would otherwise follow, do not send requests anywhere else. */
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);

@@ -1491,32 +1491,6 @@ uint16_t hx_free_port(void)
 
 /* ---- processes ------------------------------------------------------------------- */
 
-/* The environment for children, without proxy settings that would send the proxy's
- * own origin requests somewhere else. */
-static char **child_env(void)
-{
-    static const char *const drop[] = { "http_proxy", "https_proxy", "all_proxy", "no_proxy",
-                                        "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY",
-                                        NULL };
-    size_t n = 0;
-    while (environ[n])
-        n++;
-    char **env = xmalloc((n + 1) * sizeof *env);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        bool skip = false;
-        for (size_t j = 0; drop[j]; j++) {
-            size_t l = strlen(drop[j]);
-            if (strncmp(environ[i], drop[j], l) == 0 && environ[i][l] == '=')
-                skip = true;
-        }
-        if (!skip)
-            env[k++] = environ[i];
-    }
-    env[k] = NULL;
-    return env;
-}
-
 static pid_t spawn(const char *const *argv, const char *out_path, const char *err_path)
 {
     int ofd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -1529,10 +1503,8 @@ static pid_t spawn(const char *const *argv, const char *out_path, const char *er
         posix_spawn_file_actions_adddup2(&fa, nfd, 0);
         posix_spawn_file_actions_adddup2(&fa, ofd, 1);
         posix_spawn_file_actions_adddup2(&fa, efd, 2);
-        char **env = child_env();
-        if (posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, env) != 0)
+        if (posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ) != 0)
             pid = -1;
-        free(env);
         posix_spawn_file_actions_destroy(&fa);
     }
     if (ofd >= 0)

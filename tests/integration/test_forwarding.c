@@ -110,6 +110,32 @@ static void test_no_fields_of_libcurl_own(void **state)
     }
 }
 
+/* Proxy settings in the environment (http_proxy and the like, which libcurl would
+ * follow) do not divert a request: it goes to the configured origin and nowhere else. */
+static void test_environment_proxy_ignored(void **state)
+{
+    struct hx *h = *state;
+    struct rawo *other = rawo_start("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n"
+                                    "Cache-Control: max-age=60\r\n\r\ndiverted\n");
+    assert_non_null(other);
+    static const char *const vars[] = {"http_proxy", "HTTP_PROXY", "https_proxy",
+                                       "HTTPS_PROXY", "all_proxy", "ALL_PROXY"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        setenv(vars[i], rawo_url(other), 1);
+    struct proxy *p = hx_proxy_start(h, orig_url(h->origin), NULL, NULL);
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        unsetenv(vars[i]);
+    assert_non_null(p);
+    struct hresp r;
+    assert_int_equal(hx_get(p->port, "/cache/env-proxy", NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal((char *)r.body, "path=/cache/env-proxy n=1\n");
+    hresp_free(&r);
+    assert_int_equal(orig_count(h->origin, "/cache/env-proxy"), 1);
+    assert_int_equal(rawo_requests(other), 0);
+    rawo_stop(other);
+}
+
 /* A field folded over several lines (obs-fold) reaches the client as one line, each
  * fold with the whitespace around it made one space. */
 static void test_folded_field_joined(void **state)
@@ -694,6 +720,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_methods_in_turn_do_not_mix, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_no_fields_of_libcurl_own, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_environment_proxy_ignored, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_folded_field_joined, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_trailer_fields_ignored, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_unsafe_methods_forwarded_and_bypassed, hx_setup,

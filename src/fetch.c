@@ -176,7 +176,7 @@ static void job_free(struct job *j)
 {
     if (j->easy)
         easy_put(j->f, j->easy);
-    curl_slist_free_all(j->slist);
+    free(j->slist); /* one block: see header_list_make */
     fetch_request_free(&j->req);
     fetch_result_free(&j->res);
     free(j);
@@ -265,30 +265,91 @@ static long elapsed_ms(const struct timespec *since)
     return (now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
 }
 
-/* Adds a field line to the job's curl header list (which copies it). */
-static cp_err slist_add(struct job *j, const char *name, const char *value)
+/* Length of the field line "Name: value" (just "Name:" when the value is empty, which
+ * tells curl to send no such field at all), with its NUL. */
+static size_t line_size(const char *name, const char *value)
+{
+    size_t vl = strlen(value);
+    return strlen(name) + 1 + (vl > 0 ? 1 + vl : 0) + 1;
+}
+
+static char *put_line(char *at, const char *name, const char *value)
 {
     size_t nl = strlen(name), vl = strlen(value);
-    char stack[512];
-    char *line = nl + vl + 3 <= sizeof stack ? stack : malloc(nl + vl + 3);
-    if (line == NULL)
-        return CP_ERR_NOMEM;
-    /* "Name:" with nothing after it tells curl to send no such field at all. */
-    memcpy(line, name, nl);
-    line[nl] = ':';
-    size_t at = nl + 1;
+    memcpy(at, name, nl);
+    at += nl;
+    *at++ = ':';
     if (vl > 0) {
-        line[at++] = ' ';
-        memcpy(line + at, value, vl);
+        *at++ = ' ';
+        memcpy(at, value, vl);
         at += vl;
     }
-    line[at] = '\0';
-    struct curl_slist *s = curl_slist_append(j->slist, line);
-    if (line != stack)
-        free(line);
-    if (s == NULL)
+    *at++ = '\0';
+    return at;
+}
+
+/* Whether a request field goes to curl: the body is complete by now, so curl states its
+ * length itself, and there is nothing to wait for a 100 (Continue) for. */
+static bool field_for_curl(const char *name)
+{
+    return strcasecmp(name, "Content-Length") != 0 && strcasecmp(name, "Expect") != 0;
+}
+
+/* A field with an empty value would read as "remove this field" to curl. */
+static const char *value_for_curl(const char *value)
+{
+    return value[0] ? value : " ";
+}
+
+/* Makes the job's header list for curl: the request's fields, then empty lines that
+ * stop curl adding fields of its own accord, so that only what the client sent is
+ * sent. It adds Accept to every request, and Expect and Content-Type to one whose body
+ * it is given (`gives_body`). The list is one block, nodes then lines, freed with
+ * free(): struct curl_slist is public and curl only reads the list, so it need not be
+ * made node by node with curl_slist_append. Returns CP_ERR_NOMEM (no list) or CP_OK. */
+static cp_err header_list_make(struct job *j, bool gives_body)
+{
+    const struct hdrs *h = &j->req.headers;
+    const char *blank[3];
+    size_t nblank = 0;
+    if (hdrs_get(h, "Accept") == NULL)
+        blank[nblank++] = "Accept";
+    if (gives_body)
+        blank[nblank++] = "Expect";
+    if (gives_body && hdrs_get(h, "Content-Type") == NULL)
+        blank[nblank++] = "Content-Type";
+    size_t n = nblank, bytes = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        if (field_for_curl(h->v[i].name)) {
+            n++;
+            bytes += line_size(h->v[i].name, value_for_curl(h->v[i].value));
+        }
+    }
+    for (size_t i = 0; i < nblank; i++)
+        bytes += line_size(blank[i], "");
+    free(j->slist);
+    j->slist = NULL;
+    if (n == 0)
+        return CP_OK;
+    struct curl_slist *nodes = malloc(n * sizeof *nodes + bytes);
+    if (nodes == NULL)
         return CP_ERR_NOMEM;
-    j->slist = s;
+    char *at = (char *)(nodes + n);
+    size_t k = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        if (field_for_curl(h->v[i].name)) {
+            nodes[k].data = at;
+            at = put_line(at, h->v[i].name, value_for_curl(h->v[i].value));
+            k++;
+        }
+    }
+    for (size_t i = 0; i < nblank; i++, k++) {
+        nodes[k].data = at;
+        at = put_line(at, blank[i], "");
+    }
+    for (size_t i = 0; i < n; i++)
+        nodes[i].next = i + 1 < n ? &nodes[i + 1] : NULL;
+    j->slist = nodes;
     return CP_OK;
 }
 
@@ -303,29 +364,9 @@ static cp_err job_start(struct fetcher *f, struct job *j)
     j->easy = easy_get(f);
     if (j->easy == NULL)
         return CP_ERR_NOMEM;
-    curl_slist_free_all(j->slist);
-    j->slist = NULL;
-    for (size_t i = 0; i < rq->headers.n; i++) {
-        /* The body is complete by now: curl states its length itself, and there is
-         * nothing to wait for a 100 (Continue) for. */
-        const char *name = rq->headers.v[i].name;
-        if (strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Expect") == 0)
-            continue;
-        /* A field with an empty value would read as "remove this field" to curl. */
-        const char *v = rq->headers.v[i].value;
-        if (slist_add(j, rq->headers.v[i].name, v[0] ? v : " ") != CP_OK)
-            return CP_ERR_NOMEM;
-    }
-    /* Fields curl would add of its own accord: send only what the client sent. It adds
-     * Expect and Content-Type only to a request whose body it is given (below). */
     bool gives_body = strcmp(rq->method, "HEAD") != 0 &&
                       (rq->body_len > 0 || strcmp(rq->method, "POST") == 0);
-    if (hdrs_get(&rq->headers, "Accept") == NULL && slist_add(j, "Accept", "") != CP_OK)
-        return CP_ERR_NOMEM;
-    if (gives_body && slist_add(j, "Expect", "") != CP_OK)
-        return CP_ERR_NOMEM;
-    if (gives_body && hdrs_get(&rq->headers, "Content-Type") == NULL &&
-        slist_add(j, "Content-Type", "") != CP_OK)
+    if (header_list_make(j, gives_body) != CP_OK)
         return CP_ERR_NOMEM;
 
     /* Everything that differs between transfers is set here, every time (the handle

@@ -3,7 +3,8 @@
  * order, so a write followed by a removal of the same key ends with no record in force
  * for it (the store appends a removal record after the entry's).
  * The writer lingers a moment after it is woken and then takes the whole queue, so a
- * busy proxy pays one wakeup per batch of writes rather than one per response. */
+ * busy proxy pays one wakeup, and one system call per run of writes, per batch rather
+ * than one per response. */
 #include "mirror.h"
 
 #include <pthread.h>
@@ -16,6 +17,7 @@
 #include "log.h"
 
 #define MIRROR_LINGER_NS 2000000L /* how long a woken writer lets a batch gather */
+#define MIRROR_RUN 32             /* writes handed to the store at once */
 
 struct mirror_op {
     struct mirror_op *next;
@@ -63,13 +65,24 @@ static void *writer_main(void *arg)
         /* The disk work happens unlocked so that producers never wait for it. */
         pthread_mutex_unlock(&m->lock);
         while (batch != NULL) {
-            struct mirror_op *op = batch;
-            batch = op->next;
-            if (op->entry != NULL)
-                store_write(m->store, op->entry); /* failures are logged by the store */
-            else
+            if (batch->entry == NULL) {
+                struct mirror_op *op = batch;
+                batch = op->next;
                 store_remove_all(m->store, op->key);
-            op_free(op);
+                op_free(op);
+                continue;
+            }
+            /* Writes in a row go to the store together: one system call for them all. */
+            struct mirror_op *run[MIRROR_RUN];
+            const struct entry *entries[MIRROR_RUN];
+            size_t n = 0;
+            for (; batch != NULL && batch->entry != NULL && n < MIRROR_RUN; batch = batch->next) {
+                run[n] = batch;
+                entries[n++] = batch->entry;
+            }
+            store_write_many(m->store, entries, n, NULL); /* failures are logged by the store */
+            for (size_t i = 0; i < n; i++)
+                op_free(run[i]);
         }
         pthread_mutex_lock(&m->lock);
     }

@@ -632,69 +632,131 @@ static cp_err open_segment(struct store *s)
     return CP_OK;
 }
 
-/* Appends one record of `len` bytes (iov), made in generation `gen`, to the segment
- * being written, and indexes it under `h` unless it is a removal (h NULL). Sets
- * *written (may be NULL) once the record is on disk, whatever is returned. A record of
- * another generation than the store's is neither written nor indexed (a clear came
- * first): CP_ERR_STALE_GEN. Caller holds write_lock. */
-static cp_err append_record(struct store *s, struct iovec *iov, int cnt, uint64_t len,
-                            const struct diskfmt_hash *h, uint64_t gen, bool *written)
+/* A record to append: its bytes (one or two pieces), and what indexing it needs. */
+struct rec {
+    struct iovec iov[2];
+    int cnt;
+    uint64_t len;
+    const struct diskfmt_hash *h; /* NULL: not indexed (a removal record) */
+    uint64_t gen;                 /* generation it was made in */
+    cp_err err;                   /* out */
+    bool written;                 /* out: its bytes are in the segment */
+};
+
+#define APPEND_IOV 64 /* pieces per writev: up to 32 records of an entry each */
+
+/* Whether a record of `len` bytes may go at offset `at` of the segment being written: a
+ * segment takes records while they fit its nominal size (one larger than that has a
+ * segment to itself) and their offsets fit in 32 bits. */
+static bool fits_at(const struct store *s, uint64_t at, uint64_t len)
 {
-    if (written != NULL)
-        *written = false;
+    return at == 0 || (at <= s->seg_bytes && len <= s->seg_bytes - at && at <= UINT32_MAX);
+}
+
+/* Appends the records r[0..n) in order to the segment being written, opening a new one
+ * when the next does not fit, with one write for each run of records that fit together
+ * (up to APPEND_IOV pieces), and indexes those with a hash. Sets each record's `err`
+ * and `written`:
+ *   CP_ERR_STALE_GEN, not written: made in a generation that a clear has ended;
+ *   CP_ERR_IO, not written: a write failed (logged with the path), for that record and
+ *     every one after it; the segment is cut back to its last whole record, or closed
+ *     to further records; likewise a segment's error when none can be opened;
+ *   CP_ERR_NOMEM, written: the index cannot take it (then it is not found, nor is the
+ *     record it replaces).
+ * Caller holds write_lock. */
+static void append_records(struct store *s, struct rec *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        r[i].err = CP_OK;
+        r[i].written = false;
+    }
     pthread_mutex_lock(&s->lock);
     sync_gen_locked(s);
     uint64_t epoch = s->epoch;
-    bool stale = s->index_gen != gen;
+    uint64_t gen = s->index_gen;
     pthread_mutex_unlock(&s->lock);
-    if (stale)
-        return CP_ERR_STALE_GEN;
-    if (s->wfd >= 0 &&
-        (s->wepoch != epoch || (s->wsize > 0 && len > s->seg_bytes - s->wsize) ||
-         s->wsize > s->seg_bytes || s->wsize > UINT32_MAX))
-        close_current(s);
-    if (s->wfd < 0) {
-        cp_err err = open_segment(s);
-        if (err != CP_OK)
-            return err;
-    }
-    if (write_all(s->wfd, iov, cnt) != 0) {
-        char name[SEG_NAME_LEN + 1];
-        seg_name(s->wseq, name);
-        log_warn("cannot write to cache segment %s/%s: %s", s->dir, name, strerror(errno));
-        /* What was written of the record would read as a damaged tail. */
-        if (ftruncate(s->wfd, (off_t)s->wsize) != 0 ||
-            lseek(s->wfd, (off_t)s->wsize, SEEK_SET) != (off_t)s->wsize)
+    size_t i = 0;
+    while (i < n) {
+        if (r[i].gen != gen) {
+            r[i++].err = CP_ERR_STALE_GEN;
+            continue;
+        }
+        if (s->wfd >= 0 && (s->wepoch != epoch || !fits_at(s, s->wsize, r[i].len)))
             close_current(s);
-        return CP_ERR_IO;
-    }
-    if (written != NULL)
-        *written = true;
-    uint32_t off = (uint32_t)s->wsize;
-    s->wsize += len;
-
-    cp_err err = CP_OK;
-    pthread_mutex_lock(&s->lock);
-    sync_gen_locked(s);
-    /* Else the segment went with a clear (which also changes the epoch): nothing of it
-     * is counted or indexed, and its records are of the old generation. */
-    if (s->wepoch == s->epoch && s->index_gen == gen) {
-        for (size_t i = s->segs.n; i-- > 0;) {
-            if (s->segs.v[i].seq == s->wseq) {
-                s->segs.v[i].size += len;
-                s->bytes += len;
+        cp_err err = s->wfd < 0 ? open_segment(s) : CP_OK;
+        bool failed = err != CP_OK;
+        /* The run: record i and those after it that fit in the segment behind it. */
+        struct iovec iov[APPEND_IOV];
+        int cnt = 0;
+        uint64_t total = 0;
+        size_t end = i;
+        while (!failed && end < n && r[end].gen == gen && cnt + r[end].cnt <= APPEND_IOV &&
+               (end == i || fits_at(s, s->wsize + total, r[end].len))) {
+            for (int k = 0; k < r[end].cnt; k++)
+                iov[cnt++] = r[end].iov[k];
+            total += r[end].len;
+            end++;
+        }
+        if (!failed && write_all(s->wfd, iov, cnt) != 0) {
+            char name[SEG_NAME_LEN + 1];
+            seg_name(s->wseq, name);
+            log_warn("cannot write to cache segment %s/%s: %s", s->dir, name, strerror(errno));
+            /* What was written of the run would read as a damaged tail. */
+            if (ftruncate(s->wfd, (off_t)s->wsize) != 0 ||
+                lseek(s->wfd, (off_t)s->wsize, SEEK_SET) != (off_t)s->wsize)
+                close_current(s);
+            failed = true;
+            err = CP_ERR_IO;
+        }
+        if (failed) {
+            for (; i < n; i++)
+                r[i].err = r[i].gen != gen ? CP_ERR_STALE_GEN : err;
+            return;
+        }
+        uint64_t off = s->wsize;
+        s->wsize += total;
+        pthread_mutex_lock(&s->lock);
+        sync_gen_locked(s);
+        /* Else the segment went with a clear (which also changes the epoch): nothing of
+         * it is counted or indexed, and its records are of the old generation. */
+        bool counted = s->wepoch == s->epoch && s->index_gen == gen;
+        for (size_t k = s->segs.n; counted && k-- > 0;) {
+            if (s->segs.v[k].seq == s->wseq) {
+                s->segs.v[k].size += total;
+                s->bytes += total;
                 break;
             }
         }
-        if (h != NULL && (err = recindex_put(&s->ix, h, s->wseq, off, (uint32_t)len)) != CP_OK) {
-            recindex_delete(&s->ix, h); /* better not found than an older record */
-            note_removed_locked(s, h, false); /* nor through a load's index */
-            index_gap_locked(s);        /* a removal must now be written to disk */
+        for (; i < end; i++) {
+            r[i].written = true;
+            if (counted && r[i].h != NULL &&
+                (r[i].err = recindex_put(&s->ix, r[i].h, s->wseq, (uint32_t)off,
+                                         (uint32_t)r[i].len)) != CP_OK) {
+                recindex_delete(&s->ix, r[i].h); /* better not found than an older record */
+                note_removed_locked(s, r[i].h, false); /* nor through a load's index */
+                index_gap_locked(s);        /* a removal must now be written to disk */
+            }
+            off += r[i].len;
         }
-        trim_locked(s);
+        if (counted)
+            trim_locked(s);
+        pthread_mutex_unlock(&s->lock);
     }
-    pthread_mutex_unlock(&s->lock);
-    return err;
+}
+
+/* Appends one record of `len` bytes (iov, 1 or 2 pieces), made in generation `gen`, as
+ * append_records does, indexed under `h` unless it is a removal (h NULL). Returns its
+ * err, and sets *written (may be NULL). Caller holds write_lock. */
+static cp_err append_record(struct store *s, struct iovec *iov, int cnt, uint64_t len,
+                            const struct diskfmt_hash *h, uint64_t gen, bool *written)
+{
+    struct rec r = {.cnt = cnt, .len = len, .h = h, .gen = gen};
+    for (int k = 0; k < cnt; k++)
+        r.iov[k] = iov[k];
+    append_records(s, &r, 1);
+    if (written != NULL)
+        *written = r.written;
+    return r.err;
 }
 
 static void pending_free(struct pending *p)
@@ -837,48 +899,149 @@ static void remove_locked(struct store *s, const char *key, const char *vary, bo
               key);
 }
 
-cp_err store_write(struct store *s, const struct entry *e)
+/* One entry of a batch store_write_many writes. */
+struct wentry {
+    const char *key, *vary;
+    struct diskfmt_hash h;
+    unsigned char *head;   /* its encoded head, then the body after it */
+    cp_err err;
+    bool ready;            /* passed the checks, its record waits to be appended */
+};
+
+/* An entry that was not written: the disk keeps the record it replaces, which must not
+ * be served, here or after a restart. The index stops counting as complete, so that a
+ * later removal of the key goes to disk even if this one is lost. Caller holds
+ * write_lock. */
+static void unwritten(struct store *s, const struct wentry *w)
 {
-    const char *key = e->key != NULL ? e->key : "";
-    const char *vary = e->vary_key != NULL ? e->vary_key : "";
-    struct diskfmt_hash h = diskfmt_key_hash(key, strlen(key), vary, strlen(vary));
-    unsigned char *head = NULL;
-    size_t head_len = 0;
-    cp_err err = diskfmt_encode_head(e, &head, &head_len);
-    uint64_t len = (uint64_t)head_len + e->body_len;
-    pthread_mutex_lock(&s->write_lock);
-    if (e->generation != atomic_load(s->gen)) {
-        err = CP_ERR_STALE_GEN; /* it would only be skipped at the next load */
-    } else if (err == CP_ERR_TOO_LARGE) {
-        log_warn("cannot write cache entry %s: a field does not fit the format", key);
-        remove_locked(s, key, vary, false, &h); /* what the disk holds for the key is outdated */
-    } else if (err == CP_OK &&
-               ((s->max_bytes != 0 && len > s->max_bytes) || len > UINT32_MAX)) {
-        log_debug("not writing cache entry %s: %" PRIu64 " bytes, more than the %" PRIu64
-                  " allowed", key, len, s->max_bytes);
-        remove_locked(s, key, vary, false, &h);
-        err = CP_ERR_TOO_LARGE;
+    remove_locked(s, w->key, w->vary, false, &w->h);
+    pthread_mutex_lock(&s->lock);
+    sync_gen_locked(s);
+    index_gap_locked(s);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Appends the records of the ready entries among wv[from..to) (their recs in rv), after
+ * any pending removals, and deals with those not written. `run` has room for to-from
+ * records. Caller holds write_lock. */
+static void append_ready(struct store *s, struct wentry *wv, const struct rec *rv,
+                         struct rec *run, size_t from, size_t to)
+{
+    size_t m = 0;
+    for (size_t i = from; i < to; i++)
+        if (wv[i].ready)
+            run[m++] = rv[i];
+    if (m == 0)
+        return;
+    /* A record must never land before a removal asked for earlier (it would remove
+     * that record at the next load). */
+    cp_err err = s->npend > 0 ? flush_pending(s) : CP_OK;
+    if (err == CP_OK) {
+        append_records(s, run, m);
     } else {
-        bool written = false;
-        if (err == CP_OK) {
-            struct iovec iov[2] = {{head, head_len}, {e->body, e->body_len}};
-            err = append_in_order(s, iov, e->body_len > 0 ? 2 : 1, len, &h, e->generation,
-                                  &written);
-        }
-        if (err != CP_OK && err != CP_ERR_STALE_GEN && !written) {
-            /* The disk keeps the record `e` replaces: it must not be served, here or
-             * after a restart. The index stops counting as complete, so that a later
-             * removal of the key goes to disk even if this one is lost. */
-            remove_locked(s, key, vary, false, &h);
-            pthread_mutex_lock(&s->lock);
-            sync_gen_locked(s);
-            index_gap_locked(s);
-            pthread_mutex_unlock(&s->lock);
+        for (size_t k = 0; k < m; k++) {
+            run[k].err = err;
+            run[k].written = false;
         }
     }
+    size_t k = 0;
+    for (size_t i = from; i < to; i++) {
+        if (!wv[i].ready)
+            continue;
+        wv[i].ready = false;
+        wv[i].err = run[k].err;
+        if (run[k].err != CP_OK && run[k].err != CP_ERR_STALE_GEN && !run[k].written)
+            unwritten(s, &wv[i]);
+        k++;
+    }
+}
+
+cp_err store_write_many(struct store *s, const struct entry *const *ev, size_t n,
+                        cp_err *errs)
+{
+    struct wentry one_w;
+    struct rec one_r[2];
+    struct wentry *wv = n == 1 ? &one_w : calloc(n, sizeof *wv);
+    struct rec *rv = n == 1 ? one_r : calloc(2 * n, sizeof *rv); /* recs, then a run */
+    if (wv == NULL || rv == NULL) {
+        if (n != 1) {
+            free(wv);
+            free(rv);
+        }
+        /* One at a time, then: nothing is lost but the batching. */
+        cp_err first = CP_OK;
+        for (size_t i = 0; i < n; i++) {
+            cp_err err = store_write_many(s, &ev[i], 1, errs != NULL ? &errs[i] : NULL);
+            if (first == CP_OK)
+                first = err;
+        }
+        return first;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct entry *e = ev[i];
+        struct wentry *w = &wv[i];
+        w->key = e->key != NULL ? e->key : "";
+        w->vary = e->vary_key != NULL ? e->vary_key : "";
+        w->h = diskfmt_key_hash(w->key, strlen(w->key), w->vary, strlen(w->vary));
+        w->head = NULL;
+        w->ready = false;
+        size_t head_len = 0;
+        w->err = diskfmt_encode_head(e, &w->head, &head_len);
+        rv[i] = (struct rec){.iov = {{w->head, head_len}, {e->body, e->body_len}},
+                             .cnt = e->body_len > 0 ? 2 : 1,
+                             .len = (uint64_t)head_len + e->body_len,
+                             .h = &w->h,
+                             .gen = e->generation};
+    }
+    pthread_mutex_lock(&s->write_lock);
+    size_t from = 0; /* entries before it are appended or dealt with */
+    for (size_t i = 0; i < n; i++) {
+        struct wentry *w = &wv[i];
+        uint64_t len = rv[i].len;
+        if (ev[i]->generation != atomic_load(s->gen)) {
+            w->err = CP_ERR_STALE_GEN; /* it would only be skipped at the next load */
+            continue;
+        }
+        if (w->err == CP_OK && !(s->max_bytes != 0 && len > s->max_bytes) &&
+            len <= UINT32_MAX) {
+            w->ready = true;
+            continue;
+        }
+        /* What happens to this entry on disk comes after what comes before it. */
+        append_ready(s, wv, rv, rv + n, from, i);
+        from = i + 1;
+        if (w->err == CP_ERR_TOO_LARGE) {
+            log_warn("cannot write cache entry %s: a field does not fit the format", w->key);
+            remove_locked(s, w->key, w->vary, false, &w->h); /* the disk's is outdated */
+        } else if (w->err == CP_OK) {
+            log_debug("not writing cache entry %s: %" PRIu64 " bytes, more than the %" PRIu64
+                      " allowed", w->key, len, s->max_bytes);
+            remove_locked(s, w->key, w->vary, false, &w->h);
+            w->err = CP_ERR_TOO_LARGE;
+        } else {
+            unwritten(s, w);
+        }
+    }
+    append_ready(s, wv, rv, rv + n, from, n);
     pthread_mutex_unlock(&s->write_lock);
-    free(head);
-    return err;
+    cp_err first = CP_OK;
+    for (size_t i = 0; i < n; i++) {
+        free(wv[i].head);
+        if (errs != NULL)
+            errs[i] = wv[i].err;
+        if (first == CP_OK)
+            first = wv[i].err;
+    }
+    if (n != 1) {
+        free(wv);
+        free(rv);
+    }
+    return first;
+}
+
+cp_err store_write(struct store *s, const struct entry *e)
+{
+    return store_write_many(s, &e, 1, NULL);
 }
 
 void store_remove(struct store *s, const char *key, const char *vary_key)

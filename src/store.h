@@ -58,6 +58,14 @@ const _Atomic uint64_t *store_generation_ptr(struct store *s);
  * (the mirror's). */
 cp_err store_write(struct store *s, const struct entry *e);
 
+/* Writes the entries ev[0..n) in order, each as store_write would and with the same
+ * results (in errs[i], when errs is not NULL), but with one write for all the records
+ * that go into one segment together (up to 32 at a time) instead of one each. A failed
+ * write fails every record after it in the batch too. Returns the first error, or
+ * CP_OK. Same thread rules as store_write. */
+cp_err store_write_many(struct store *s, const struct entry *const *ev, size_t n,
+                        cp_err *errs);
+
 /* Removes the record of the entry with this key and vary key, if any, by appending a
  * removal record (so that it stays removed after a restart) when one may be on disk.
  * The index forgets the record at once. A removal record that cannot be written (disk

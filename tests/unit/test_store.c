@@ -1691,6 +1691,137 @@ static void test_failed_write_removes_older(void **state)
     store_close(s);
 }
 
+/* The body of entry `i` of a batch, `size` bytes, telling which entry it is. */
+static char *batch_body(int i, size_t size)
+{
+    char *b = malloc(size + 1);
+    assert_non_null(b);
+    memset(b, 'a' + i % 26, size);
+    int n = snprintf(b, size + 1, "entry %d ", i);
+    b[n] = '.';
+    b[size] = '\0';
+    return b;
+}
+
+/* A batch written at once ends as the same entries written one by one would: in order
+ * across several segments and runs of records, a later record of a key winning over an
+ * earlier one, an entry of an old generation skipped, and a removal (an entry too large
+ * to keep) landing after the records written before it in the batch, not before. */
+static void test_write_many_in_order(void **state)
+{
+    struct fixture *f = *state;
+    const uint64_t bound = 1u << 20; /* segments of 256 KiB */
+    struct store *s;
+    assert_int_equal(store_open(f->dir, bound, &s), CP_OK);
+    uint64_t gen = gen_of(s);
+    enum { N = 90 };
+    struct entry *ev[N];
+    char key[32];
+    for (int i = 0; i < N; i++) {
+        char *body = batch_body(i, i == 30 || i == 40 ? bound : 4000);
+        snprintf(key, sizeof key, "m-%d", i == 10 ? 3 : i == 30 ? 5 : i == 40 ? 41 : i);
+        ev[i] = make_entry(key, "", body, i == 20 ? gen - 1 : gen);
+        free(body);
+    }
+    cp_err errs[N];
+    assert_int_equal(store_write_many(s, (const struct entry *const *)ev, N, errs),
+                     CP_ERR_STALE_GEN);
+    for (int i = 0; i < N; i++) {
+        cp_err want = i == 20 ? CP_ERR_STALE_GEN : i == 30 || i == 40 ? CP_ERR_TOO_LARGE
+                                                                       : CP_OK;
+        if (errs[i] != want)
+            fail_msg("entry %d: %s, expected %s", i, cp_strerror(errs[i]), cp_strerror(want));
+    }
+    struct seglist segs;
+    list_segments(f->dir, &segs);
+    assert_true(segs.n >= 2);
+    for (size_t i = 0; i < segs.n; i++) /* each filled up to its nominal size only */
+        assert_true(file_size(path_of(f->dir, segs.name[i])) <= store_segment_bytes(bound));
+    assert_true(store_bytes(s) == disk_bytes(f->dir));
+    /* What each key should give: the last entry of it written, none for m-5 (removed
+     * after its record) and m-20 (never written); m-41's record follows its removal. */
+    for (int pass = 0; pass < 2; pass++) {
+        struct loaded l = {0};
+        if (pass == 1) {
+            store_close(s);
+            s = reopen_and_load(f->dir, bound, &l, NULL);
+        }
+        for (int i = 0; i < N; i++) {
+            snprintf(key, sizeof key, "m-%d", i);
+            int from = i == 3 ? 10 : i;
+            bool gone = i == 5 || i == 20 || i == 10 || i == 30 || i == 40;
+            char *body = batch_body(from, 4000);
+            if (pass == 0) {
+                assert_int_equal(readable(s, key, gone ? NULL : body), !gone);
+            } else {
+                struct entry *e = find_loaded(&l, key, "");
+                assert_int_equal(e != NULL, !gone);
+                if (e != NULL) {
+                    assert_int_equal(e->body_len, 4000);
+                    assert_memory_equal(e->body, body, 4000);
+                }
+            }
+            free(body);
+        }
+        if (pass == 1) {
+            assert_int_equal(l.n, N - 5);
+            loaded_free(&l);
+        }
+    }
+    for (int i = 0; i < N; i++)
+        entry_unref(ev[i]);
+    store_close(s);
+}
+
+/* A batch that the disk cannot take: its run of records fails as a whole, cut back from
+ * the segment, and the older records of its keys are removed, so that none is served
+ * now or after a restart; what was there before of other keys stays. */
+static void test_write_many_disk_full(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    char key[32];
+    for (int i = 0; i < 4; i++) {
+        snprintf(key, sizeof key, "k-%d", i);
+        put(s, key, "older body");
+    }
+    put(s, "other", "other body");
+    char seg[256];
+    newest_segment(f->dir, seg, sizeof seg);
+    struct entry *ev[4];
+    for (int i = 0; i < 4; i++) {
+        char *body = batch_body(i, 1000);
+        snprintf(key, sizeof key, "k-%d", i);
+        ev[i] = make_entry(key, "", body, gen_of(s));
+        free(body);
+    }
+    cp_err errs[4];
+    struct fsize_limit saved;
+    /* room for the first record, or for the four removal records, not for the batch */
+    disk_full_at(file_size(seg) + 1200, &saved);
+    cp_err err = store_write_many(s, (const struct entry *const *)ev, 4, errs);
+    disk_unlimited(&saved);
+    assert_int_equal(err, CP_ERR_IO);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(errs[i], CP_ERR_IO);
+        snprintf(key, sizeof key, "k-%d", i);
+        assert_false(readable(s, key, NULL));
+    }
+    assert_true(readable(s, "other", "other body"));
+    assert_true(store_bytes(s) == disk_bytes(f->dir));
+    for (int i = 0; i < 4; i++)
+        entry_unref(ev[i]);
+    store_close(s);
+
+    struct loaded l = {0};
+    s = reopen_and_load(f->dir, 0, &l, NULL);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.v[0]->key, "other");
+    loaded_free(&l);
+    store_close(s);
+}
+
 /* When not even the removal record fits, it waits, and is written before anything
  * written after it: at the next record, or at the latest when the store is closed. */
 static void test_failed_removal_waits(void **state)
@@ -2166,6 +2297,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unreadable_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreadable_segment_trimmed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_write_removes_older, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_many_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_many_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_removal_waits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unencodable_entry_removes_older, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trim_stops_at_undeletable_segment, setup,

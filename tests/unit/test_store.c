@@ -1656,6 +1656,17 @@ static void test_unreadable_segment_trimmed(void **state)
     store_close(s);
 }
 
+/* After a restart, the directory (with no bound) loads one entry: the one of `key`. */
+static void assert_restart_loads_only(const char *dir, const char *key)
+{
+    struct loaded l = {0};
+    struct store *s = reopen_and_load(dir, 0, &l, NULL);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.v[0]->key, key);
+    loaded_free(&l);
+    store_close(s);
+}
+
 /* A newer answer that cannot be written (a full disk) must not leave the older one to
  * be served, now or after a restart. */
 static void test_failed_write_removes_older(void **state)
@@ -1682,13 +1693,7 @@ static void test_failed_write_removes_older(void **state)
     assert_true(store_bytes(s) == disk_bytes(f->dir)); /* the failed record cut back */
     entry_unref(newer);
     store_close(s);
-
-    struct loaded l = {0};
-    s = reopen_and_load(f->dir, 0, &l, NULL);
-    assert_int_equal(l.n, 1);
-    assert_string_equal(l.v[0]->key, "other");
-    loaded_free(&l);
-    store_close(s);
+    assert_restart_loads_only(f->dir, "other");
 }
 
 /* The body of entry `i` of a batch, `size` bytes, telling which entry it is. */
@@ -1813,13 +1818,7 @@ static void test_write_many_disk_full(void **state)
     for (int i = 0; i < 4; i++)
         entry_unref(ev[i]);
     store_close(s);
-
-    struct loaded l = {0};
-    s = reopen_and_load(f->dir, 0, &l, NULL);
-    assert_int_equal(l.n, 1);
-    assert_string_equal(l.v[0]->key, "other");
-    loaded_free(&l);
-    store_close(s);
+    assert_restart_loads_only(f->dir, "other");
 }
 
 /* When not even the removal record fits, it waits, and is written before anything

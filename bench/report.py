@@ -43,6 +43,9 @@ ROWS = [
     ("memory", "rss_kib_obj", "memory, N x 1 KiB objects", "RSS KiB/obj", "lower"),
     ("memory", "files_kib_obj", "", "tmpfs files KiB/obj", "lower"),
     ("memory", "total_kib_obj", "", "total KiB/obj", "lower"),
+    ("limit", "rss_mib", "memory, N x 1 KiB past a L MiB limit", "RSS growth MiB", "lower"),
+    ("limit", "files_mib", "", "tmpfs files growth MiB", "lower"),
+    ("limit", "total_mib", "", "total growth MiB", "lower"),
     ("cold-empty", "first_answer_ms", "start, empty cache", "first answer ms", "lower"),
     ("cold-full", "first_answer_ms", "start, N entries on disk", "first answer ms", "lower"),
     ("cold-full", "first_hit_ms", "", "first HIT ms", "lower"),
@@ -76,9 +79,10 @@ def ratio(a, b):
 
 def main():
     path = sys.argv[1]
-    # optional: the N of the memory, cold-start and coalescing loads, for the labels
-    n_mem, n_cold, n_coal = (sys.argv[2:5] + ["N", "N", "N"])[:3]
-    names = {"memory": n_mem, "cold-full": n_cold, "coalesce": n_coal}
+    # optional: the N of the memory, cold-start, coalescing and limit loads, and the
+    # limit in MiB, for the labels
+    n_mem, n_cold, n_coal, n_limit, limit = (sys.argv[2:7] + ["N"] * 5)[:5]
+    names = {"memory": n_mem, "cold-full": n_cold, "coalesce": n_coal, "limit": n_limit}
     vals = defaultdict(list)
     by_round = defaultdict(dict)  # (load, proxy, metric) -> {round: value}
     for line in open(path):
@@ -115,6 +119,8 @@ def main():
         if load in names:
             label = label.replace("N", "{:,}".format(int(names[load]))
                                   if names[load].isdigit() else names[load], 1)
+        if load == "limit":
+            label = label.replace(" L ", " %s " % limit, 1)
         table.append([label if load != last_load else "", unit] + [fmt(x) for x in m] +
                      ([ratio(m[0], m[1]), ratio(m[0], m[2]), better] if better != "-" else ["", "", ""]))
         last_load = load

@@ -670,13 +670,14 @@ static void append_records(struct store *s, struct rec *r, size_t n)
         r[i].err = CP_OK;
         r[i].written = false;
     }
-    pthread_mutex_lock(&s->lock);
-    sync_gen_locked(s);
-    uint64_t epoch = s->epoch;
-    uint64_t gen = s->index_gen;
-    pthread_mutex_unlock(&s->lock);
     size_t i = 0;
     while (i < n) {
+        /* Read again for each run: a clear may come between two. */
+        pthread_mutex_lock(&s->lock);
+        sync_gen_locked(s);
+        uint64_t epoch = s->epoch;
+        uint64_t gen = s->index_gen;
+        pthread_mutex_unlock(&s->lock);
         if (r[i].gen != gen) {
             r[i++].err = CP_ERR_STALE_GEN;
             continue;

@@ -58,11 +58,14 @@ const _Atomic uint64_t *store_generation_ptr(struct store *s);
  * (the mirror's). */
 cp_err store_write(struct store *s, const struct entry *e);
 
-/* Writes the entries ev[0..n) in order, each as store_write would and with the same
- * results (in errs[i], when errs is not NULL), but with one write for all the records
- * that go into one segment together (up to 32 at a time) instead of one each. A failed
- * write fails every record after it in the batch too. Returns the first error, or
- * CP_OK. Same thread rules as store_write. */
+/* Writes the entries ev[0..n) in order, each as store_write would, with the results
+ * store_write documents (in errs[i], when errs is not NULL), but with one write for
+ * each run of records that go into one segment together (up to 32) instead of one
+ * each. Where store_write would have tried each record on its own, a failed write
+ * fails the records after it too, up to the next entry that is not written for
+ * another reason (too large, not encodable); a clear during the batch makes the
+ * records after it CP_ERR_STALE_GEN. Returns the first error, or CP_OK. Same thread
+ * rules as store_write. */
 cp_err store_write_many(struct store *s, const struct entry *const *ev, size_t n,
                         cp_err *errs);
 

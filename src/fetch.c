@@ -265,20 +265,25 @@ static long elapsed_ms(const struct timespec *since)
     return (now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
 }
 
-/* Length of the field line "Name: value" (just "Name:" when the value is empty, which
- * tells curl to send no such field at all), with its NUL. */
+/* A line of curl's header list says, with an empty value, "Name:": send no such field
+ * (not even curl's own), or "Name;": send the field, empty. */
+#define LINE_SUPPRESS ':'
+#define LINE_EMPTY ';'
+
+/* Length of the line "Name: value" (or "Name" and `empty` when the value is empty),
+ * with its NUL. */
 static size_t line_size(const char *name, const char *value)
 {
     size_t vl = strlen(value);
     return strlen(name) + 1 + (vl > 0 ? 1 + vl : 0) + 1;
 }
 
-static char *put_line(char *at, const char *name, const char *value)
+static char *put_line(char *at, const char *name, const char *value, char empty)
 {
     size_t nl = strlen(name), vl = strlen(value);
     memcpy(at, name, nl);
     at += nl;
-    *at++ = ':';
+    *at++ = vl > 0 ? ':' : empty;
     if (vl > 0) {
         *at++ = ' ';
         memcpy(at, value, vl);
@@ -293,12 +298,6 @@ static char *put_line(char *at, const char *name, const char *value)
 static bool field_for_curl(const char *name)
 {
     return strcasecmp(name, "Content-Length") != 0 && strcasecmp(name, "Expect") != 0;
-}
-
-/* A field with an empty value would read as "remove this field" to curl. */
-static const char *value_for_curl(const char *value)
-{
-    return value[0] ? value : " ";
 }
 
 /* Makes the job's header list for curl: the request's fields, then empty lines that
@@ -322,7 +321,7 @@ static cp_err header_list_make(struct job *j, bool gives_body)
     for (size_t i = 0; i < h->n; i++) {
         if (field_for_curl(h->v[i].name)) {
             n++;
-            bytes += line_size(h->v[i].name, value_for_curl(h->v[i].value));
+            bytes += line_size(h->v[i].name, h->v[i].value);
         }
     }
     for (size_t i = 0; i < nblank; i++)
@@ -339,13 +338,13 @@ static cp_err header_list_make(struct job *j, bool gives_body)
     for (size_t i = 0; i < h->n; i++) {
         if (field_for_curl(h->v[i].name)) {
             nodes[k].data = at;
-            at = put_line(at, h->v[i].name, value_for_curl(h->v[i].value));
+            at = put_line(at, h->v[i].name, h->v[i].value, LINE_EMPTY);
             k++;
         }
     }
     for (size_t i = 0; i < nblank; i++, k++) {
         nodes[k].data = at;
-        at = put_line(at, blank[i], "");
+        at = put_line(at, blank[i], "", LINE_SUPPRESS);
     }
     for (size_t i = 0; i < n; i++)
         nodes[i].next = i + 1 < n ? &nodes[i + 1] : NULL;

@@ -110,6 +110,29 @@ static void test_no_fields_of_libcurl_own(void **state)
     }
 }
 
+/* A field the client sends with an empty value reaches the origin, empty: an empty
+ * Accept-Encoding, for one, means "no encoding but identity". */
+static void test_empty_field_forwarded(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    char *resp = hx_raw(p->port,
+                        "GET /plain/empty-field HTTP/1.1\r\nHost: x\r\nAccept-Encoding:\r\n"
+                        "X-Empty:   \r\nX-Full: yes\r\nConnection: close\r\n\r\n", NULL);
+    assert_non_null(resp);
+    assert_true(strncmp(resp, "HTTP/1.1 200", 12) == 0);
+    free(resp);
+    struct orig_req last;
+    assert_true(orig_last_for(h->origin, "/plain/empty-field", &last));
+    const char *ae = orig_req_header(&last, "Accept-Encoding", 0);
+    const char *empty = orig_req_header(&last, "X-Empty", 0);
+    const char *full = orig_req_header(&last, "X-Full", 0);
+    bool ok = ae != NULL && ae[0] == '\0' && empty != NULL && empty[0] == '\0' &&
+              full != NULL && strcmp(full, "yes") == 0;
+    orig_req_free(&last);
+    assert_true(ok);
+}
+
 /* Proxy settings in the environment (http_proxy and the like, which libcurl would
  * follow) do not divert a request: it goes to the configured origin and nowhere else. */
 static void test_environment_proxy_ignored(void **state)
@@ -120,11 +143,24 @@ static void test_environment_proxy_ignored(void **state)
     assert_non_null(other);
     static const char *const vars[] = {"http_proxy", "HTTP_PROXY", "https_proxy",
                                        "HTTPS_PROXY", "all_proxy", "ALL_PROXY"};
+    /* Nor may a no_proxy of the environment the test runs in let it through. */
+    static const char *const exempt[] = {"no_proxy", "NO_PROXY"};
+    char *saved[2];
+    for (size_t i = 0; i < 2; i++) {
+        const char *v = getenv(exempt[i]);
+        saved[i] = v != NULL ? strdup(v) : NULL;
+        unsetenv(exempt[i]);
+    }
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         setenv(vars[i], rawo_url(other), 1);
     struct proxy *p = hx_proxy_start(h, orig_url(h->origin), NULL, NULL);
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         unsetenv(vars[i]);
+    for (size_t i = 0; i < 2; i++) {
+        if (saved[i] != NULL)
+            setenv(exempt[i], saved[i], 1);
+        free(saved[i]);
+    }
     assert_non_null(p);
     struct hresp r;
     assert_int_equal(hx_get(p->port, "/cache/env-proxy", NULL, &r), 0);
@@ -721,6 +757,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_methods_in_turn_do_not_mix, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_no_fields_of_libcurl_own, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_environment_proxy_ignored, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_empty_field_forwarded, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_folded_field_joined, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_trailer_fields_ignored, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_unsafe_methods_forwarded_and_bypassed, hx_setup,

@@ -122,7 +122,9 @@ static void release_entry(void *cls) { entry_unref(cls); }
 /* forward_emit_fn: one field of a response into libmicrohttpd's (which copies it). */
 static cp_err add_field(void *resp, const char *name, const char *value)
 {
-    if (MHD_add_response_header(resp, name, value) != MHD_YES)
+    /* libmicrohttpd refuses an empty value; a blank one goes out as the same empty
+     * field (whitespace around a value is not part of it, RFC 9110 5.5). */
+    if (MHD_add_response_header(resp, name, value[0] ? value : " ") != MHD_YES)
         log_debug("front end refused response field %s", name);
     return CP_OK;
 }

@@ -194,6 +194,33 @@ static void test_folded_field_joined(void **state)
     rawo_stop(o);
 }
 
+/* A response field with an empty value reaches the client, empty, fresh from the origin
+ * and from the cache alike. */
+static void test_empty_response_field_kept(void **state)
+{
+    struct hx *h = *state;
+    struct rawo *o = rawo_start("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nX-Empty:\r\n"
+                                "X-Blank:   \r\nCache-Control: max-age=60\r\n\r\nok\n");
+    assert_non_null(o);
+    struct proxy *p = hx_proxy_start(h, rawo_url(o), NULL, NULL);
+    assert_non_null(p);
+    static const char *const want[] = {"MISS", "HIT"};
+    for (size_t i = 0; i < 2; i++) {
+        struct hresp r;
+        assert_int_equal(hx_get(p->port, "/empty-field", NULL, &r), 0);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(hresp_header(&r, "X-Cache", 0), want[i]);
+        const char *empty = hresp_header(&r, "X-Empty", 0);
+        const char *blank = hresp_header(&r, "X-Blank", 0);
+        bool ok = empty != NULL && empty[0] == '\0' && blank != NULL && blank[0] == '\0';
+        hresp_free(&r);
+        assert_true(ok);
+    }
+    assert_int_equal(rawo_requests(o), 1);
+    assert_int_equal(hx_proxy_stop(p), 0);
+    rawo_stop(o);
+}
+
 /* Fields in a chunked body's trailer are not the response's: they are neither passed
  * on nor stored nor acted on. A trailer Location does not make the proxy follow a
  * redirect it has already passed on, and a trailer Cache-Control does not change
@@ -758,6 +785,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_fields_of_libcurl_own, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_environment_proxy_ignored, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_empty_field_forwarded, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_empty_response_field_kept, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_folded_field_joined, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_trailer_fields_ignored, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_unsafe_methods_forwarded_and_bypassed, hx_setup,

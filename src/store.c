@@ -745,21 +745,6 @@ static void append_records(struct store *s, struct rec *r, size_t n)
     }
 }
 
-/* Appends one record of `len` bytes (iov, 1 or 2 pieces), made in generation `gen`, as
- * append_records does, indexed under `h` unless it is a removal (h NULL). Returns its
- * err, and sets *written (may be NULL). Caller holds write_lock. */
-static cp_err append_record(struct store *s, struct iovec *iov, int cnt, uint64_t len,
-                            const struct diskfmt_hash *h, uint64_t gen, bool *written)
-{
-    struct rec r = {.cnt = cnt, .len = len, .h = h, .gen = gen};
-    for (int k = 0; k < cnt; k++)
-        r.iov[k] = iov[k];
-    append_records(s, &r, 1);
-    if (written != NULL)
-        *written = r.written;
-    return r.err;
-}
-
 static void pending_free(struct pending *p)
 {
     free(p->key);
@@ -786,10 +771,10 @@ static cp_err append_removal(struct store *s, const char *key, const char *vary,
     cp_err err = encode_removal(key, vary, all, gen, &rec, &len);
     if (err != CP_OK)
         return err;
-    struct iovec iov = {rec, len};
-    err = append_record(s, &iov, 1, len, NULL, gen, NULL);
+    struct rec r = {.iov = {{rec, len}}, .cnt = 1, .len = len, .gen = gen};
+    append_records(s, &r, 1);
     free(rec);
-    return err;
+    return r.err;
 }
 
 /* Appends the pending removals, oldest first, until one fails: it and those after it
@@ -845,20 +830,30 @@ static bool pending_add(struct store *s, const char *key, const char *vary, bool
     return true;
 }
 
-/* Appends a record as append_record does, but only once every pending removal is on
- * disk: a record must never land before a removal that was asked for earlier (it
- * would remove that record at the next load). Caller holds write_lock. */
-static cp_err append_in_order(struct store *s, struct iovec *iov, int cnt, uint64_t len,
-                              const struct diskfmt_hash *h, uint64_t gen, bool *written)
+/* Appends the records r[0..n) as append_records does, but only once every pending
+ * removal is on disk: a record must never land before a removal that was asked for
+ * earlier (it would remove that record at the next load). When they cannot all be
+ * written, every record gets that error, not written. Caller holds write_lock. */
+static void append_in_order(struct store *s, struct rec *r, size_t n)
 {
-    if (written != NULL)
-        *written = false;
-    if (s->npend > 0) {
-        cp_err err = flush_pending(s);
-        if (err != CP_OK)
-            return err;
+    cp_err err = s->npend > 0 ? flush_pending(s) : CP_OK;
+    if (err == CP_OK) {
+        append_records(s, r, n);
+        return;
     }
-    return append_record(s, iov, cnt, len, h, gen, written);
+    for (size_t k = 0; k < n; k++) {
+        r[k].err = err;
+        r[k].written = false;
+    }
+}
+
+/* index_gap_locked, taking the lock. */
+static void index_gap(struct store *s)
+{
+    pthread_mutex_lock(&s->lock);
+    sync_gen_locked(s);
+    index_gap_locked(s);
+    pthread_mutex_unlock(&s->lock);
 }
 
 /* Forgets the record of `h` (`all`: every record of the key, whose vary is then "")
@@ -880,8 +875,9 @@ static void remove_locked(struct store *s, const char *key, const char *vary, bo
     size_t len;
     cp_err err = encode_removal(key, vary, all, gen, &rec, &len);
     if (err == CP_OK) {
-        struct iovec iov = {rec, len};
-        err = append_in_order(s, &iov, 1, len, NULL, gen, NULL);
+        struct rec r = {.iov = {{rec, len}}, .cnt = 1, .len = len, .gen = gen};
+        append_in_order(s, &r, 1);
+        err = r.err;
         free(rec);
     }
     if (err == CP_OK || err == CP_ERR_STALE_GEN) /* stale: a clear removed it already */
@@ -892,10 +888,7 @@ static void remove_locked(struct store *s, const char *key, const char *vary, bo
         return;
     /* The index has forgotten the key, so it is not served in this run; a later removal
      * of it must still go to disk. */
-    pthread_mutex_lock(&s->lock);
-    sync_gen_locked(s);
-    index_gap_locked(s);
-    pthread_mutex_unlock(&s->lock);
+    index_gap(s);
     log_error("cannot record the removal of cache entry %s: it may come back after a restart",
               key);
 }
@@ -916,10 +909,7 @@ struct wentry {
 static void unwritten(struct store *s, const struct wentry *w)
 {
     remove_locked(s, w->key, w->vary, false, &w->h);
-    pthread_mutex_lock(&s->lock);
-    sync_gen_locked(s);
-    index_gap_locked(s);
-    pthread_mutex_unlock(&s->lock);
+    index_gap(s);
 }
 
 /* Appends the records of the ready entries among wv[from..to) (their recs in rv), after
@@ -934,17 +924,7 @@ static void append_ready(struct store *s, struct wentry *wv, const struct rec *r
             run[m++] = rv[i];
     if (m == 0)
         return;
-    /* A record must never land before a removal asked for earlier (it would remove
-     * that record at the next load). */
-    cp_err err = s->npend > 0 ? flush_pending(s) : CP_OK;
-    if (err == CP_OK) {
-        append_records(s, run, m);
-    } else {
-        for (size_t k = 0; k < m; k++) {
-            run[k].err = err;
-            run[k].written = false;
-        }
-    }
+    append_in_order(s, run, m);
     size_t k = 0;
     for (size_t i = from; i < to; i++) {
         if (!wv[i].ready)

@@ -26,6 +26,7 @@ static const char *const messages[CP_ERR__COUNT] = {
     [CP_ERR_ORIGIN_TIMEOUT] = "origin timed out",
     [CP_ERR_ORIGIN_TLS] = "TLS error talking to the origin",
     [CP_ERR_ORIGIN_PROTOCOL] = "origin sent an invalid response",
+    [CP_ERR_ORIGIN_HEAD_TOO_LARGE] = "origin's response header is too large",
     [CP_ERR_REDIRECT_LOOP] = "too many redirects from the origin",
     [CP_ERR_SHUTDOWN] = "shutting down",
     [CP_ERR_INTERNAL] = "internal error",

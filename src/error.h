@@ -27,6 +27,7 @@ typedef enum {
     CP_ERR_ORIGIN_TIMEOUT, /* origin did not answer in time */
     CP_ERR_ORIGIN_TLS,     /* TLS handshake or certificate verification failed */
     CP_ERR_ORIGIN_PROTOCOL,/* origin sent something that is not HTTP */
+    CP_ERR_ORIGIN_HEAD_TOO_LARGE, /* origin's header block too large to pass on */
     CP_ERR_REDIRECT_LOOP,  /* too many redirects on the origin */
     CP_ERR_SHUTDOWN,       /* the proxy is shutting down */
     CP_ERR_INTERNAL,       /* a library call failed in a way we did not expect */

@@ -45,6 +45,8 @@ struct job {
     bool streaming;        /* ...and took the body */
     bool paused;           /* the sink refused bytes: transfer paused */
     int hops;              /* redirects followed so far */
+    size_t head_bytes;     /* of the current response's fields, for opts.max_head */
+    bool head_too_large;   /* ...went past it: the transfer was stopped */
     struct timespec start; /* for the whole-transfer timeout across hops */
 };
 
@@ -205,6 +207,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *arg)
         /* A new status line: an interim (1xx) or earlier response's fields are dropped
          * so that only the final response's remain. */
         hdrs_free(&j->res.headers);
+        j->head_bytes = 0;
         const char *sp = memchr(buf, ' ', len);
         j->res.status = sp ? atoi(sp + 1) : 0;
         return size * n;
@@ -221,6 +224,11 @@ static size_t on_header(char *buf, size_t size, size_t n, void *arg)
             free(next);
         }
         return size * n;
+    }
+    j->head_bytes += len + 2;
+    if (j->f->opts.max_head > 0 && j->head_bytes > j->f->opts.max_head) {
+        j->head_too_large = true;
+        return 0; /* stops the transfer */
     }
     if ((buf[0] == ' ' || buf[0] == '\t') && j->res.headers.n > 0)
         return hdrs_continue_last(&j->res.headers, buf, len) == CP_OK ? size * n : 0;
@@ -519,7 +527,7 @@ static void on_transfer_done(struct fetcher *f, CURL *easy, CURLcode rc)
             j->body_cap = j->res.body_len;
         }
     }
-    cp_err err = map_curl_error(rc);
+    cp_err err = j->head_too_large ? CP_ERR_ORIGIN_HEAD_TOO_LARGE : map_curl_error(rc);
     if (err == CP_OK) {
         cp_err rerr;
         if (job_redirect(f, j, &rerr)) {

@@ -20,6 +20,9 @@ struct fetch_opts {
     long timeout_ms;              /* whole transfer, redirects included */
     bool follow_redirects;
     int max_redirects;
+    size_t max_head;              /* bytes of a response's fields ("Name: value\r\n"
+                                     each); a final response with more fails with
+                                     CP_ERR_ORIGIN_HEAD_TOO_LARGE. 0: no limit */
 };
 
 /* What to send. The fetcher takes ownership of every pointer in it. */

@@ -17,6 +17,7 @@
 #include "cache.h"
 #include "cli.h"
 #include "fetch.h"
+#include "headroom.h"
 #include "listener.h"
 #include "log.h"
 #include "mirror.h"
@@ -235,6 +236,7 @@ static int serve(const struct config *cfg)
         .timeout_ms = cfg->origin_timeout_ms,
         .follow_redirects = cfg->follow_redirects,
         .max_redirects = 5,
+        .max_head = headroom_origin_head_max(),
     };
     if ((err = fetcher_start(&fo, &fetcher)) != CP_OK || (err = mirror_start(store, &mirror)) != CP_OK) {
         report(err, NULL);

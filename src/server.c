@@ -16,6 +16,7 @@
 #include "collapse.h"
 #include "conditional.h"
 #include "forward.h"
+#include "headroom.h"
 #include "http.h"
 #include "listener.h"
 #include "log.h"
@@ -65,6 +66,7 @@ struct request {
     bool no_collapse;      /* waited once already: go to the origin itself */
     struct fetch_result res;
     struct relay *relay;   /* RQ_STREAM: the body in transit */
+    size_t pool_use;       /* of libmicrohttpd's connection memory (headroom.h) */
 };
 
 static void request_free(struct request *rq)
@@ -119,13 +121,22 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
 
 static void release_entry(void *cls) { entry_unref(cls); }
 
+/* A response head being filled, and the bytes its fields will take. */
+struct head {
+    struct MHD_Response *resp;
+    size_t bytes;
+};
+
 /* forward_emit_fn: one field of a response into libmicrohttpd's (which copies it). */
-static cp_err add_field(void *resp, const char *name, const char *value)
+static cp_err add_field(void *arg, const char *name, const char *value)
 {
+    struct head *h = arg;
     /* libmicrohttpd refuses an empty value; a blank one goes out as the same empty
      * field (whitespace around a value is not part of it, RFC 9110 5.5). */
-    if (MHD_add_response_header(resp, name, value[0] ? value : " ") != MHD_YES)
+    const char *v = value[0] ? value : " ";
+    if (MHD_add_response_header(h->resp, name, v) != MHD_YES)
         log_debug("front end refused response field %s", name);
+    h->bytes += headroom_field_bytes(name, v);
     return CP_OK;
 }
 
@@ -150,6 +161,25 @@ static enum MHD_Result respond_text(struct request *rq, unsigned status, const c
         MHD_add_response_header(resp, "Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
     enum MHD_Result r = MHD_queue_response(rq->conn, status, resp);
     MHD_destroy_response(resp);
+    return r;
+}
+
+/* Queues the response of `h` (and lets go of it) if its head fits in what the request
+ * left of the connection's memory; else answers 431, or 502 for a head too large to
+ * go out beside any request: libmicrohttpd would close the connection without one. */
+static enum MHD_Result queue_head(struct request *rq, unsigned status, struct head *h)
+{
+    enum headroom_verdict v = headroom_check(rq->pool_use, h->bytes);
+    if (v != HEADROOM_FITS) {
+        MHD_destroy_response(h->resp);
+        log_debug("%s %s: a response head of %zu bytes does not fit beside the request's",
+                  rq->method, rq->url, h->bytes);
+        if (v == HEADROOM_RESPONSE_TOO_LARGE)
+            return respond_text(rq, 502, "Bad Gateway: response header too large");
+        return respond_text(rq, 431, "Request Header Fields Too Large for this response");
+    }
+    enum MHD_Result r = MHD_queue_response(rq->conn, status, h->resp);
+    MHD_destroy_response(h->resp);
     return r;
 }
 
@@ -185,13 +215,12 @@ static enum MHD_Result queue(struct request *rq, unsigned status, const struct h
     }
     if (resp == NULL)
         return MHD_NO;
-    if (forward_response_emit(src, &rq->outcome, add_field, resp) != CP_OK) {
+    struct head h = {.resp = resp};
+    if (forward_response_emit(src, &rq->outcome, add_field, &h) != CP_OK) {
         MHD_destroy_response(resp);
         return respond_text(rq, 500, "Internal Server Error");
     }
-    enum MHD_Result r = MHD_queue_response(rq->conn, status, resp);
-    MHD_destroy_response(resp);
-    return r;
+    return queue_head(rq, status, &h);
 }
 
 /* Sends the response `e` to the client as the request asks: a 304 when its own
@@ -462,13 +491,12 @@ static enum MHD_Result answer_stream(struct request *rq)
     struct MHD_Response *resp = stream_response(rq->relay, rq->conn, size);
     if (resp == NULL)
         return MHD_NO;
-    if (forward_response_emit(&rq->res.headers, o, add_field, resp) != CP_OK) {
+    struct head h = {.resp = resp};
+    if (forward_response_emit(&rq->res.headers, o, add_field, &h) != CP_OK) {
         MHD_destroy_response(resp);
         return MHD_NO;
     }
-    enum MHD_Result r = MHD_queue_response(rq->conn, (unsigned)rq->res.status, resp);
-    MHD_destroy_response(resp);
-    return r;
+    return queue_head(rq, (unsigned)rq->res.status, &h);
 }
 
 /* Sends the request to the origin; the connection is suspended until the answer is in
@@ -702,12 +730,49 @@ static void look_up(struct request *rq)
     }
 }
 
+/* Answers 431 to a request that left almost no connection memory: a head with no
+ * fields of ours, the smallest there is. */
+static enum MHD_Result refuse_oversized(struct request *rq)
+{
+    static const char text[] = "431 Request Header Fields Too Large\n";
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(sizeof text - 1, (void *)text, MHD_RESPMEM_PERSISTENT);
+    if (resp == NULL)
+        return MHD_NO;
+    enum MHD_Result r = MHD_queue_response(rq->conn, 431, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+/* What the request takes of libmicrohttpd's connection memory (headroom.h). */
+static size_t request_pool_use(const struct request *rq)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    const char *cookie = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "Cookie");
+    struct headroom_request r = {
+        /* Without the size (never expected once the fields are in), assume the worst. */
+        .header_size = ci != NULL ? ci->header_size : HEADROOM_POOL,
+        .cookie_len = cookie != NULL ? strlen(cookie) : 0,
+    };
+    static const enum MHD_ValueKind kinds[] = {MHD_HEADER_KIND, MHD_COOKIE_KIND,
+                                               MHD_GET_ARGUMENT_KIND};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        int n = MHD_get_connection_values(rq->conn, kinds[i], NULL, NULL);
+        r.records += n > 0 ? (size_t)n : 0;
+    }
+    return headroom_request_use(&r);
+}
+
 /* First call for a request: its fields are known, its body not yet read. */
 static enum MHD_Result begin(struct request *rq, const char *method)
 {
     struct server *srv = rq->srv;
     rq->method = method;
     MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, collect_header, &rq->headers);
+    rq->pool_use = request_pool_use(rq);
+    if (!headroom_request_fits(rq->pool_use))
+        return refuse_oversized(rq);
     if (strcmp(method, "CONNECT") == 0)
         return respond_text(rq, 405, "Method Not Allowed: this is not a forward proxy");
     char self[80] = "";
@@ -837,6 +902,7 @@ cp_err server_start(const struct config *cfg, int listen_fd, const char *address
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADROOM_POOL,
         MHD_OPTION_END);
     if (s->daemon == NULL) {
         close(s->listen_fd);

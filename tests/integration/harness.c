@@ -1353,6 +1353,7 @@ char *hx_raw(uint16_t port, const char *req, size_t *len)
 /* ---- raw origin ---- */
 
 #define RAWO_CONNS 32
+#define RAWO_HEAD 32768 /* longest request head answered */
 
 struct rawo {
     pthread_t thread;
@@ -1363,7 +1364,7 @@ struct rawo {
     size_t response_len;
     atomic_bool stop;
     atomic_uint requests;
-    char bufs[RAWO_CONNS][8192]; /* each connection's unanswered bytes */
+    char bufs[RAWO_CONNS][RAWO_HEAD]; /* each connection's unanswered bytes */
 };
 
 /* Answers each complete request head that `buf` (len bytes) holds; keeps a partial
@@ -1391,7 +1392,7 @@ static void *rawo_main(void *arg)
 {
     struct rawo *r = arg;
     struct pollfd p[RAWO_CONNS + 1];
-    char (*bufs)[8192] = r->bufs;
+    char (*bufs)[RAWO_HEAD] = r->bufs;
     size_t lens[RAWO_CONNS] = {0};
     size_t n = 0;
     while (!atomic_load(&r->stop)) {

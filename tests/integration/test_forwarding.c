@@ -221,6 +221,99 @@ static void test_empty_response_field_kept(void **state)
     rawo_stop(o);
 }
 
+/* A raw origin's answer "ok" with `pads` fields of 1000 bytes each (X-Pad-<i>). */
+static struct rawo *padded_origin(int pads)
+{
+    size_t cap = 256 + (size_t)pads * 1024;
+    char *resp = malloc(cap);
+    assert_non_null(resp);
+    size_t n = (size_t)snprintf(resp, cap, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                                           "Cache-Control: max-age=60\r\n");
+    for (int i = 0; i < pads; i++) {
+        n += (size_t)snprintf(resp + n, cap - n, "X-Pad-%02d: ", i);
+        memset(resp + n, 'p', 1000 - 12);
+        n += 1000 - 12;
+        n += (size_t)snprintf(resp + n, cap - n, "\r\n");
+    }
+    snprintf(resp + n, cap - n, "\r\nok");
+    struct rawo *o = rawo_start(resp);
+    free(resp);
+    return o;
+}
+
+/* A "Cookie: aaa..." line whose value is `len` bytes, in buf (>= len + 9). */
+static const char *cookie_line(char *buf, size_t len)
+{
+    memcpy(buf, "Cookie: ", 8);
+    memset(buf + 8, 'a', len);
+    buf[8 + len] = '\0';
+    return buf;
+}
+
+/* GETs `path` with a Cookie of `cookie_len` bytes (none if 0); asserts an answer came
+ * (not a closed connection) with `status`, and a body that starts with `body`. */
+static void get_expect(uint16_t port, const char *path, size_t cookie_len, long status,
+                       const char *body)
+{
+    static char line[20000];
+    const char *fields[] = {cookie_len > 0 ? cookie_line(line, cookie_len) : NULL, NULL};
+    struct hresp r;
+    assert_int_equal(hx_get(port, path, fields, &r), 0);
+    bool ok = r.status == status && strncmp((const char *)r.body, body, strlen(body)) == 0;
+    if (!ok)
+        fprintf(stderr, "GET %s (Cookie %zu bytes): %ld %s\n", path, cookie_len, r.status,
+                (const char *)r.body);
+    hresp_free(&r);
+    assert_true(ok);
+}
+
+/* libmicrohttpd keeps a request's header and its response's in one pool per connection
+ * and closes the connection without a word when the response's no longer fits: every
+ * request still gets an answer. A large request gets its response if there is room,
+ * else 431, and one too large for any answer is refused before it goes to the origin;
+ * an origin's head too large to pass on beside any request is a 502, and not stored;
+ * one just under that limit passes. */
+static void test_large_heads_answered(void **state)
+{
+    struct hx *h = *state;
+    struct rawo *o = padded_origin(12);
+    assert_non_null(o);
+    struct proxy *p = hx_proxy_start(h, rawo_url(o), NULL, NULL);
+    assert_non_null(p);
+    get_expect(p->port, "/pad", 0, 200, "ok");       /* MISS: stored */
+    get_expect(p->port, "/pad", 8000, 200, "ok");    /* HIT beside an 8 KB cookie */
+    get_expect(p->port, "/pad", 13000, 431, "431 "); /* HIT: no room beside 13 KB */
+    get_expect(p->port, "/pad2", 13000, 431, "431 "); /* MISS: the same, while it streams */
+    /* So large that no answer of ours would fit beside it: refused before the origin
+     * is asked for anything. */
+    unsigned asked = rawo_requests(o);
+    get_expect(p->port, "/pad3", 15800, 431, "431 ");
+    assert_int_equal(rawo_requests(o), asked);
+    get_expect(p->port, "/pad", 0, 200, "ok");
+    assert_int_equal(hx_proxy_stop(p), 0);
+    rawo_stop(o);
+
+    o = padded_origin(40);
+    assert_non_null(o);
+    p = hx_proxy_start(h, rawo_url(o), NULL, NULL);
+    assert_non_null(p);
+    get_expect(p->port, "/huge-head", 0, 502, "502 Bad Gateway: origin's response header");
+    get_expect(p->port, "/huge-head", 0, 502, "502 Bad Gateway: origin's response header");
+    assert_int_equal(rawo_requests(o), 2); /* refused, so not stored */
+    assert_int_equal(hx_proxy_stop(p), 0);
+    rawo_stop(o);
+
+    o = padded_origin(28);
+    assert_non_null(o);
+    p = hx_proxy_start(h, rawo_url(o), NULL, NULL);
+    assert_non_null(p);
+    get_expect(p->port, "/big-head", 0, 200, "ok");
+    get_expect(p->port, "/big-head", 0, 200, "ok");
+    assert_int_equal(rawo_requests(o), 1);
+    assert_int_equal(hx_proxy_stop(p), 0);
+    rawo_stop(o);
+}
+
 /* Fields in a chunked body's trailer are not the response's: they are neither passed
  * on nor stored nor acted on. A trailer Location does not make the proxy follow a
  * redirect it has already passed on, and a trailer Cache-Control does not change
@@ -788,6 +881,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_empty_response_field_kept, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_folded_field_joined, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_trailer_fields_ignored, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_large_heads_answered, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_unsafe_methods_forwarded_and_bypassed, hx_setup,
                                         hx_teardown),
         cmocka_unit_test_setup_teardown(test_echo_round_trip_binary, hx_setup, hx_teardown),

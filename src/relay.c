@@ -160,6 +160,10 @@ void relay_end(struct relay *r, bool ok)
         r->ended = true;
         r->ok = ok;
     }
+    /* The writer is done and may go: a reader that leaves or catches up later must
+     * not call back into it. */
+    r->resume = NULL;
+    r->paused = false;
     wake_locked(r);
     pthread_mutex_unlock(&r->lock);
 }
@@ -267,9 +271,11 @@ ssize_t relay_read(struct relay *r, struct relay_reader *rd, uint64_t pos, void 
         park(park_arg);
         got = RELAY_WAIT;
     }
-    pthread_mutex_unlock(&r->lock);
+    /* Under the lock, so that relay_end (and the writer freeing resume_arg) cannot
+     * come between the decision and the call. */
     if (resume && r->resume)
         r->resume(r->resume_arg);
+    pthread_mutex_unlock(&r->lock);
     return got;
 }
 
@@ -289,9 +295,9 @@ void relay_reader_gone(struct relay *r, struct relay_reader *rd)
         r->paused = false;
         resume = true;
     }
-    pthread_mutex_unlock(&r->lock);
-    if (resume && r->resume)
+    if (resume && r->resume) /* under the lock: see relay_read */
         r->resume(r->resume_arg);
+    pthread_mutex_unlock(&r->lock);
 }
 
 size_t relay_held(struct relay *r)

@@ -17,8 +17,10 @@ struct relay;
 
 /* Creates a relay that keeps the whole body while it is at most `keep_limit` bytes
  * (0: never keep it), and otherwise at most `window` bytes not yet read.
- * `resume(arg)` is called (without the relay's lock) when a paused writer may write
- * again. Returns NULL if memory runs out. The creator holds one reference. */
+ * `resume(arg)` is called when a paused writer may write again, with the relay's lock
+ * held (it must not call into the relay), and never once relay_end has returned: the
+ * writer may then free `arg` while readers still hold the relay. Returns NULL if memory
+ * runs out. The creator holds one reference. */
 struct relay *relay_new(size_t keep_limit, size_t window, void (*resume)(void *arg),
                         void *resume_arg);
 struct relay *relay_ref(struct relay *r);
@@ -33,7 +35,8 @@ void relay_expect(struct relay *r, uint64_t length);
 /* Writer side. Appends n bytes; returns false without taking any when the window is
  * full (the writer pauses until `resume`) or memory runs out (then the relay fails). */
 bool relay_write(struct relay *r, const void *p, size_t n);
-/* No more bytes: `ok` false means the body is incomplete (the reader gets an error). */
+/* No more bytes: `ok` false means the body is incomplete (the reader gets an error).
+ * From its return on, `resume` is not called any more. */
 void relay_end(struct relay *r, bool ok);
 /* Once the writer has written the whole body (before relay_end, so that it can be
  * stored before the reader sees the end), with the whole body kept: hands the bytes

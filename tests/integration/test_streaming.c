@@ -6,11 +6,15 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -197,6 +201,43 @@ static void test_large_body_streams_in_bounded_memory(void **state)
     assert_int_equal(orig_count(h->origin, "/huge/2000000"), 2);
 }
 
+/* Clients of a body too large to keep that read a little and leave while the origin
+ * is still sending: the transfer ends and frees what it had while the clients' side
+ * of the stream lets go of it, in either order. The proxy stays up and answers. */
+static void test_slow_clients_leave_mid_stream(void **state)
+{
+    struct hx *h = *state;
+    const char *const extra[] = { "--max-object-size", "1M", NULL };
+    struct proxy *p = hx_proxy_start(h, orig_url(h->origin), NULL, extra);
+    assert_non_null(p);
+    for (int round = 0; round < 3; round++) {
+        int fds[3];
+        for (int i = 0; i < 3; i++) {
+            fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+            assert_true(fds[i] >= 0);
+            int small = 4096;
+            setsockopt(fds[i], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+            struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(p->port),
+                                     .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+            assert_int_equal(connect(fds[i], (struct sockaddr *)&a, sizeof a), 0);
+            static const char req[] = "GET /huge/40000000 HTTP/1.1\r\nHost: x\r\n\r\n";
+            assert_int_equal(send(fds[i], req, sizeof req - 1, 0), (ssize_t)(sizeof req - 1));
+        }
+        usleep(round == 0 ? 1000000 : 300000);
+        char buf[1000];
+        for (int i = 0; i < 3; i++) {
+            assert_true(recv(fds[i], buf, sizeof buf, 0) > 0);
+            close(fds[i]);
+        }
+    }
+    usleep(500000);
+    struct hresp r;
+    assert_int_equal(hx_get(p->port, "/cache/after-leaving", NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    hresp_free(&r);
+    assert_int_equal(hx_proxy_stop(p), 0);
+}
+
 int main(void)
 {
     if (hx_global_init() != 0)
@@ -207,6 +248,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_large_body_streams_in_bounded_memory, hx_setup,
                                         hx_teardown),
         cmocka_unit_test_setup_teardown(test_waiters_read_while_origin_sends, hx_setup,
+                                        hx_teardown),
+        cmocka_unit_test_setup_teardown(test_slow_clients_leave_mid_stream, hx_setup,
                                         hx_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -52,6 +52,26 @@ bool http_parse_uint(const char *s, int64_t *out)
     return s != NULL && parse_digits(s, strlen(s), false, INT64_MAX / 2, out);
 }
 
+bool http_request_fields_ok(const struct hdrs *request)
+{
+    int64_t length = -1;
+    for (size_t i = 0; i < request->n; i++) {
+        const char *name = request->v[i].name;
+        if (name[0] == '\0')
+            return false;
+        for (const char *c = name; *c; c++)
+            if (!is_tchar((unsigned char)*c))
+                return false;
+        if (strcasecmp(name, "Content-Length") == 0) {
+            int64_t n;
+            if (!http_parse_uint(request->v[i].value, &n) || (length >= 0 && n != length))
+                return false;
+            length = n;
+        }
+    }
+    return true;
+}
+
 int64_t http_field_uint(const struct hdrs *h, const char *name)
 {
     int64_t v;

@@ -69,4 +69,10 @@ bool http_parse_uint(const char *s, int64_t *out);
  * -1 when there is none or it is not such a number. */
 int64_t http_field_uint(const struct hdrs *h, const char *name);
 
+/* Whether a request's fields may be forwarded: every name is a token (no whitespace
+ * before the colon, which an origin might read past, RFC 9112 5.1), and every
+ * Content-Length holds the same decimal number (RFC 9112 6.3), so that the origin
+ * frames the request as the proxy did. False: the request is to be answered 400. */
+bool http_request_fields_ok(const struct hdrs *request);
+
 #endif

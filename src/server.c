@@ -773,6 +773,8 @@ static enum MHD_Result begin(struct request *rq, const char *method)
     rq->pool_use = request_pool_use(rq);
     if (!headroom_request_fits(rq->pool_use))
         return refuse_oversized(rq);
+    if (!http_request_fields_ok(&rq->headers))
+        return respond_text(rq, 400, "Bad Request: malformed header field");
     if (strcmp(method, "CONNECT") == 0)
         return respond_text(rq, 405, "Method Not Allowed: this is not a forward proxy");
     char self[80] = "";

@@ -110,6 +110,40 @@ static void test_no_fields_of_libcurl_own(void **state)
     }
 }
 
+/* A request the origin could frame otherwise than the proxy does is refused with 400
+ * and never forwarded: a field name with whitespace before the colon (an origin that
+ * reads "Transfer-Encoding : chunked" as chunked would take the rest of the body for
+ * the next request on the connection, whose answer the proxy would then store), and
+ * Content-Length fields that disagree. */
+static void test_ambiguous_framing_refused(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    static const char *const reqs[] = {
+        "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 39\r\n"
+        "Transfer-Encoding : chunked\r\nConnection: close\r\n\r\n"
+        "0\r\n\r\nGET /cache/smuggled HTTP/1.1\r\nX-Ignore: ",
+        "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n"
+        "Connection: close\r\n\r\nab",
+        "GET /cache/spaced HTTP/1.1\r\nHost: a\r\nContent-Length : 5\r\n"
+        "Connection: close\r\n\r\n",
+        "GET /cache/spaced HTTP/1.1\r\nHost: a\r\nConnection : close\r\n\r\n",
+    };
+    unsigned before = orig_total(h->origin);
+    for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+        char *resp = hx_raw(p->port, reqs[i], NULL);
+        assert_non_null(resp);
+        if (strncmp(resp, "HTTP/1.1 400", 12) != 0)
+            fail_msg("request %zu answered: %.60s", i, resp);
+        free(resp);
+    }
+    assert_int_equal(orig_total(h->origin), before);
+    struct hresp r;
+    assert_int_equal(hx_get(p->port, "/cache/after-refusals", NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    hresp_free(&r);
+}
+
 /* A field the client sends with an empty value reaches the origin, empty: an empty
  * Accept-Encoding, for one, means "no encoding but identity". */
 static void test_empty_field_forwarded(void **state)
@@ -878,6 +912,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_fields_of_libcurl_own, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_environment_proxy_ignored, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_empty_field_forwarded, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_ambiguous_framing_refused, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_empty_response_field_kept, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_folded_field_joined, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_trailer_fields_ignored, hx_setup, hx_teardown),

@@ -576,6 +576,48 @@ static void test_field_uint(void **state)
     hdrs_free(&h);
 }
 
+/* Fields the origin could frame differently from the proxy are refused: a name with
+ * whitespace or other non-token bytes, and Content-Length fields that disagree or are
+ * not plain numbers. */
+static void test_request_fields_ok(void **state)
+{
+    (void)state;
+    static const char *const good[][4] = {
+        {"Host", "a", "Accept", "*/*"},
+        {"Content-Length", "5", "Content-Length", "5"},
+        {"X-Weird_Name!#$%&'*+-.^`|~", "v", "content-length", "0"},
+    };
+    static const char *const bad[][4] = {
+        {"Transfer-Encoding ", "chunked", "Host", "a"},
+        {"Content-Length", "5", "Content-Length", "7"},
+        {"Content-Length", "0x10", "Host", "a"},
+        {"Content-Length", "-1", "Host", "a"},
+        {"Content-Length", "5, 5", "Host", "a"},
+        {"X Y", "v", "Host", "a"},
+        {"X\tY", "v", "Host", "a"},
+        {"X:Y", "v", "Host", "a"},
+        {"", "v", "Host", "a"},
+        {"X-\xc3\xa9", "v", "Host", "a"},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        struct hdrs h;
+        hdrs_init(&h);
+        assert_int_equal(hdrs_add(&h, good[i][0], good[i][1]), CP_OK);
+        assert_int_equal(hdrs_add(&h, good[i][2], good[i][3]), CP_OK);
+        assert_true(http_request_fields_ok(&h));
+        hdrs_free(&h);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct hdrs h;
+        hdrs_init(&h);
+        assert_int_equal(hdrs_add(&h, bad[i][0], bad[i][1]), CP_OK);
+        assert_int_equal(hdrs_add(&h, bad[i][2], bad[i][3]), CP_OK);
+        if (http_request_fields_ok(&h))
+            fail_msg("accepted %s: %s", bad[i][0], bad[i][1]);
+        hdrs_free(&h);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -605,6 +647,7 @@ int main(void)
         cmocka_unit_test(test_vary_several_fields),
         cmocka_unit_test(test_vary_unambiguous),
         cmocka_unit_test(test_parse_uint),
+        cmocka_unit_test(test_request_fields_ok),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

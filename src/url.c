@@ -295,18 +295,40 @@ static bool plain_target(const char *target, size_t len)
     return true;
 }
 
-/* True if a segment of the target's path (its first `len` bytes, up to the query) is a
- * dot segment written with percent-encoded dots ("%2e", ".%2E", "%2e%2e"...). curl
- * leaves those alone, but an origin that decodes them before resolving would climb
- * out of the base path. */
-static bool encoded_dot_segment(const char *target, size_t len)
+/* Length of a segment boundary at target[i] that curl does not treat as one but an
+ * origin might: "%2f" (a slash once decoded), and a backslash, plain or "%5c" (a slash
+ * to some servers). 0 if there is none there. */
+static size_t hidden_separator(const char *target, size_t i, size_t len)
+{
+    if (target[i] == '\\')
+        return 1;
+    if (target[i] == '%' && i + 2 < len &&
+        ((target[i + 1] == '2' && (target[i + 2] == 'f' || target[i + 2] == 'F')) ||
+         (target[i + 1] == '5' && (target[i + 2] == 'c' || target[i + 2] == 'C'))))
+        return 3;
+    return 0;
+}
+
+/* True if the target's path (its first `len` bytes, up to the query) has a dot
+ * segment ("." or "..") that curl leaves alone but an origin that decodes before it
+ * resolves would act on, and so climb out of the base path: one with a dot written
+ * "%2e", or one next to a hidden separator ("..%2f", "..\\"). */
+static bool hidden_dot_segment(const char *target, size_t len)
 {
     size_t i = 0;
+    bool hidden_start = false; /* the current segment began after a hidden separator */
     while (i < len && target[i] != '?') {
-        size_t start = ++i; /* past the '/' */
-        size_t dots = 0;
-        bool encoded = false, only_dots = true;
+        i++; /* past the separator */
+        size_t dots = 0, chars = 0;
+        bool encoded = false, only_dots = true, hidden_end = false;
         while (i < len && target[i] != '/' && target[i] != '?') {
+            size_t sep = hidden_separator(target, i, len);
+            if (sep > 0) {
+                hidden_end = true;
+                i += sep - 1; /* the loop's i++ steps past the rest */
+                break;
+            }
+            chars++;
             if (target[i] == '.') {
                 dots++;
                 i++;
@@ -320,8 +342,9 @@ static bool encoded_dot_segment(const char *target, size_t len)
                 i++;
             }
         }
-        if (encoded && only_dots && i > start && dots <= 2)
+        if (only_dots && chars > 0 && dots <= 2 && (encoded || hidden_start || hidden_end))
             return true;
+        hidden_start = hidden_end;
     }
     return false;
 }
@@ -342,7 +365,7 @@ static cp_err join_origin_form(const struct origin *o, const char *target, char 
         *out = url;
         return CP_OK;
     }
-    if (o->base_path[0] != '\0' && encoded_dot_segment(target, tlen)) {
+    if (o->base_path[0] != '\0' && hidden_dot_segment(target, tlen)) {
         free(url);
         return CP_ERR_BAD_TARGET;
     }

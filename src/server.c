@@ -413,8 +413,15 @@ static bool on_head(void *arg, struct fetch_result *res)
      * will be kept whole (a length known and within the limit: nothing is dropped
      * under a slower reader). Later ones wait for the end and find it stored. */
     if (c->leader && relay_keeping(relay) && length >= 0 &&
-        (uint64_t)length <= srv->cfg->max_object_size)
+        (uint64_t)length <= srv->cfg->max_object_size) {
         collapse_release(srv->collapse, c->key, share_stream, c);
+    } else if (c->leader && (!relay_keeping(relay) ||
+                             (length >= 0 && (uint64_t)length > srv->cfg->max_object_size))) {
+        /* It will not be stored: waiting for its end would only hold the waiters
+         * behind this client's pace. They go to the origin on their own now. */
+        c->leader = false;
+        collapse_finish(srv->collapse, c->key, wake_collapsed, false, time(NULL));
+    }
     return true;
 }
 

@@ -1612,18 +1612,10 @@ cp_err store_clear(const char *dir, size_t *entries, uint64_t *bytes)
         return CP_ERR_CACHE_DIR;
     }
 
-    /* The generation goes up first: a running server that writes an entry while the
-     * files are being removed writes it with the old generation, and the next load
-     * skips it, so nothing from before the clear comes back. */
-    _Atomic uint64_t *gen;
-    cp_err err = map_generation(dir, &gen);
-    if (err != CP_OK)
-        return err;
-    uint64_t old_gen = atomic_fetch_add(gen, 1);
-    if (msync((void *)gen, (size_t)GEN_SIZE, MS_SYNC) != 0)
-        log_warn("cannot sync %s/%s: %s", dir, GEN_FILE, strerror(errno));
-    munmap((void *)gen, (size_t)GEN_SIZE);
-
+    /* The segments to remove are listed before the generation goes up: a running
+     * server that sees the new generation starts a segment of its own for what it
+     * stores from then on, which must survive the clear. */
+    cp_err err = CP_OK;
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d = dfd >= 0 ? opendir(dir) : NULL;
     if (d == NULL) {
@@ -1634,7 +1626,6 @@ cp_err store_clear(const char *dir, size_t *entries, uint64_t *bytes)
     }
     struct seg_list segs = {0};
     struct dirent *de;
-    err = CP_OK;
     while ((de = readdir(d)) != NULL) {
         const char *name = de->d_name;
         uint64_t seq;
@@ -1657,6 +1648,21 @@ cp_err store_clear(const char *dir, size_t *entries, uint64_t *bytes)
     closedir(d);
     if (segs.n > 1)
         qsort(segs.v, segs.n, sizeof *segs.v, by_seq);
+
+    /* Then the generation goes up, before anything is removed: a running server that
+     * writes an entry meanwhile writes it with the old generation, and the next load
+     * skips it, so nothing from before the clear comes back. */
+    _Atomic uint64_t *gen;
+    cp_err gerr = map_generation(dir, &gen);
+    if (gerr != CP_OK) {
+        free(segs.v);
+        close(dfd);
+        return gerr;
+    }
+    uint64_t old_gen = atomic_fetch_add(gen, 1);
+    if (msync((void *)gen, (size_t)GEN_SIZE, MS_SYNC) != 0)
+        log_warn("cannot sync %s/%s: %s", dir, GEN_FILE, strerror(errno));
+    munmap((void *)gen, (size_t)GEN_SIZE);
 
     /* Counted before removed, oldest first, so that replaced and removed records are
      * not counted. A count that runs out of memory is a low count, not a failed clear. */

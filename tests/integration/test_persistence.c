@@ -8,6 +8,9 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -369,6 +372,77 @@ static void test_clear_cache_reaches_running_server(void **state)
     assert_int_equal(hx_proxy_stop(p), 0);
 }
 
+/* Misses sent one after another until told to stop, counting those answered. */
+struct loader {
+    uint16_t port;
+    atomic_int done;
+    atomic_int next;
+    atomic_bool stop;
+};
+
+static void *load_misses(void *arg)
+{
+    struct loader *l = arg;
+    for (int i = atomic_fetch_add(&l->next, 1); i < 100000 && !atomic_load(&l->stop);
+         i = atomic_fetch_add(&l->next, 1)) {
+        char path[64];
+        snprintf(path, sizeof path, "/cache/load-%d", i);
+        struct hresp r;
+        if (hx_get(l->port, path, NULL, &r) == 0)
+            hresp_free(&r);
+        atomic_fetch_add(&l->done, 1);
+    }
+    return NULL;
+}
+
+/* A clear while the server stores responses: what the server stores after it has seen
+ * the clear goes to a segment of its own that the clear does not remove (the clear
+ * used to list the directory after raising the generation, and so removed that
+ * segment too, and every later entry was lost at the next start). */
+static void test_clear_during_stores_keeps_later_entries(void **state)
+{
+    struct hx *h = *state;
+    char dir[512];
+    hx_fresh_dir(h, dir, sizeof dir);
+    struct proxy *p = hx_proxy_start(h, orig_url(h->origin), dir, NULL);
+    assert_non_null(p);
+    const char *argv[] = { hx_proxy_path(), "--clear-cache", "--cache-dir", dir, NULL };
+    for (int round = 0; round < 5; round++) {
+        struct loader l = { .port = p->port };
+        atomic_init(&l.done, 0);
+        atomic_init(&l.next, round * 10000);
+        atomic_init(&l.stop, false);
+        pthread_t t[4];
+        for (int k = 0; k < 4; k++)
+            assert_int_equal(pthread_create(&t[k], NULL, load_misses, &l), 0);
+        while (atomic_load(&l.done) < 200)
+            sleep_ms(1);
+        int st = hx_run(argv, 10.0, NULL, NULL);
+        atomic_store(&l.stop, true);
+        for (int k = 0; k < 4; k++)
+            pthread_join(t[k], NULL);
+        assert_int_equal(st, 0);
+        char path[64];
+        snprintf(path, sizeof path, "/cache/after-clear-%d", round);
+        struct hresp r;
+        assert_int_equal(hx_get(p->port, path, NULL, &r), 0);
+        assert_int_equal(r.status, 200);
+        hresp_free(&r);
+        /* Its record reaches a segment that is still in the directory. */
+        double end = hx_now() + 5.0;
+        while (!has_record(dir, path) && hx_now() < end)
+            sleep_ms(20);
+        if (!has_record(dir, path))
+            fail_msg("round %d: %s was stored after the clear, but not in any segment", round,
+                     path);
+    }
+    assert_int_equal(hx_proxy_stop(p), 0);
+    p = start_loaded(h, dir);
+    assert_non_null(p);
+    get_expect(p, "/cache/after-clear-4", "HIT", "path=/cache/after-clear-4 n=1\n");
+    assert_int_equal(hx_proxy_stop(p), 0);
+}
+
 static void test_clear_cache_without_server(void **state)
 {
     struct hx *h = *state;
@@ -556,6 +630,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_large_bodies_restart_and_bound, hx_setup,
                                         hx_teardown),
         cmocka_unit_test_setup_teardown(test_clear_cache_reaches_running_server, hx_setup,
+                                        hx_teardown),
+        cmocka_unit_test_setup_teardown(test_clear_during_stores_keeps_later_entries, hx_setup,
                                         hx_teardown),
         cmocka_unit_test_setup_teardown(test_clear_cache_without_server, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_truncated_segment_tail, hx_setup, hx_teardown),

@@ -52,6 +52,18 @@ bool http_parse_uint(const char *s, int64_t *out)
     return s != NULL && parse_digits(s, strlen(s), false, INT64_MAX / 2, out);
 }
 
+bool http_request_coding_ok(const struct hdrs *request)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < request->n; i++) {
+        if (strcasecmp(request->v[i].name, "Transfer-Encoding") != 0)
+            continue;
+        if (++n > 1 || strcasecmp(request->v[i].value, "chunked") != 0)
+            return false;
+    }
+    return true;
+}
+
 bool http_request_fields_ok(const struct hdrs *request)
 {
     int64_t length = -1;

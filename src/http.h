@@ -75,4 +75,10 @@ int64_t http_field_uint(const struct hdrs *h, const char *name);
  * frames the request as the proxy did. False: the request is to be answered 400. */
 bool http_request_fields_ok(const struct hdrs *request);
 
+/* Whether the request's body, if any, is framed in a way the front end reads: no
+ * Transfer-Encoding, or a single one that is exactly "chunked" (any case). Any other
+ * coding or list is to be answered 501 (RFC 9112 6.1): the front end would wait for a
+ * body it cannot delimit. */
+bool http_request_coding_ok(const struct hdrs *request);
+
 #endif

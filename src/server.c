@@ -782,6 +782,8 @@ static enum MHD_Result begin(struct request *rq, const char *method)
         return refuse_oversized(rq);
     if (!http_request_fields_ok(&rq->headers))
         return respond_text(rq, 400, "Bad Request: malformed header field");
+    if (!http_request_coding_ok(&rq->headers))
+        return respond_text(rq, 501, "Not Implemented: a transfer coding other than chunked");
     if (strcmp(method, "CONNECT") == 0)
         return respond_text(rq, 405, "Method Not Allowed: this is not a forward proxy");
     char self[80] = "";

@@ -114,7 +114,7 @@ static void test_no_fields_of_libcurl_own(void **state)
  * and never forwarded: a field name with whitespace before the colon (an origin that
  * reads "Transfer-Encoding : chunked" as chunked would take the rest of the body for
  * the next request on the connection, whose answer the proxy would then store), and
- * Content-Length fields that disagree. */
+ * Content-Length fields that disagree; a transfer coding other than chunked gets 501. */
 static void test_ambiguous_framing_refused(void **state)
 {
     struct hx *h = *state;
@@ -135,6 +135,19 @@ static void test_ambiguous_framing_refused(void **state)
         assert_non_null(resp);
         if (strncmp(resp, "HTTP/1.1 400", 12) != 0)
             fail_msg("request %zu answered: %.60s", i, resp);
+        free(resp);
+    }
+    /* A transfer coding the front end cannot delimit gets 501 at once, instead of a
+     * wait for a body that never ends. */
+    static const char *const codings[] = {"gzip", "identity", "gzip, chunked", "chunked, chunked"};
+    for (size_t i = 0; i < sizeof codings / sizeof codings[0]; i++) {
+        char req[256];
+        snprintf(req, sizeof req, "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: %s\r\n"
+                 "Connection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n", codings[i]);
+        char *resp = hx_raw(p->port, req, NULL);
+        assert_non_null(resp);
+        if (strncmp(resp, "HTTP/1.1 501", 12) != 0)
+            fail_msg("Transfer-Encoding: %s answered: %.60s", codings[i], resp);
         free(resp);
     }
     assert_int_equal(orig_total(h->origin), before);

@@ -618,6 +618,37 @@ static void test_request_fields_ok(void **state)
     }
 }
 
+static void test_request_coding_ok(void **state)
+{
+    (void)state;
+    static const char *const good[] = {"chunked", "Chunked", "CHUNKED"};
+    static const char *const bad[] = {"gzip", "identity", "gzip, chunked", "chunked, chunked",
+                                      "chunked;x=1", "", "xchunked"};
+    struct hdrs h;
+    hdrs_init(&h);
+    assert_int_equal(hdrs_add(&h, "Host", "a"), CP_OK);
+    assert_true(http_request_coding_ok(&h)); /* no Transfer-Encoding at all */
+    hdrs_free(&h);
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        hdrs_init(&h);
+        assert_int_equal(hdrs_add(&h, "transfer-encoding", good[i]), CP_OK);
+        assert_true(http_request_coding_ok(&h));
+        hdrs_free(&h);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        hdrs_init(&h);
+        assert_int_equal(hdrs_add(&h, "Transfer-Encoding", bad[i]), CP_OK);
+        if (http_request_coding_ok(&h))
+            fail_msg("accepted Transfer-Encoding: %s", bad[i]);
+        hdrs_free(&h);
+    }
+    hdrs_init(&h); /* two fields, each fine alone */
+    assert_int_equal(hdrs_add(&h, "Transfer-Encoding", "chunked"), CP_OK);
+    assert_int_equal(hdrs_add(&h, "Transfer-Encoding", "chunked"), CP_OK);
+    assert_false(http_request_coding_ok(&h));
+    hdrs_free(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -648,6 +679,7 @@ int main(void)
         cmocka_unit_test(test_vary_unambiguous),
         cmocka_unit_test(test_parse_uint),
         cmocka_unit_test(test_request_fields_ok),
+        cmocka_unit_test(test_request_coding_ok),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

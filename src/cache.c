@@ -448,7 +448,12 @@ static cp_err insert(struct cache *c, struct entry *e, bool loaded)
             break;
         }
     }
-    if (old == NULL) {
+    if (old == NULL && s->n >= CACHE_MAX_VARIANTS) {
+        /* The oldest variant makes room; it goes as a replaced one would. */
+        old = s->variants[0];
+        memmove(&s->variants[0], &s->variants[1], (s->n - 1) * sizeof *s->variants);
+        s->variants[s->n - 1] = n;
+    } else if (old == NULL) {
         if (s->n == s->cap) {
             size_t cap = s->cap ? s->cap * 2 : 2;
             struct node **v = realloc(s->variants, cap * sizeof *v);

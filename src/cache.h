@@ -55,9 +55,13 @@ uint64_t cache_generation(struct cache *c);
 struct entry *cache_lookup(struct cache *c, const char *key, const struct hdrs *request,
                            bool *uri_known);
 
+/* Variants kept of one URL: a lookup compares each, so past this many a new variant
+ * replaces the oldest, and a client that varies a field without end costs no more. */
+#define CACHE_MAX_VARIANTS 32
+
 /* Stores `e` (the cache takes its own reference), replacing a variant with the same
- * key and vary_key, then evicts other entries until the bound holds again (never the
- * entry this call stores). An entry of an older generation is refused with
+ * key and vary_key (or, when the key has CACHE_MAX_VARIANTS, the oldest of them), then
+ * evicts other entries until the bound holds again (never the entry this call stores). An entry of an older generation is refused with
  * CP_ERR_STALE_GEN, one whose cache_entry_size() exceeds max_bytes with
  * CP_ERR_TOO_LARGE; returns CP_ERR_NOMEM on allocation failure. On any failure the
  * cache is left as it was. Evicted entries stay valid for whoever holds a reference. */

@@ -220,6 +220,52 @@ static void test_vary_variants(void **state)
     cache_free(c);
 }
 
+/* A URL keeps at most CACHE_MAX_VARIANTS variants: each new one past that replaces
+ * the oldest, so lookups stay bounded however many values a client sends. */
+static void test_variants_bounded(void **state)
+{
+    (void)state;
+    struct cache *c;
+    assert_int_equal(cache_new(NULL, 0, &c), CP_OK);
+    const int total = CACHE_MAX_VARIANTS + 8;
+    for (int i = 0; i < total; i++) {
+        struct hdrs rq;
+        hdrs_init(&rq);
+        char v[16], body[16];
+        snprintf(v, sizeof v, "%d", i);
+        snprintf(body, sizeof body, "body-%d", i);
+        hdrs_add(&rq, "X-V", v);
+        struct entry *e = make_entry("http://o/many", "X-V", &rq, body, 0);
+        assert_int_equal(cache_insert(c, e), CP_OK);
+        entry_unref(e);
+        hdrs_free(&rq);
+        assert_true(cache_count(c) <= CACHE_MAX_VARIANTS);
+    }
+    assert_int_equal(cache_count(c), CACHE_MAX_VARIANTS);
+    size_t expect_bytes = 0;
+    for (int i = 0; i < total; i++) {
+        struct hdrs rq;
+        hdrs_init(&rq);
+        char v[16], body[16];
+        snprintf(v, sizeof v, "%d", i);
+        snprintf(body, sizeof body, "body-%d", i);
+        hdrs_add(&rq, "X-V", v);
+        struct entry *got = cache_lookup(c, "http://o/many", &rq, NULL);
+        if (i < total - CACHE_MAX_VARIANTS) {
+            assert_null(got); /* the oldest went */
+        } else {
+            assert_non_null(got);
+            assert_int_equal(got->body_len, strlen(body));
+            assert_memory_equal(got->body, body, strlen(body));
+            expect_bytes += cache_entry_size(got);
+            entry_unref(got);
+        }
+        hdrs_free(&rq);
+    }
+    assert_int_equal(cache_bytes(c), expect_bytes);
+    cache_free(c);
+}
+
 static void test_generation_change_empties(void **state)
 {
     (void)state;
@@ -719,6 +765,7 @@ int main(void)
         cmocka_unit_test(test_replace_same_variant),
         cmocka_unit_test(test_older_does_not_replace_newer),
         cmocka_unit_test(test_vary_variants),
+        cmocka_unit_test(test_variants_bounded),
         cmocka_unit_test(test_generation_change_empties),
         cmocka_unit_test(test_concurrent_use),
         cmocka_unit_test(test_entry_size),

@@ -241,6 +241,9 @@ static enum MHD_Result respond(struct request *rq, struct entry *e, int64_t head
         len = 0;
         err = cond_304_fields(&e->headers, &fields);
         src = &fields;
+        /* libmicrohttpd gives a 304 a Content-Length whatever it holds: that of the 200
+         * it stands for is the one value allowed (RFC 9110 8.6), never 0. */
+        head_length = (int64_t)e->body_len;
     } else if (from_cache && is_method(rq, "GET") && hdrs_get(&rq->headers, "Range")) {
         struct range r = range_select(&rq->headers, &e->headers, e->body_len);
         if (r.kind != RANGE_FULL) {

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "bytes.h"
+#include "http.h"
 #include "log.h"
 #include "sockwatch.h"
 
@@ -47,6 +48,7 @@ struct job {
     int hops;              /* redirects followed so far */
     size_t head_bytes;     /* of the current response's fields, for opts.max_head */
     bool head_too_large;   /* ...went past it: the transfer was stopped */
+    bool bad_length;       /* the final response's length was ambiguous: stopped */
     struct timespec start; /* for the whole-transfer timeout across hops */
 };
 
@@ -215,6 +217,10 @@ static size_t on_header(char *buf, size_t size, size_t n, void *arg)
     if (len == 0) {
         /* The end of a header block: if it is the final response's, tell the sink. */
         j->fields_done = j->res.status >= 200;
+        if (j->fields_done && !http_response_length_ok(&j->res.headers)) {
+            j->bad_length = true; /* the body could end anywhere: nothing of it goes on */
+            return 0;
+        }
         if (j->sink != NULL && !j->head_sent && j->res.status >= 200) {
             char *next = redirect_target(j->f, j);
             if (next == NULL) {
@@ -527,7 +533,9 @@ static void on_transfer_done(struct fetcher *f, CURL *easy, CURLcode rc)
             j->body_cap = j->res.body_len;
         }
     }
-    cp_err err = j->head_too_large ? CP_ERR_ORIGIN_HEAD_TOO_LARGE : map_curl_error(rc);
+    cp_err err = j->head_too_large ? CP_ERR_ORIGIN_HEAD_TOO_LARGE
+                 : j->bad_length ? CP_ERR_ORIGIN_PROTOCOL
+                                 : map_curl_error(rc);
     if (err == CP_OK) {
         cp_err rerr;
         if (job_redirect(f, j, &rerr)) {

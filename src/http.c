@@ -64,9 +64,25 @@ bool http_request_coding_ok(const struct hdrs *request)
     return true;
 }
 
-bool http_request_fields_ok(const struct hdrs *request)
+/* Whether every Content-Length of `h` holds the same decimal number, short of the
+ * saturation of http_parse_uint. */
+static bool lengths_agree(const struct hdrs *h)
 {
     int64_t length = -1;
+    for (size_t i = 0; i < h->n; i++) {
+        if (strcasecmp(h->v[i].name, "Content-Length") != 0)
+            continue;
+        int64_t n;
+        if (!http_parse_uint(h->v[i].value, &n) || n >= INT64_MAX / 2 ||
+            (length >= 0 && n != length))
+            return false;
+        length = n;
+    }
+    return true;
+}
+
+bool http_request_fields_ok(const struct hdrs *request)
+{
     for (size_t i = 0; i < request->n; i++) {
         const char *name = request->v[i].name;
         if (name[0] == '\0')
@@ -74,14 +90,13 @@ bool http_request_fields_ok(const struct hdrs *request)
         for (const char *c = name; *c; c++)
             if (!is_tchar((unsigned char)*c))
                 return false;
-        if (strcasecmp(name, "Content-Length") == 0) {
-            int64_t n;
-            if (!http_parse_uint(request->v[i].value, &n) || (length >= 0 && n != length))
-                return false;
-            length = n;
-        }
     }
-    return true;
+    return lengths_agree(request);
+}
+
+bool http_response_length_ok(const struct hdrs *response)
+{
+    return hdrs_get(response, "Transfer-Encoding") != NULL || lengths_agree(response);
 }
 
 int64_t http_field_uint(const struct hdrs *h, const char *name)

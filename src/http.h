@@ -75,6 +75,11 @@ int64_t http_field_uint(const struct hdrs *h, const char *name);
  * frames the request as the proxy did. False: the request is to be answered 400. */
 bool http_request_fields_ok(const struct hdrs *request);
 
+/* Whether a response's length is unambiguous: under a Transfer-Encoding (which wins)
+ * anything goes; otherwise every Content-Length holds the same decimal number, below
+ * 2^62. False: the origin's response is not to be passed on or stored (502). */
+bool http_response_length_ok(const struct hdrs *response);
+
 /* Whether the request's body, if any, is framed in a way the front end reads: no
  * Transfer-Encoding, or a single one that is exactly "chunked" (any case). Any other
  * coding or list is to be answered 501 (RFC 9112 6.1): the front end would wait for a

@@ -361,6 +361,31 @@ static void test_large_heads_answered(void **state)
     rawo_stop(o);
 }
 
+/* An origin's response whose length is ambiguous (Content-Length fields that disagree,
+ * or one that is not a plain number) gets the client a 502 and is not stored: where
+ * its body ends is anyone's guess. */
+static void test_ambiguous_length_refused(void **state)
+{
+    struct hx *h = *state;
+    static const char *const answers[] = {
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n"
+        "Cache-Control: max-age=60\r\n\r\nhelloxx",
+        "HTTP/1.1 200 OK\r\nContent-Length: 0x10\r\nCache-Control: max-age=60\r\n\r\n"
+        "0123456789abcdef",
+    };
+    for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++) {
+        struct rawo *o = rawo_start(answers[i]);
+        assert_non_null(o);
+        struct proxy *p = hx_proxy_start(h, rawo_url(o), NULL, NULL);
+        assert_non_null(p);
+        get_expect(p->port, "/ambiguous", 0, 502, "502 Bad Gateway");
+        get_expect(p->port, "/ambiguous", 0, 502, "502 Bad Gateway");
+        assert_int_equal(rawo_requests(o), 2);
+        assert_int_equal(hx_proxy_stop(p), 0);
+        rawo_stop(o);
+    }
+}
+
 /* Fields in a chunked body's trailer are not the response's: they are neither passed
  * on nor stored nor acted on. A trailer Location does not make the proxy follow a
  * redirect it has already passed on, and a trailer Cache-Control does not change
@@ -930,6 +955,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_folded_field_joined, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_trailer_fields_ignored, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_large_heads_answered, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_ambiguous_length_refused, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_unsafe_methods_forwarded_and_bypassed, hx_setup,
                                         hx_teardown),
         cmocka_unit_test_setup_teardown(test_echo_round_trip_binary, hx_setup, hx_teardown),

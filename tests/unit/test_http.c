@@ -649,6 +649,34 @@ static void test_request_coding_ok(void **state)
     hdrs_free(&h);
 }
 
+static void test_response_length_ok(void **state)
+{
+    (void)state;
+    static const char *const cases[][5] = {
+        /* name, value, name, value, verdict */
+        {"Content-Length", "5", "Content-Length", "5", "ok"},
+        {"Content-Length", "0", "Server", "x", "ok"},
+        {"Server", "x", "ETag", "\"a\"", "ok"},
+        {"Content-Length", "5", "Content-Length", "7", "bad"},
+        {"Content-Length", "0x10", "Server", "x", "bad"},
+        {"Content-Length", "99999999999999999999", "Server", "x", "bad"},
+        {"Content-Length", "", "Server", "x", "bad"},
+        {"Content-Length", "5", "Transfer-Encoding", "chunked", "ok"}, /* chunked wins */
+        {"Content-Length", "junk", "Transfer-Encoding", "chunked", "ok"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct hdrs h;
+        hdrs_init(&h);
+        assert_int_equal(hdrs_add(&h, cases[i][0], cases[i][1]), CP_OK);
+        assert_int_equal(hdrs_add(&h, cases[i][2], cases[i][3]), CP_OK);
+        bool want = strcmp(cases[i][4], "ok") == 0;
+        if (http_response_length_ok(&h) != want)
+            fail_msg("%s: %s / %s: %s: expected %s", cases[i][0], cases[i][1], cases[i][2],
+                     cases[i][3], cases[i][4]);
+        hdrs_free(&h);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -680,6 +708,7 @@ int main(void)
         cmocka_unit_test(test_parse_uint),
         cmocka_unit_test(test_request_fields_ok),
         cmocka_unit_test(test_request_coding_ok),
+        cmocka_unit_test(test_response_length_ok),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -222,6 +222,17 @@ static void test_vary_variants(void **state)
 
 /* A URL keeps at most CACHE_MAX_VARIANTS variants: each new one past that replaces
  * the oldest, so lookups stay bounded however many values a client sends. */
+/* The request that picks variant `i` of "http://o/many" (field X-V: i), and the body
+ * of that variant, in `body`. */
+static void variant_request(int i, struct hdrs *rq, char *body, size_t len)
+{
+    char v[16];
+    snprintf(v, sizeof v, "%d", i);
+    snprintf(body, len, "body-%d", i);
+    hdrs_init(rq);
+    assert_int_equal(hdrs_add(rq, "X-V", v), CP_OK);
+}
+
 static void test_variants_bounded(void **state)
 {
     (void)state;
@@ -230,11 +241,8 @@ static void test_variants_bounded(void **state)
     const int total = CACHE_MAX_VARIANTS + 8;
     for (int i = 0; i < total; i++) {
         struct hdrs rq;
-        hdrs_init(&rq);
-        char v[16], body[16];
-        snprintf(v, sizeof v, "%d", i);
-        snprintf(body, sizeof body, "body-%d", i);
-        hdrs_add(&rq, "X-V", v);
+        char body[16];
+        variant_request(i, &rq, body, sizeof body);
         struct entry *e = make_entry("http://o/many", "X-V", &rq, body, 0);
         assert_int_equal(cache_insert(c, e), CP_OK);
         entry_unref(e);
@@ -245,11 +253,8 @@ static void test_variants_bounded(void **state)
     size_t expect_bytes = 0;
     for (int i = 0; i < total; i++) {
         struct hdrs rq;
-        hdrs_init(&rq);
-        char v[16], body[16];
-        snprintf(v, sizeof v, "%d", i);
-        snprintf(body, sizeof body, "body-%d", i);
-        hdrs_add(&rq, "X-V", v);
+        char body[16];
+        variant_request(i, &rq, body, sizeof body);
         struct entry *got = cache_lookup(c, "http://o/many", &rq, NULL);
         if (i < total - CACHE_MAX_VARIANTS) {
             assert_null(got); /* the oldest went */

@@ -432,6 +432,12 @@ static bool on_data(void *arg, const unsigned char *p, size_t n)
 {
     struct call *c = arg;
     bool taken = relay_write(c->relay, p, n);
+    if (c->leader && !relay_keeping(c->relay)) {
+        /* Grown past --max-object-size with no length announced (on_head could not
+         * tell): it will not be stored, so the waiters go on their own (see on_head). */
+        c->leader = false;
+        collapse_finish(c->srv->collapse, c->key, wake_collapsed, false, time(NULL));
+    }
     if (taken)
         c->received += n;
     if (c->length < 0 || c->received < (uint64_t)c->length)

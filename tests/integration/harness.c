@@ -534,12 +534,13 @@ static ssize_t produce(void *cls, uint64_t pos, char *buf, size_t max)
 }
 
 static enum MHD_Result send_produced(struct oconn *oc, struct MHD_Connection *c, struct orig *o,
-                                     uint64_t total, unsigned pause_ms)
+                                     uint64_t total, unsigned pause_ms, bool chunked)
 {
     struct produced *p = xmalloc(sizeof *p);
     *p = (struct produced){ .o = o, .total = total, .pause_ms = pause_ms };
     oc->status = 200;
-    struct MHD_Response *r = MHD_create_response_from_callback(total, 64 * 1024, produce, p, free);
+    struct MHD_Response *r = MHD_create_response_from_callback(
+        chunked ? MHD_SIZE_UNKNOWN : total, 64 * 1024, produce, p, free);
     if (r == NULL) {
         free(p);
         return MHD_NO;
@@ -922,10 +923,12 @@ static enum MHD_Result answer(struct orig *o, struct oconn *oc, struct MHD_Conne
     if (has_prefix(path, "/trickle/")) { /* /trickle/<pieces of 1 KiB>/<ms between> */
         unsigned pieces = 0, ms = 0;
         sscanf(path + 9, "%u/%u", &pieces, &ms);
-        return send_produced(oc, c, o, (uint64_t)pieces * 1024, ms ? ms : 1);
+        return send_produced(oc, c, o, (uint64_t)pieces * 1024, ms ? ms : 1, false);
     }
     if (has_prefix(path, "/huge/")) /* /huge/<bytes>, made as it is sent */
-        return send_produced(oc, c, o, strtoull(path + 6, NULL, 10), 0);
+        return send_produced(oc, c, o, strtoull(path + 6, NULL, 10), 0, false);
+    if (has_prefix(path, "/hugechunked/")) /* the same, chunked: no length up front */
+        return send_produced(oc, c, o, strtoull(path + 13, NULL, 10), 0, true);
     if (strcmp(path, "/xcache") == 0) {
         static const char *const f[] = { "X-Cache", "FROM-ORIGIN", "Cache-Control", "max-age=60",
                                          NULL };

@@ -63,7 +63,8 @@ unsigned orig_total(struct orig *o);
 unsigned orig_connections(struct orig *o);
 /* hx_now() when the last /trickle/<pieces>/<ms> answer sent its last byte (0: none).
  * /trickle sends 1 KiB pieces of hx_pattern, each after <ms>; /huge/<bytes>
- * sends that many bytes of it at once, made as they go (never held in memory). */
+ * sends that many bytes of it at once, made as they go (never held in memory), and
+ * /hugechunked/<bytes> the same without a Content-Length (chunked). */
 double orig_trickle_done(struct orig *o);
 /* Sets the Location of /redirect-other (copied). */
 void orig_set_redirect_other(struct orig *o, const char *location);

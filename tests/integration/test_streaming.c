@@ -241,9 +241,8 @@ static void test_slow_clients_leave_mid_stream(void **state)
 /* A client that reads nothing of a body too large to keep holds nobody else up: a
  * request for the same URL meanwhile does not wait for that fetch to end (it would
  * not be stored anyway) but gets the body from the origin on its own. */
-static void test_stalled_client_holds_nobody(void **state)
+static void stalled_client(struct hx *h, const char *path)
 {
-    struct hx *h = *state;
     const char *const extra[] = { "--max-object-size", "1M", NULL };
     struct proxy *p = hx_proxy_start(h, orig_url(h->origin), NULL, extra);
     assert_non_null(p);
@@ -254,20 +253,33 @@ static void test_stalled_client_holds_nobody(void **state)
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(p->port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    static const char req[] = "GET /huge/8000000 HTTP/1.1\r\nHost: x\r\n\r\n";
-    assert_int_equal(send(fd, req, sizeof req - 1, 0), (ssize_t)(sizeof req - 1));
+    char req[128];
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+    assert_int_equal(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
     /* The stalled client's fetch is under way (and paused) once the origin has it. */
-    for (int i = 0; i < 200 && orig_count(h->origin, "/huge/8000000") < 1; i++)
+    for (int i = 0; i < 200 && orig_count(h->origin, path) < 1; i++)
         usleep(10000);
-    assert_int_equal(orig_count(h->origin, "/huge/8000000"), 1);
+    assert_int_equal(orig_count(h->origin, path), 1);
     struct watch w;
     char xc[32];
-    assert_int_equal(watched_get(p->port, "/huge/8000000", 0, &w, xc, sizeof xc), 200);
+    assert_int_equal(watched_get(p->port, path, 0, &w, xc, sizeof xc), 200);
     assert_int_equal(w.got, (uint64_t)8000000);
     assert_true(w.bytes_ok);
-    assert_int_equal(orig_count(h->origin, "/huge/8000000"), 2);
+    assert_int_equal(orig_count(h->origin, path), 2);
     close(fd);
     assert_int_equal(hx_proxy_stop(p), 0);
+}
+
+static void test_stalled_client_holds_nobody(void **state)
+{
+    stalled_client(*state, "/huge/8000000");
+}
+
+/* The same when the length is not known up front: the body is found too large to
+ * keep only as it arrives. */
+static void test_stalled_client_holds_nobody_chunked(void **state)
+{
+    stalled_client(*state, "/hugechunked/8000000");
 }
 
 int main(void)
@@ -284,6 +296,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_slow_clients_leave_mid_stream, hx_setup,
                                         hx_teardown),
         cmocka_unit_test_setup_teardown(test_stalled_client_holds_nobody, hx_setup,
+                                        hx_teardown),
+        cmocka_unit_test_setup_teardown(test_stalled_client_holds_nobody_chunked, hx_setup,
                                         hx_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -312,7 +312,8 @@ static size_t hidden_separator(const char *target, size_t i, size_t len)
 /* True if the target's path (its first `len` bytes, up to the query) has a dot
  * segment ("." or "..") that curl leaves alone but an origin that decodes before it
  * resolves would act on, and so climb out of the base path: one with a dot written
- * "%2e", or one next to a hidden separator ("..%2f", "..\\"). */
+ * "%2e", one next to a hidden separator ("..%2f", "..\\"), or one with path
+ * parameters ("..;x", which servers that strip them before resolving read as ".."). */
 static bool hidden_dot_segment(const char *target, size_t len)
 {
     size_t i = 0;
@@ -328,6 +329,8 @@ static bool hidden_dot_segment(const char *target, size_t len)
                 i += sep - 1; /* the loop's i++ steps past the rest */
                 break;
             }
+            if (target[i] == ';' && only_dots && chars > 0 && dots <= 2)
+                return true;
             chars++;
             if (target[i] == '.') {
                 dots++;

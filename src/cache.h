@@ -61,7 +61,8 @@ struct entry *cache_lookup(struct cache *c, const char *key, const struct hdrs *
 
 /* Stores `e` (the cache takes its own reference), replacing a variant with the same
  * key and vary_key (or, when the key has CACHE_MAX_VARIANTS, the oldest of them), then
- * evicts other entries until the bound holds again (never the entry this call stores). An entry of an older generation is refused with
+ * evicts other entries until the bound holds again (never the entry this call stores).
+ * An entry of an older generation is refused with
  * CP_ERR_STALE_GEN, one whose cache_entry_size() exceeds max_bytes with
  * CP_ERR_TOO_LARGE; returns CP_ERR_NOMEM on allocation failure. On any failure the
  * cache is left as it was. Evicted entries stay valid for whoever holds a reference. */

@@ -373,6 +373,17 @@ static void share_stream(void *waiter, void *arg)
     MHD_resume_connection(rq->conn);
 }
 
+/* Fetch thread: this fetch's response will not be stored. Waiting for its end would
+ * only hold the requests that wait on it to its client's pace: they go to the origin
+ * on their own now. */
+static void call_release_waiters(struct call *c)
+{
+    if (!c->leader)
+        return;
+    c->leader = false;
+    collapse_finish(c->srv->collapse, c->key, wake_collapsed, false, time(NULL));
+}
+
 /* Fetch thread: the final response's head is in. */
 static bool on_head(void *arg, struct fetch_result *res)
 {
@@ -418,12 +429,9 @@ static bool on_head(void *arg, struct fetch_result *res)
     if (c->leader && relay_keeping(relay) && length >= 0 &&
         (uint64_t)length <= srv->cfg->max_object_size) {
         collapse_release(srv->collapse, c->key, share_stream, c);
-    } else if (c->leader && (!relay_keeping(relay) ||
-                             (length >= 0 && (uint64_t)length > srv->cfg->max_object_size))) {
-        /* It will not be stored: waiting for its end would only hold the waiters
-         * behind this client's pace. They go to the origin on their own now. */
-        c->leader = false;
-        collapse_finish(srv->collapse, c->key, wake_collapsed, false, time(NULL));
+    } else if (!relay_keeping(relay) ||
+               (length >= 0 && (uint64_t)length > srv->cfg->max_object_size)) {
+        call_release_waiters(c);
     }
     return true;
 }
@@ -432,12 +440,9 @@ static bool on_data(void *arg, const unsigned char *p, size_t n)
 {
     struct call *c = arg;
     bool taken = relay_write(c->relay, p, n);
-    if (c->leader && !relay_keeping(c->relay)) {
-        /* Grown past --max-object-size with no length announced (on_head could not
-         * tell): it will not be stored, so the waiters go on their own (see on_head). */
-        c->leader = false;
-        collapse_finish(c->srv->collapse, c->key, wake_collapsed, false, time(NULL));
-    }
+    /* Grown past --max-object-size with no length announced: on_head could not tell. */
+    if (c->leader && !relay_keeping(c->relay))
+        call_release_waiters(c);
     if (taken)
         c->received += n;
     if (c->length < 0 || c->received < (uint64_t)c->length)

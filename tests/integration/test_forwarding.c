@@ -110,6 +110,39 @@ static void test_no_fields_of_libcurl_own(void **state)
     }
 }
 
+static int raw_status(const char *resp)
+{
+    int status = -1;
+    if (resp == NULL || sscanf(resp, "HTTP/1.%*d %d", &status) != 1)
+        return -1;
+    return status;
+}
+
+/* Sends `req` raw and expects `status`; shows the first lines of the answer if not. */
+static void expect_raw_status(uint16_t port, const char *req, int status)
+{
+    char *resp = hx_raw(port, req, NULL);
+    assert_non_null(resp);
+    int got = raw_status(resp);
+    char shown[600];
+    snprintf(shown, sizeof shown, "%s", resp);
+    free(resp);
+    if (got != status) {
+        const char *end = strstr(req, "\r\nConnection");
+        fail_msg("%.*s\nwant %d, got:\n%s", end ? (int)(end - req) : (int)strlen(req), req,
+                 status, shown);
+    }
+}
+
+/* The proxy still answers an ordinary request (for `path`) with 200. */
+static void expect_serving(uint16_t port, const char *path)
+{
+    struct hresp r;
+    assert_int_equal(hx_get(port, path, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    hresp_free(&r);
+}
+
 /* A request the origin could frame otherwise than the proxy does is refused with 400
  * and never forwarded: a field name with whitespace before the colon (an origin that
  * reads "Transfer-Encoding : chunked" as chunked would take the rest of the body for
@@ -130,13 +163,8 @@ static void test_ambiguous_framing_refused(void **state)
         "GET /cache/spaced HTTP/1.1\r\nHost: a\r\nConnection : close\r\n\r\n",
     };
     unsigned before = orig_total(h->origin);
-    for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
-        char *resp = hx_raw(p->port, reqs[i], NULL);
-        assert_non_null(resp);
-        if (strncmp(resp, "HTTP/1.1 400", 12) != 0)
-            fail_msg("request %zu answered: %.60s", i, resp);
-        free(resp);
-    }
+    for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++)
+        expect_raw_status(p->port, reqs[i], 400);
     /* A transfer coding the front end cannot delimit gets 501 at once, instead of a
      * wait for a body that never ends. */
     static const char *const codings[] = {"gzip", "identity", "gzip, chunked", "chunked, chunked"};
@@ -144,17 +172,10 @@ static void test_ambiguous_framing_refused(void **state)
         char req[256];
         snprintf(req, sizeof req, "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: %s\r\n"
                  "Connection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n", codings[i]);
-        char *resp = hx_raw(p->port, req, NULL);
-        assert_non_null(resp);
-        if (strncmp(resp, "HTTP/1.1 501", 12) != 0)
-            fail_msg("Transfer-Encoding: %s answered: %.60s", codings[i], resp);
-        free(resp);
+        expect_raw_status(p->port, req, 501);
     }
     assert_int_equal(orig_total(h->origin), before);
-    struct hresp r;
-    assert_int_equal(hx_get(p->port, "/cache/after-refusals", NULL, &r), 0);
-    assert_int_equal(r.status, 200);
-    hresp_free(&r);
+    expect_serving(p->port, "/cache/after-refusals");
 }
 
 /* A field the client sends with an empty value reaches the origin, empty: an empty
@@ -864,30 +885,6 @@ static void test_uncacheable_waiters_fetch_themselves(void **state)
     assert_int_equal(orig_count(h->origin, "/nostore-slow"), 2 * N);
 }
 
-static int raw_status(const char *resp)
-{
-    int status = -1;
-    if (resp == NULL || sscanf(resp, "HTTP/1.%*d %d", &status) != 1)
-        return -1;
-    return status;
-}
-
-/* Sends `req` raw and expects `status`; shows the first lines of the answer if not. */
-static void expect_raw_status(uint16_t port, const char *req, int status)
-{
-    char *resp = hx_raw(port, req, NULL);
-    assert_non_null(resp);
-    int got = raw_status(resp);
-    char shown[600];
-    snprintf(shown, sizeof shown, "%s", resp);
-    free(resp);
-    if (got != status) {
-        const char *end = strstr(req, "\r\nConnection");
-        fail_msg("%.*s\nwant %d, got:\n%s", end ? (int)(end - req) : (int)strlen(req), req,
-                 status, shown);
-    }
-}
-
 static void test_not_an_open_proxy(void **state)
 {
     struct hx *h = *state;
@@ -906,10 +903,7 @@ static void test_not_an_open_proxy(void **state)
     assert_int_equal(orig_total(h->origin), before);
 
     /* The proxy is still serving ordinary requests afterwards. */
-    struct hresp r;
-    assert_int_equal(hx_get(p->port, "/cache/after", NULL, &r), 0);
-    assert_int_equal(r.status, 200);
-    hresp_free(&r);
+    expect_serving(p->port, "/cache/after");
 }
 
 /* RFC 9112 3.2.2: a server accepts the absolute-form; naming the proxy itself it is the

@@ -19,7 +19,7 @@
 #include "entry.h"
 #include "error.h"
 
-#define DISKFMT_VERSION 2u   /* 1: one entry per file, no removal records */
+#define DISKFMT_VERSION 3u   /* 2: keys without the Host; 1: one entry per file */
 #define DISKFMT_HEAD_LEN 48u /* bytes of the fixed header */
 
 /* Kind 2 came with format version 2, which was never released without it. */

@@ -14,7 +14,7 @@
 
 struct entry {
     atomic_int refs;
-    char *key;            /* primary key: the origin URL of the request */
+    char *key;            /* primary key: origin URL and Host (url_cache_key) */
     char *vary_key;       /* secondary key (http_vary_key), "" when no Vary */
     int status;
     struct hdrs headers;  /* end-to-end response fields as the origin sent them */

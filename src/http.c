@@ -81,8 +81,38 @@ static bool lengths_agree(const struct hdrs *h)
     return true;
 }
 
+/* Whether `c` may stand in a URI host outside brackets: unreserved, sub-delims, and
+ * the '%' of pct-encoded (RFC 3986 3.2.2). */
+static bool is_host_char(unsigned char c)
+{
+    return (isalnum(c) && c < 0x80) || (c != '\0' && strchr("-._~!$&'()*+,;=%", c) != NULL);
+}
+
+/* Whether `v` is a Host field value: uri-host [":" port] (RFC 9110 7.2): an IP literal
+ * in brackets, or a name or IPv4 address, then an optional port of digits. Empty is
+ * allowed (a target without authority). */
+static bool host_value_ok(const char *v)
+{
+    const unsigned char *p = (const unsigned char *)v;
+    if (*p == '[') {
+        for (p++; *p != ']'; p++)
+            if (*p != ':' && !is_host_char(*p))
+                return false; /* includes the end of the string */
+        p++;
+    } else {
+        for (; *p != '\0' && *p != ':'; p++)
+            if (!is_host_char(*p))
+                return false;
+    }
+    if (*p == ':')
+        for (p++; isdigit(*p); p++)
+            ;
+    return *p == '\0';
+}
+
 bool http_request_fields_ok(const struct hdrs *request)
 {
+    size_t hosts = 0;
     for (size_t i = 0; i < request->n; i++) {
         const char *name = request->v[i].name;
         if (name[0] == '\0')
@@ -90,6 +120,8 @@ bool http_request_fields_ok(const struct hdrs *request)
         for (const char *c = name; *c; c++)
             if (!is_tchar((unsigned char)*c))
                 return false;
+        if (strcasecmp(name, "Host") == 0 && (++hosts > 1 || !host_value_ok(request->v[i].value)))
+            return false;
     }
     return lengths_agree(request);
 }

@@ -52,7 +52,8 @@ struct request {
     enum request_state state;
     char *target;          /* raw request target, as the client sent it */
     const char *method;    /* libmicrohttpd's copy, valid for the request's life */
-    char *url;             /* the origin URL: also the primary cache key */
+    char *url;             /* the origin URL */
+    char *key;             /* the primary cache key: url and Host (url_cache_key) */
     struct hdrs headers;   /* the client's fields */
     unsigned char *body;
     size_t body_len, body_cap;
@@ -73,6 +74,7 @@ static void request_free(struct request *rq)
 {
     free(rq->target);
     free(rq->url);
+    free(rq->key);
     hdrs_free(&rq->headers);
     free(rq->body);
     fetch_result_free(&rq->res);
@@ -397,7 +399,7 @@ static bool on_head(void *arg, struct fetch_result *res)
                                     res->response_time, &srv->up.popts);
     struct relay *relay = relay_new(storable ? srv->cfg->max_object_size : 0, STREAM_WINDOW,
                                     resume_transfer, c);
-    if (relay == NULL || (c->key = strdup(rq->url)) == NULL ||
+    if (relay == NULL || (c->key = strdup(rq->key)) == NULL ||
         hdrs_copy(&c->request, &rq->headers) != CP_OK ||
         hdrs_copy(&rq->res.headers, &res->headers) != CP_OK) {
         relay_unref(relay);
@@ -627,7 +629,7 @@ static enum MHD_Result fetch_or_wait(struct request *rq)
     /* Suspend before joining: the fetch waited on may end (and wake us) at once. */
     rq->state = RQ_WAITING;
     MHD_suspend_connection(rq->conn);
-    if (collapse_join(rq->srv->collapse, rq->url, rq, &rq->leader, time(NULL)))
+    if (collapse_join(rq->srv->collapse, rq->key, rq, &rq->leader, time(NULL)))
         return MHD_YES;
     return send_to_origin(rq, true);
 }
@@ -657,7 +659,7 @@ static enum MHD_Result finish(struct request *rq)
          * the URL as one to fetch side by side. */
         bool not_storable = rq->res.err == CP_OK && rq->res.status < 500 && !rq->outcome.stored;
         rq->leader = false;
-        collapse_finish(rq->srv->collapse, rq->url, wake_collapsed, !not_storable, time(NULL));
+        collapse_finish(rq->srv->collapse, rq->key, wake_collapsed, !not_storable, time(NULL));
     }
     return r;
 }
@@ -691,9 +693,10 @@ static enum MHD_Result answer_from_origin(struct request *rq)
         e = update_revalidated(&srv->up, rq->stored, &rq->headers, res, &stored);
         o->verdict = VERDICT_REVALIDATED;
     } else {
-        e = update_from_response(&srv->up, rq->url, rq->method, &rq->headers, res, &stored);
+        e = update_from_response(&srv->up, rq->key, rq->method, &rq->headers, res, &stored);
         if (!rq->lookup)
-            update_invalidate(&srv->up, rq->url, res->status, &res->headers);
+            update_invalidate(&srv->up, rq->url, hdrs_get(&rq->headers, "Host"), res->status,
+                              &res->headers);
     }
     if (e == NULL)
         return respond_text(rq, 500, "Internal Server Error");
@@ -719,7 +722,7 @@ static void look_up(struct request *rq)
 {
     struct server *srv = rq->srv;
     bool uri_known = false;
-    struct entry *e = update_lookup(&srv->up, rq->url, &rq->headers, &uri_known);
+    struct entry *e = update_lookup(&srv->up, rq->key, &rq->headers, &uri_known);
     rq->outcome = (struct cache_outcome){.verdict = VERDICT_MISS, .age = -1};
     if (e == NULL) {
         rq->outcome.fwd = uri_known ? "vary-miss" : "uri-miss";
@@ -809,6 +812,8 @@ static enum MHD_Result begin(struct request *rq, const char *method)
     }
     if (url_for_target(&srv->cfg->origin, rq->target, self, &rq->url) != CP_OK)
         return respond_text(rq, 400, "Bad Request: request target not allowed");
+    if (url_cache_key(rq->url, hdrs_get(&rq->headers, "Host"), &rq->key) != CP_OK)
+        return respond_text(rq, 500, "Internal Server Error");
     rq->lookup = policy_method_cacheable(method);
     if (rq->lookup)
         look_up(rq);

@@ -109,24 +109,30 @@ struct entry *update_revalidated(const struct updater *u, struct entry *stale,
     return e;
 }
 
-static void invalidate_one(const struct updater *u, const char *url)
+static void invalidate_one(const struct updater *u, const char *url, const char *host)
 {
-    size_t n = cache_remove(u->cache, url, NULL, NULL);
+    char *key = NULL;
+    if (url_cache_key(url, host, &key) != CP_OK) {
+        log_error("no memory to invalidate the stored responses of %s", url);
+        return;
+    }
+    size_t n = cache_remove(u->cache, key, NULL, NULL);
     if (n > 0)
-        log_debug("invalidated %zu stored response(s) of %s", n, url);
+        log_debug("invalidated %zu stored response(s) of %s", n, key);
     /* Every variant on disk goes, also those no longer (or not yet) in memory: evicted
      * from memory they would come back at the next start. (The store writes nothing
      * for a key it knows it does not hold.) */
     if (u->mirror)
-        mirror_remove_all(u->mirror, url);
+        mirror_remove_all(u->mirror, key);
+    free(key);
 }
 
-void update_invalidate(const struct updater *u, const char *url, int status,
+void update_invalidate(const struct updater *u, const char *url, const char *host, int status,
                        const struct hdrs *response)
 {
     if (status < 200 || status >= 400)
         return;
-    invalidate_one(u, url);
+    invalidate_one(u, url, host);
     static const char *const fields[] = {"Location", "Content-Location"};
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         const char *loc = hdrs_get(response, fields[i]);
@@ -134,7 +140,7 @@ void update_invalidate(const struct updater *u, const char *url, int status,
         /* Only URLs on the origin: another host's entries are not ours to drop (and
          * an attacker-chosen Location must not empty the cache of other hosts). */
         if (loc != NULL && url_resolve(url, loc, &abs) == CP_OK && url_on_origin(u->origin, abs))
-            invalidate_one(u, abs);
+            invalidate_one(u, abs, host);
         free(abs);
     }
 }
@@ -205,7 +211,7 @@ cp_err update_refresh(const struct updater *u, struct entry *stale, const struct
     if (hdrs_copy(&r->request, request) != CP_OK ||
         forward_request_headers(request, NULL, &fr.headers) != CP_OK ||
         cond_add_validators(&fr.headers, &stale->headers) != CP_OK ||
-        (fr.method = strdup("GET")) == NULL || (fr.url = strdup(stale->key)) == NULL) {
+        (fr.method = strdup("GET")) == NULL || url_of_key(stale->key, &fr.url) != CP_OK) {
         fetch_request_free(&fr);
         hdrs_free(&r->request);
         free(r);

@@ -42,10 +42,11 @@ struct entry *update_revalidated(const struct updater *u, struct entry *stale,
                                  const struct hdrs *request, const struct fetch_result *res,
                                  bool *stored);
 
-/* After an unsafe method on `url` answered with status `status` and fields
- * `response`: a 2xx or 3xx removes the stored entries of `url` and of the same-origin
- * URLs in Location and Content-Location (RFC 9111 section 4.4), from memory and disk. */
-void update_invalidate(const struct updater *u, const char *url, int status,
+/* After an unsafe method on `url` with Host `host` (NULL: none) answered with status
+ * `status` and fields `response`: a 2xx or 3xx removes the stored entries of `url` and
+ * of the same-origin URLs in Location and Content-Location (RFC 9111 section 4.4), for
+ * that Host, from memory and disk. */
+void update_invalidate(const struct updater *u, const char *url, const char *host, int status,
                        const struct hdrs *response);
 
 /* Looks in the cache, and while the disk mirror is still being loaded also in the

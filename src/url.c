@@ -447,6 +447,35 @@ cp_err url_for_target(const struct origin *o, const char *target, const char *se
     return err;
 }
 
+cp_err url_cache_key(const char *url, const char *host, char **out)
+{
+    if (host == NULL)
+        host = "";
+    size_t ul = strlen(url), hl = strlen(host);
+    char *k = malloc(ul + 1 + hl + 1);
+    if (k == NULL) {
+        *out = NULL;
+        return CP_ERR_NOMEM;
+    }
+    memcpy(k, url, ul);
+    k[ul] = ' ';
+    memcpy(k + ul + 1, host, hl + 1);
+    ascii_lower(k + ul + 1);
+    *out = k;
+    return CP_OK;
+}
+
+cp_err url_of_key(const char *key, char **out)
+{
+    *out = NULL;
+    const char *sp = strrchr(key, ' ');
+    if (sp == NULL || sp == key)
+        return CP_ERR_BAD_TARGET;
+    if ((*out = strndup(key, (size_t)(sp - key))) == NULL)
+        return CP_ERR_NOMEM;
+    return CP_OK;
+}
+
 cp_err url_resolve(const char *base, const char *location, char **out)
 {
     *out = NULL;

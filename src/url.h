@@ -1,6 +1,7 @@
 /* The origin's URL and the URLs built from it: parsing --origin, appending a request
- * target to the origin's base path (which is also the primary cache key), and checking
- * that a URL (a request target, a redirect) stays on the origin. Uses libcurl's URL API. */
+ * target to the origin's base path, the primary cache key (that URL and the Host), and
+ * checking that a URL (a request target, a redirect) stays on the origin. Uses libcurl's
+ * URL API. */
 #ifndef CP_URL_H
 #define CP_URL_H
 
@@ -31,6 +32,18 @@ void url_origin_free(struct origin *o);
  * (another host, "*", authority-form, control characters), CP_ERR_NOMEM. */
 cp_err url_for_target(const struct origin *o, const char *target, const char *self,
                       char **out);
+
+/* Builds the primary cache key of a request: its origin URL (from url_for_target), a
+ * space, and the value of its Host field in lower case ("" for none). The Host is in
+ * the key because it reaches the origin (as X-Forwarded-Host), so a response made
+ * for one Host must not answer a request with another. `host` must have passed
+ * http_request_fields_ok (no spaces), so the key splits at its last space. Sets *out
+ * (caller frees). Returns CP_ERR_NOMEM, else CP_OK. */
+cp_err url_cache_key(const char *url, const char *host, char **out);
+
+/* The origin URL in a key made by url_cache_key. Sets *out (caller frees). Returns
+ * CP_ERR_BAD_TARGET for a string that is not such a key, CP_ERR_NOMEM, else CP_OK. */
+cp_err url_of_key(const char *key, char **out);
 
 /* Resolves `location` (absolute or relative) against `base`. Sets *out (caller frees).
  * Returns CP_ERR_BAD_TARGET if it cannot be parsed, CP_ERR_NOMEM. */

@@ -1758,7 +1758,15 @@ struct proxy *hx_proxy_start(struct hx *h, const char *origin_url, const char *c
         hx_fresh_dir(h, p->cache_dir, sizeof p->cache_dir);
     snprintf(p->out_path, sizeof p->out_path, "%s/proxy%zu.out", h->tmp, idx);
     snprintf(p->err_path, sizeof p->err_path, "%s/proxy%zu.err", h->tmp, idx);
-    p->port = hx_free_port();
+    /* Restarted on its cache directory, a proxy gets its earlier port back, as a
+     * server restarted in place would: the Host (port included) is in the cache key. */
+    p->port = 0;
+    for (size_t i = 0; cache_dir != NULL && i < idx; i++)
+        if (h->px[i]->pid == 0 && h->px[i]->port != 0 &&
+            strcmp(h->px[i]->cache_dir, p->cache_dir) == 0)
+            p->port = h->px[i]->port;
+    if (p->port == 0)
+        p->port = hx_free_port();
     char port[16];
     snprintf(port, sizeof port, "%u", (unsigned)p->port);
 

@@ -236,7 +236,9 @@ void hx_fresh_dir(struct hx *h, char *out, size_t len);
 
 /* Starts the proxy with --port <free> --origin <origin_url> --cache-dir <dir or fresh>
  * followed by `extra` (NULL-terminated, may be NULL) and waits (at most 5 s) until its
- * port accepts connections. Returns NULL on failure, after printing its stderr. */
+ * port accepts connections. On the cache directory of a proxy of this fixture that has
+ * stopped, it takes that proxy's port (the Host, port included, is in the cache key).
+ * Returns NULL on failure, after printing its stderr. */
 struct proxy *hx_proxy_start(struct hx *h, const char *origin_url, const char *cache_dir,
                              const char *const *extra);
 /* SIGTERM and wait (at most 10 s, then SIGKILL). Returns the exit status, 128+sig if

@@ -570,6 +570,68 @@ static void test_forwarding_fields(void **state)
     orig_req_free(&last);
 }
 
+/* GETs `path` with the Host `host` (sent as given) and expects `xcache` and the body of
+ * the origin's `n`th answer for that path. */
+static void get_as_host(uint16_t port, const char *path, const char *host, const char *xcache,
+                        unsigned n)
+{
+    char field[128], want[256];
+    snprintf(field, sizeof field, "Host: %s", host);
+    snprintf(want, sizeof want, "path=%s n=%u\n", path, n);
+    const char *const hdrs[] = { field, NULL };
+    struct hresp r;
+    assert_int_equal(hx_get(port, path, hdrs, &r), 0);
+    assert_int_equal(r.status, 200);
+    const char *x = hresp_header(&r, "X-Cache", 0);
+    const char *body = (const char *)r.body;
+    if (x == NULL || strcmp(x, xcache) != 0 || strcmp(body, want) != 0)
+        fail_msg("Host %s: want %s, %s got %s, %s", host, xcache, want, x ? x : "-", body);
+    hresp_free(&r);
+}
+
+/* The Host reaches the origin (as X-Forwarded-Host), so it is part of the cache key: a
+ * response made for one Host never answers another, whatever the origin did with it
+ * (a link built from it, say), while its case does not matter. An unsafe method
+ * removes what was stored for its own Host only. Two Host fields, or one that is not
+ * a host and port, are refused with 400. */
+static void test_host_in_cache_key(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    const char *path = "/cache/host-key";
+    get_as_host(p->port, path, "site.example", "MISS", 1);
+    struct orig_req last;
+    assert_true(orig_last(h->origin, &last));
+    assert_string_equal(orig_req_header(&last, "X-Forwarded-Host", 0), "site.example");
+    orig_req_free(&last);
+    get_as_host(p->port, path, "evil.example", "MISS", 2);
+    assert_true(orig_last(h->origin, &last));
+    assert_string_equal(orig_req_header(&last, "X-Forwarded-Host", 0), "evil.example");
+    orig_req_free(&last);
+    get_as_host(p->port, path, "Site.Example", "HIT", 1);
+    get_as_host(p->port, path, "evil.example", "HIT", 2);
+    assert_int_equal(orig_count(h->origin, path), 2);
+
+    /* A POST through evil.example drops its copy, not site.example's. */
+    char post[256];
+    snprintf(post, sizeof post, "POST %s HTTP/1.1\r\nHost: evil.example\r\n"
+             "Content-Length: 1\r\nConnection: close\r\n\r\nx", path);
+    expect_raw_status(p->port, post, 200);
+    get_as_host(p->port, path, "site.example", "HIT", 1);
+    get_as_host(p->port, path, "evil.example", "MISS", 4);
+
+    static const char *const reqs[] = {
+        "GET /cache/host-key HTTP/1.1\r\nHost: site.example\r\nHost: evil.example\r\n"
+        "Connection: close\r\n\r\n",
+        "GET /cache/host-key HTTP/1.1\r\nHost: evil.example/x\r\nConnection: close\r\n\r\n",
+        "GET /cache/host-key HTTP/1.1\r\nHost: site.example:80x\r\nConnection: close\r\n\r\n",
+    };
+    unsigned before = orig_total(h->origin);
+    for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++)
+        expect_raw_status(p->port, reqs[i], 400);
+    assert_int_equal(orig_total(h->origin), before);
+}
+
 /* Every field `name` of `r` joined with ", " in arrival order, as RFC 9110 allows. */
 static void joined(const struct orig_req *r, const char *name, char *out, size_t len)
 {
@@ -951,6 +1013,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_get_and_head_forwarded, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_forwarding_fields, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_forwarding_fields_appended, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_host_in_cache_key, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_redirect_same_host_followed, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_redirect_not_followed_when_disabled, hx_setup,
                                         hx_teardown),

@@ -45,7 +45,7 @@ static void sleep_ms(long ms)
 
 /* One record of a segment file, as found by walking its headers. */
 struct rec {
-    char key[256];
+    char url[256]; /* of the record's key: the URL before the Host */
     size_t off, len, body_off;
 };
 
@@ -63,7 +63,10 @@ static size_t walk_segment(const unsigned char *bytes, size_t len, struct rec *v
         if (diskfmt_parse_meta(&h, bytes + off + DISKFMT_HEAD_LEN, &ref) == CP_OK &&
             ref.kind == DISKFMT_ENTRY) {
             if (n < max) {
-                snprintf(v[n].key, sizeof v[n].key, "%.*s", (int)ref.key_len, ref.key);
+                size_t ul = ref.key_len;
+                while (ul > 0 && ref.key[ul - 1] != ' ')
+                    ul--;
+                snprintf(v[n].url, sizeof v[n].url, "%.*s", ul > 0 ? (int)ul - 1 : 0, ref.key);
                 v[n].off = off;
                 v[n].len = (size_t)h.record_len;
                 v[n].body_off = off + DISKFMT_HEAD_LEN + h.meta_len;
@@ -76,7 +79,7 @@ static size_t walk_segment(const unsigned char *bytes, size_t len, struct rec *v
 }
 
 /* Entry records in all the segments of `dir`; if `suffix` is given, *found says
- * whether the key of one of them ends with it. */
+ * whether the URL of one of them ends with it. */
 static size_t scan_records(const char *dir, const char *suffix, bool *found)
 {
     char **segs = hx_list(dir, ".cps");
@@ -94,8 +97,8 @@ static size_t scan_records(const char *dir, const char *suffix, bool *found)
             walk_segment(bytes, len, v, here);
             size_t sl = strlen(suffix);
             for (size_t k = 0; k < here; k++) {
-                size_t kl = strlen(v[k].key);
-                *found = *found || (kl >= sl && strcmp(v[k].key + kl - sl, suffix) == 0);
+                size_t ul = strlen(v[k].url);
+                *found = *found || (ul >= sl && strcmp(v[k].url + ul - sl, suffix) == 0);
             }
             free(v);
         }
@@ -110,7 +113,7 @@ static size_t count_records(const char *dir)
     return scan_records(dir, NULL, NULL);
 }
 
-/* Whether an entry record whose key ends with `suffix` is in a segment of `dir`. */
+/* Whether an entry record whose URL ends with `suffix` is in a segment of `dir`. */
 static bool has_record(const char *dir, const char *suffix)
 {
     bool found;
@@ -542,7 +545,7 @@ static void corrupt_and_restart(struct hx *h, enum damage how)
     }
     for (size_t i = 0; i < 3; i++) {
         char path[64];
-        snprintf(path, sizeof path, "%s", recs[i].key + strlen(orig_url(h->origin)));
+        snprintf(path, sizeof path, "%s", recs[i].url + strlen(orig_url(h->origin)));
         unsigned n = damaged[i] ? 2 : 1;
         snprintf(body, sizeof body, "path=%s n=%u\n", path, n);
         get_expect(p, path, damaged[i] ? "MISS" : "HIT", body);
@@ -555,7 +558,7 @@ static void corrupt_and_restart(struct hx *h, enum damage how)
     assert_non_null(p);
     for (size_t i = 0; i < 3; i++) {
         char path[64];
-        snprintf(path, sizeof path, "%s", recs[i].key + strlen(orig_url(h->origin)));
+        snprintf(path, sizeof path, "%s", recs[i].url + strlen(orig_url(h->origin)));
         snprintf(body, sizeof body, "path=%s n=%u\n", path, damaged[i] ? 2u : 1u);
         get_expect(p, path, "HIT", body);
     }

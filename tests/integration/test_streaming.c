@@ -253,8 +253,9 @@ static void stalled_client(struct hx *h, const char *path)
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(p->port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    char req[128];
-    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+    char req[128]; /* the Host libcurl sends below: the same cache key */
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n", path,
+             (unsigned)p->port);
     assert_int_equal(send(fd, req, strlen(req), 0), (ssize_t)strlen(req));
     /* The stalled client's fetch is under way (and paused) once the origin has it. */
     for (int i = 0; i < 200 && orig_count(h->origin, path) < 1; i++)

@@ -586,6 +586,12 @@ static void test_request_fields_ok(void **state)
         {"Host", "a", "Accept", "*/*"},
         {"Content-Length", "5", "Content-Length", "5"},
         {"X-Weird_Name!#$%&'*+-.^`|~", "v", "content-length", "0"},
+        {"Host", "Proxy.Example:3000", "X", "y"},
+        {"host", "[::1]:8080", "X", "y"},
+        {"Host", "192.0.2.1", "X", "y"},
+        {"Host", "a-b_c~d%41!$&'()*+,;=", "X", "y"},
+        {"Host", "", "X", "y"},
+        {"Host", "a:", "X", "y"},
     };
     static const char *const bad[][4] = {
         {"Transfer-Encoding ", "chunked", "Host", "a"},
@@ -598,6 +604,17 @@ static void test_request_fields_ok(void **state)
         {"X:Y", "v", "Host", "a"},
         {"", "v", "Host", "a"},
         {"X-\xc3\xa9", "v", "Host", "a"},
+        /* one Host, well formed: it goes into the cache key and to the origin */
+        {"Host", "a", "host", "b"},
+        {"Host", "a", "Host", "a"},
+        {"Host", "evil example", "X", "y"},
+        {"Host", "a/b", "X", "y"},
+        {"Host", "a@b", "X", "y"},
+        {"Host", "a:80x", "X", "y"},
+        {"Host", "a:80:81", "X", "y"},
+        {"Host", "[::1", "X", "y"},
+        {"Host", "[::1]x", "X", "y"},
+        {"Host", "\xc3\xa9.example", "X", "y"},
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         struct hdrs h;

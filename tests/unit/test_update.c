@@ -137,11 +137,13 @@ static void test_invalidate_same_origin_only(void **state)
     struct fixture *f = *state;
     struct hdrs req;
     hdrs_init(&req);
-    const char *urls[] = {"http://o.test/x", "http://o.test/y", "http://o.test/z"};
-    for (int i = 0; i < 3; i++) {
+    /* Keys are URL and Host (url_cache_key); the last one is x for another Host. */
+    const char *keys[] = {"http://o.test/x h.test", "http://o.test/y h.test",
+                          "http://o.test/z h.test", "http://o.test/x other.test"};
+    for (int i = 0; i < 4; i++) {
         struct fetch_result res = answer(200, "b", "Cache-Control", "max-age=60", NULL);
         bool stored;
-        entry_unref(update_from_response(&f->up, urls[i], "GET", &req, &res, &stored));
+        entry_unref(update_from_response(&f->up, keys[i], "GET", &req, &res, &stored));
         assert_true(stored);
         fetch_result_free(&res);
     }
@@ -150,14 +152,17 @@ static void test_invalidate_same_origin_only(void **state)
     hdrs_add(&resp, "Location", "/y");
     hdrs_add(&resp, "Content-Location", "http://elsewhere.test/z");
     /* A failed unsafe request changes nothing. */
-    update_invalidate(&f->up, "http://o.test/x", 500, &resp);
-    assert_int_equal(cache_count(f->cache), 3);
-    update_invalidate(&f->up, "http://o.test/x", 201, &resp);
-    assert_null(cache_lookup(f->cache, "http://o.test/x", &req, NULL));
-    assert_null(cache_lookup(f->cache, "http://o.test/y", &req, NULL));
-    struct entry *z = cache_lookup(f->cache, "http://o.test/z", &req, NULL);
+    update_invalidate(&f->up, "http://o.test/x", "H.test", 500, &resp);
+    assert_int_equal(cache_count(f->cache), 4);
+    update_invalidate(&f->up, "http://o.test/x", "H.test", 201, &resp);
+    assert_null(cache_lookup(f->cache, keys[0], &req, NULL));
+    assert_null(cache_lookup(f->cache, keys[1], &req, NULL));
+    struct entry *z = cache_lookup(f->cache, keys[2], &req, NULL);
     assert_non_null(z); /* another host's URL is not ours to drop */
     entry_unref(z);
+    struct entry *x = cache_lookup(f->cache, keys[3], &req, NULL);
+    assert_non_null(x); /* nor is what was stored for another Host */
+    entry_unref(x);
     hdrs_free(&resp);
 }
 

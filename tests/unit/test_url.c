@@ -452,6 +452,40 @@ static void on_origin_other_ports(void **state)
     url_origin_free(&o);
 }
 
+/* The key joins URL and Host; the Host's case does not matter, the URL's does, and the
+ * URL comes back out whole. */
+static void cache_key_and_back(void **state)
+{
+    (void)state;
+    char *a = NULL, *b = NULL, *c = NULL, *d = NULL, *none = NULL, *url = NULL;
+    assert_int_equal(url_cache_key("http://o/p?q=1", "Proxy.Example:3000", &a), CP_OK);
+    assert_string_equal(a, "http://o/p?q=1 proxy.example:3000");
+    assert_int_equal(url_cache_key("http://o/p?q=1", "proxy.example:3000", &b), CP_OK);
+    assert_string_equal(a, b);
+    assert_int_equal(url_cache_key("http://o/p?q=1", "evil.example", &c), CP_OK);
+    assert_string_not_equal(a, c);
+    assert_int_equal(url_cache_key("http://o/P?q=1", "proxy.example:3000", &d), CP_OK);
+    assert_string_not_equal(a, d);
+    assert_int_equal(url_cache_key("http://o/p", NULL, &none), CP_OK);
+    assert_string_equal(none, "http://o/p ");
+
+    assert_int_equal(url_of_key(a, &url), CP_OK);
+    assert_string_equal(url, "http://o/p?q=1");
+    free(url);
+    assert_int_equal(url_of_key(none, &url), CP_OK);
+    assert_string_equal(url, "http://o/p");
+    free(url);
+    assert_int_equal(url_of_key("http://o/p", &url), CP_ERR_BAD_TARGET);
+    assert_null(url);
+    assert_int_equal(url_of_key(" host", &url), CP_ERR_BAD_TARGET);
+    assert_null(url);
+    free(a);
+    free(b);
+    free(c);
+    free(d);
+    free(none);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -472,6 +506,7 @@ int main(void)
         cmocka_unit_test(resolve_errors),
         cmocka_unit_test(on_origin_http80),
         cmocka_unit_test(on_origin_other_ports),
+        cmocka_unit_test(cache_key_and_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -788,6 +788,16 @@ static size_t request_pool_use(const struct request *rq)
     return headroom_request_use(&r);
 }
 
+/* Whether libmicrohttpd delimits the request's body: it reads one as chunked only when
+ * the raw Transfer-Encoding value is exactly "chunked" (any case), whitespace after it
+ * included, and any other to the end of the connection, which a client keeping it open
+ * waits on for ever. (The fields in rq->headers are trimmed, so they cannot tell.) */
+static bool front_end_reads_coding(struct MHD_Connection *conn)
+{
+    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
+    return te == NULL || strcasecmp(te, "chunked") == 0;
+}
+
 /* First call for a request: its fields are known, its body not yet read. */
 static enum MHD_Result begin(struct request *rq, const char *method)
 {
@@ -799,7 +809,7 @@ static enum MHD_Result begin(struct request *rq, const char *method)
         return refuse_oversized(rq);
     if (!http_request_fields_ok(&rq->headers))
         return respond_text(rq, 400, "Bad Request: malformed header field");
-    if (!http_request_coding_ok(&rq->headers))
+    if (!http_request_coding_ok(&rq->headers) || !front_end_reads_coding(rq->conn))
         return respond_text(rq, 501, "Not Implemented: a transfer coding other than chunked");
     if (strcmp(method, "CONNECT") == 0)
         return respond_text(rq, 405, "Method Not Allowed: this is not a forward proxy");

@@ -167,7 +167,8 @@ static void test_ambiguous_framing_refused(void **state)
         expect_raw_status(p->port, reqs[i], 400);
     /* A transfer coding the front end cannot delimit gets 501 at once, instead of a
      * wait for a body that never ends. */
-    static const char *const codings[] = {"gzip", "identity", "gzip, chunked", "chunked, chunked"};
+    static const char *const codings[] = {"gzip", "identity", "gzip, chunked", "chunked, chunked",
+                                          "chunked ", "chunked\t"};
     for (size_t i = 0; i < sizeof codings / sizeof codings[0]; i++) {
         char req[256];
         snprintf(req, sizeof req, "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: %s\r\n"

@@ -61,16 +61,14 @@ cp_err forward_request_headers(const struct hdrs *in, const char *client_ip,
     hdrs_strip_hop_by_hop(out);
 
     /* The client's Host names us; the origin gets its own from the fetcher, and
-     * learns ours from X-Forwarded-Host. A Host sent by the client replaces any
-     * X-Forwarded-Host it sent, which it could have made up. */
-    char *host = NULL;
-    const char *h = hdrs_get(out, "Host");
-    if (h != NULL && (host = strdup(h)) == NULL) {
-        err = CP_ERR_NOMEM;
-        goto fail;
-    }
+     * learns ours from X-Forwarded-Host, which is always the Host of the cache key:
+     * read before hop-by-hop stripping (a "Connection: Host" must not let one the
+     * client made up through), and none at all for a request without a Host. */
+    const char *host = hdrs_get(in, "Host");
     hdrs_remove(out, "Host");
-    if (host != NULL && (err = hdrs_set(out, "X-Forwarded-Host", host)) != CP_OK)
+    hdrs_remove(out, "X-Forwarded-Host");
+    if (host != NULL && host[0] != '\0' &&
+        (err = hdrs_set(out, "X-Forwarded-Host", host)) != CP_OK)
         goto fail;
     if ((err = append_member(out, "Via", VIA_SELF)) != CP_OK)
         goto fail;
@@ -79,11 +77,9 @@ cp_err forward_request_headers(const struct hdrs *in, const char *client_ip,
         goto fail;
     if ((err = hdrs_set(out, "X-Forwarded-Proto", "http")) != CP_OK)
         goto fail;
-    free(host);
     return CP_OK;
 
 fail:
-    free(host);
     hdrs_free(out);
     return err;
 }

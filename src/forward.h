@@ -46,7 +46,9 @@ void forward_cache_status(const struct cache_outcome *o, char *buf, size_t len);
  * request with fields `in`: hop-by-hop fields and what Connection names are dropped,
  * Host is dropped (the fetcher sets the origin's), Via gains "1.1 caching-proxy",
  * X-Forwarded-For gains `client_ip`, X-Forwarded-Proto is set to "http", and
- * X-Forwarded-Host carries the client's Host. Returns CP_ERR_NOMEM. */
+ * X-Forwarded-Host carries the Host of `in` (the one in the cache key), replacing any
+ * the client sent, and is left out when that Host is missing or empty. Returns
+ * CP_ERR_NOMEM. */
 cp_err forward_request_headers(const struct hdrs *in, const char *client_ip,
                                struct hdrs *out);
 

@@ -798,6 +798,20 @@ static bool front_end_reads_coding(struct MHD_Connection *conn)
     return te == NULL || strcasecmp(te, "chunked") == 0;
 }
 
+/* An absolute-form target's authority replaces the request's Host (RFC 9112 3.2.2), so
+ * that the cache key and the X-Forwarded-Host the origin gets both come from it. */
+static cp_err take_target_host(struct request *rq)
+{
+    char *authority = NULL;
+    cp_err err = url_target_authority(rq->target, &authority);
+    if (err == CP_OK && authority != NULL) {
+        hdrs_remove(&rq->headers, "Host");
+        err = hdrs_add(&rq->headers, "Host", authority);
+    }
+    free(authority);
+    return err;
+}
+
 /* First call for a request: its fields are known, its body not yet read. */
 static enum MHD_Result begin(struct request *rq, const char *method)
 {
@@ -822,7 +836,8 @@ static enum MHD_Result begin(struct request *rq, const char *method)
     }
     if (url_for_target(&srv->cfg->origin, rq->target, self, &rq->url) != CP_OK)
         return respond_text(rq, 400, "Bad Request: request target not allowed");
-    if (url_cache_key(rq->url, hdrs_get(&rq->headers, "Host"), &rq->key) != CP_OK)
+    if (take_target_host(rq) != CP_OK ||
+        url_cache_key(rq->url, hdrs_get(&rq->headers, "Host"), &rq->key) != CP_OK)
         return respond_text(rq, 500, "Internal Server Error");
     rq->lookup = policy_method_cacheable(method);
     if (rq->lookup)

@@ -447,6 +447,20 @@ cp_err url_for_target(const struct origin *o, const char *target, const char *se
     return err;
 }
 
+cp_err url_target_authority(const char *target, char **out)
+{
+    *out = NULL;
+    size_t skip = target[0] == '/' ? 0 : scheme_prefix_len(target);
+    if (skip == 0)
+        return CP_OK;
+    /* Accepted by url_for_target: no user info, so the authority ends at the first
+     * '/', '?' or '#'. */
+    size_t len = strcspn(target + skip, "/?#");
+    if ((*out = strndup(target + skip, len)) == NULL)
+        return CP_ERR_NOMEM;
+    return CP_OK;
+}
+
 cp_err url_cache_key(const char *url, const char *host, char **out)
 {
     if (host == NULL)

@@ -33,6 +33,12 @@ void url_origin_free(struct origin *o);
 cp_err url_for_target(const struct origin *o, const char *target, const char *self,
                       char **out);
 
+/* The authority ("host[:port]", as sent) of an absolute-form request target that
+ * url_for_target accepted, which stands for the request's Host (RFC 9112 3.2.2). Sets
+ * *out (caller frees), NULL for an origin-form target. Returns CP_ERR_NOMEM, else
+ * CP_OK. */
+cp_err url_target_authority(const char *target, char **out);
+
 /* Builds the primary cache key of a request: its origin URL (from url_for_target), a
  * space, and the value of its Host field in lower case ("" for none). The Host is in
  * the key because it reaches the origin (as X-Forwarded-Host), so a response made

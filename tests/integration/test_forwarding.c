@@ -971,14 +971,16 @@ static void test_not_an_open_proxy(void **state)
 
 /* RFC 9112 3.2.2: a server accepts the absolute-form; naming the proxy itself it is the
  * same request as its origin-form. */
+/* An absolute-form target naming the proxy is served; its authority stands for the
+ * request's Host (RFC 9112 3.2.2): the origin gets it as X-Forwarded-Host, and it is
+ * the Host of the cache key, so a plain request for the same URL is a hit. */
 static void test_absolute_form_for_itself(void **state)
 {
     struct hx *h = *state;
     struct proxy *p = start(h, NULL);
     char req[256];
     snprintf(req, sizeof req, "GET http://127.0.0.1:%u/cache/abs HTTP/1.1\r\n"
-             "Host: 127.0.0.1:%u\r\nConnection: close\r\n\r\n", (unsigned)p->port,
-             (unsigned)p->port);
+             "Host: elsewhere.example\r\nConnection: close\r\n\r\n", (unsigned)p->port);
     char *resp = hx_raw(p->port, req, NULL);
     assert_non_null(resp);
     int status = raw_status(resp);
@@ -987,6 +989,48 @@ static void test_absolute_form_for_itself(void **state)
     assert_int_equal(status, 200);
     assert_true(body);
     assert_int_equal(orig_count(h->origin, "/cache/abs"), 1);
+    char self[64];
+    snprintf(self, sizeof self, "127.0.0.1:%u", (unsigned)p->port);
+    struct orig_req last;
+    assert_true(orig_last(h->origin, &last));
+    assert_string_equal(orig_req_header(&last, "X-Forwarded-Host", 0), self);
+    orig_req_free(&last);
+    get_as_host(p->port, "/cache/abs", self, "HIT", 1);
+}
+
+/* The X-Forwarded-Host the origin gets is always the Host of the cache key: one the
+ * client sends is replaced, also when the client names Host in Connection (which
+ * drops it as hop-by-hop), and a request without a Host sends none. */
+static void test_client_forwarded_host_replaced(void **state)
+{
+    struct hx *h = *state;
+    struct proxy *p = start(h, NULL);
+    char self[64];
+    snprintf(self, sizeof self, "127.0.0.1:%u", (unsigned)p->port);
+    static const char *const fmt[] = {
+        "GET /cache/xfh-%d HTTP/1.1\r\nHost: %s\r\nX-Forwarded-Host: evil.example\r\n"
+        "Connection: close\r\n\r\n",
+        "GET /cache/xfh-%d HTTP/1.1\r\nHost: %s\r\nConnection: Host, close\r\n"
+        "X-Forwarded-Host: evil.example\r\n\r\n",
+    };
+    for (int i = 0; i < 2; i++) {
+        char req[256], path[32];
+        snprintf(req, sizeof req, fmt[i], i, self);
+        snprintf(path, sizeof path, "/cache/xfh-%d", i);
+        expect_raw_status(p->port, req, 200);
+        struct orig_req last;
+        assert_true(orig_last(h->origin, &last));
+        assert_string_equal(orig_req_header(&last, "X-Forwarded-Host", 0), self);
+        assert_null(orig_req_header(&last, "X-Forwarded-Host", 1));
+        orig_req_free(&last);
+        get_as_host(p->port, path, self, "HIT", 1);
+    }
+    expect_raw_status(p->port, "GET /cache/xfh-none HTTP/1.0\r\n"
+                      "X-Forwarded-Host: evil.example\r\n\r\n", 200);
+    struct orig_req last;
+    assert_true(orig_last(h->origin, &last));
+    assert_null(orig_req_header(&last, "X-Forwarded-Host", 0));
+    orig_req_free(&last);
 }
 
 int main(void)
@@ -1015,6 +1059,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_forwarding_fields, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_forwarding_fields_appended, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_host_in_cache_key, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_client_forwarded_host_replaced, hx_setup,
+                                        hx_teardown),
         cmocka_unit_test_setup_teardown(test_redirect_same_host_followed, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_redirect_not_followed_when_disabled, hx_setup,
                                         hx_teardown),

@@ -152,6 +152,28 @@ static void test_request_forwarded_host_proto_replaced(void **state)
     assert_null(hdrs_get(&out, "Host"));
     hdrs_free(&in);
     hdrs_free(&out);
+
+    /* Host named in Connection is still the one forwarded (it is the cache key's),
+     * and without a Host (or with an empty one) the client's goes too. */
+    fill(&in, H("Host", "shop.example", "Connection", "Host", "X-Forwarded-Host",
+                "evil.example"));
+    hdrs_init(&out);
+    assert_int_equal(forward_request_headers(&in, NULL, &out), CP_OK);
+    assert_int_equal(hdrs_count(&out, "X-Forwarded-Host"), 1);
+    assert_string_equal(hdrs_get(&out, "X-Forwarded-Host"), "shop.example");
+    hdrs_free(&in);
+    hdrs_free(&out);
+    for (int empty = 0; empty < 2; empty++) {
+        if (empty)
+            fill(&in, H("Host", "", "X-Forwarded-Host", "evil.example"));
+        else
+            fill(&in, H("X-Forwarded-Host", "evil.example"));
+        hdrs_init(&out);
+        assert_int_equal(forward_request_headers(&in, NULL, &out), CP_OK);
+        assert_null(hdrs_get(&out, "X-Forwarded-Host"));
+        hdrs_free(&in);
+        hdrs_free(&out);
+    }
 }
 
 /* ---- response ---- */

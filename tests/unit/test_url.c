@@ -486,6 +486,23 @@ static void cache_key_and_back(void **state)
     free(none);
 }
 
+static void target_authority(void **state)
+{
+    (void)state;
+    char *a = (char *)0x1;
+    assert_int_equal(url_target_authority("/p?q", &a), CP_OK);
+    assert_null(a);
+    assert_int_equal(url_target_authority("http://Proxy.Example:3000/p?q", &a), CP_OK);
+    assert_string_equal(a, "Proxy.Example:3000");
+    free(a);
+    assert_int_equal(url_target_authority("HTTPS://[::1]:8443?q", &a), CP_OK);
+    assert_string_equal(a, "[::1]:8443");
+    free(a);
+    assert_int_equal(url_target_authority("http://h", &a), CP_OK);
+    assert_string_equal(a, "h");
+    free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -507,6 +524,7 @@ int main(void)
         cmocka_unit_test(on_origin_http80),
         cmocka_unit_test(on_origin_other_ports),
         cmocka_unit_test(cache_key_and_back),
+        cmocka_unit_test(target_authority),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

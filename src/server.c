@@ -313,6 +313,8 @@ struct call {
     char *key;
     struct hdrs request;       /* the client's fields, for storing */
     struct fetch_result head;  /* status, fields and times of the streamed response */
+    char *vary;                /* its Vary fields joined, NULL if none */
+    char *vary_key;            /* their values in `request`; NULL: no one else's */
     bool leader;               /* collapse_finish owed at the end */
     struct MHD_Connection *parked; /* the client's, to resume once bytes are in */
     int64_t length;            /* announced Content-Length, -1 if none */
@@ -333,6 +335,8 @@ static void call_unpark(struct call *c)
 static void call_free(struct call *c)
 {
     free(c->key);
+    free(c->vary);
+    free(c->vary_key);
     hdrs_free(&c->request);
     fetch_result_free(&c->head);
     relay_unref(c->relay);
@@ -355,13 +359,29 @@ static bool may_stream(const struct request *rq, int status)
            status != 304 && !(status >= 500 && rq->stored != NULL);
 }
 
-/* Wakes a request that waited on `call`'s fetch to read its body as it arrives. */
+/* Whether the response `c` streams was selected for a request with fields `fields`
+ * too: always without Vary, else when the fields it names hold the same values as in
+ * the request it was fetched for (RFC 9111 4.1). Only called when on_head could tell
+ * (c->vary_key set if c->vary is). */
+static bool same_variant(const struct call *c, const struct hdrs *fields)
+{
+    if (c->vary == NULL)
+        return true;
+    char *key = NULL;
+    bool same = http_vary_key(c->vary, fields, &key) == CP_OK && strcmp(key, c->vary_key) == 0;
+    free(key);
+    return same;
+}
+
+/* Wakes a request that waited on `call`'s fetch to read its body as it arrives, or,
+ * when that response was selected by other values of the fields in its Vary, to look
+ * again on its own (and go to the origin). */
 static void share_stream(void *waiter, void *arg)
 {
     struct request *rq = waiter;
     struct call *c = arg;
     hdrs_free(&rq->res.headers);
-    if (hdrs_copy(&rq->res.headers, &c->head.headers) == CP_OK) {
+    if (same_variant(c, &rq->headers) && hdrs_copy(&rq->res.headers, &c->head.headers) == CP_OK) {
         rq->res.status = c->head.status;
         rq->res.request_time = c->head.request_time;
         rq->res.response_time = c->head.response_time;
@@ -369,7 +389,7 @@ static void share_stream(void *waiter, void *arg)
         rq->outcome.collapsed = true;
         rq->state = RQ_STREAM;
     } else {
-        rq->state = RQ_COLLAPSED; /* no memory to share: look again, on its own */
+        rq->state = RQ_COLLAPSED; /* another variant, or no memory: look again, alone */
     }
     rq->no_collapse = true;
     MHD_resume_connection(rq->conn);
@@ -425,15 +445,20 @@ static bool on_head(void *arg, struct fetch_result *res)
     int64_t length = c->length = http_field_uint(&c->head.headers, "Content-Length");
     if (length >= 0)
         relay_expect(relay, (uint64_t)length);
+    /* Waiters are given this response only if they would select it (Vary); with
+     * "Vary: *", or without memory to tell, none would. */
+    bool selectable = hdrs_join(&c->head.headers, "Vary", &c->vary) == CP_OK &&
+                      (c->vary == NULL ||
+                       http_vary_key(c->vary, &c->request, &c->vary_key) == CP_OK);
     /* Requests waiting on this fetch read the same bytes as they arrive, when they
      * will be kept whole (a length known and within the limit: nothing is dropped
-     * under a slower reader). Later ones wait for the end and find it stored. */
-    if (c->leader && relay_keeping(relay) && length >= 0 &&
-        (uint64_t)length <= srv->cfg->max_object_size) {
-        collapse_release(srv->collapse, c->key, share_stream, c);
-    } else if (!relay_keeping(relay) ||
-               (length >= 0 && (uint64_t)length > srv->cfg->max_object_size)) {
+     * under a slower reader) and they would select this response (share_stream).
+     * Later ones wait for the end and find it stored. */
+    if (!selectable || !relay_keeping(relay) ||
+        (length >= 0 && (uint64_t)length > srv->cfg->max_object_size)) {
         call_release_waiters(c);
+    } else if (c->leader && length >= 0) {
+        collapse_release(srv->collapse, c->key, share_stream, c);
     }
     return true;
 }

@@ -796,6 +796,7 @@ static void test_origin_timeout_is_504(void **state)
 struct slow_call {
     uint16_t port;
     const char *path;
+    const char *const *headers; /* NULL: none */
     struct hresp r;
     int rc;
 };
@@ -803,7 +804,7 @@ struct slow_call {
 static void *slow_thread(void *arg)
 {
     struct slow_call *c = arg;
-    c->rc = hx_get(c->port, c->path, NULL, &c->r);
+    c->rc = hx_get(c->port, c->path, c->headers, &c->r);
     return NULL;
 }
 
@@ -905,6 +906,44 @@ static void test_concurrent_misses_collapse(void **state)
     /* Nobody waited for a second origin round trip (700 ms) after the first answer. */
     if (last - first >= 0.7)
         fail_msg("answers spread over %.3f s", last - first);
+}
+
+/* A request that waits on another's fetch is given that response as it arrives only
+ * if it would select it: with Vary, the fields named must hold the same values
+ * (RFC 9111 4.1); one with other values gets its own response from the origin. */
+static void test_collapsed_requests_respect_vary(void **state)
+{
+    struct hx *h = *state;
+    static const char *const f[] = { "Cache-Control", "max-age=60", "Vary", "X-Foo", NULL };
+    orig_route(h->origin, "/cold-vary", &(struct orig_route){ .fields = f, .body = "v\n",
+                                                               .delay_ms = 700 });
+    struct proxy *p = start(h, NULL);
+    static const char *const one[] = { "X-Foo: 1", NULL }, *const two[] = { "X-Foo: 2", NULL };
+    struct slow_call calls[3] = {
+        { .port = p->port, .path = "/cold-vary", .headers = one },
+        { .port = p->port, .path = "/cold-vary", .headers = two },
+        { .port = p->port, .path = "/cold-vary", .headers = one },
+    };
+    pthread_t t[3];
+    assert_int_equal(pthread_create(&t[0], NULL, slow_thread, &calls[0]), 0);
+    assert_true(wait_count(h->origin, "/cold-vary", 1, 5.0));
+    for (int i = 1; i < 3; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, slow_thread, &calls[i]), 0);
+    for (int i = 0; i < 3; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(calls[i].rc, 0);
+        assert_int_equal(calls[i].r.status, 200);
+    }
+    /* The third shared the first's fetch; the second went to the origin itself. */
+    const char *cs = hresp_header(&calls[2].r, "Cache-Status", 0);
+    assert_true(cs != NULL && strstr(cs, "collapsed") != NULL);
+    assert_int_equal(orig_count(h->origin, "/cold-vary"), 2);
+    struct orig_req last;
+    assert_true(orig_last_for(h->origin, "/cold-vary", &last));
+    assert_string_equal(orig_req_header(&last, "X-Foo", 0), "2");
+    orig_req_free(&last);
+    for (int i = 0; i < 3; i++)
+        hresp_free(&calls[i].r);
 }
 
 /* Starts `n` concurrent GETs of `path` and waits for them all; each must be a 200 MISS.
@@ -1052,6 +1091,8 @@ int main(void)
                                         hx_teardown),
         cmocka_unit_test_setup_teardown(test_echo_round_trip_binary, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_misses_collapse, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_collapsed_requests_respect_vary, hx_setup,
+                                        hx_teardown),
         cmocka_unit_test_setup_teardown(test_uncacheable_waiters_fetch_themselves, hx_setup,
                                         hx_teardown),
         cmocka_unit_test_setup_teardown(test_large_and_empty_bodies, hx_setup, hx_teardown),

@@ -67,6 +67,9 @@ cp_err forward_request_headers(const struct hdrs *in, const char *client_ip,
     const char *host = hdrs_get(in, "Host");
     hdrs_remove(out, "Host");
     hdrs_remove(out, "X-Forwarded-Host");
+    /* RFC 7239's Forwarded says the same (host=, proto=) to origins that read it: one
+     * the client made up would be outside the cache key too. */
+    hdrs_remove(out, "Forwarded");
     if (host != NULL && host[0] != '\0' &&
         (err = hdrs_set(out, "X-Forwarded-Host", host)) != CP_OK)
         goto fail;

@@ -47,8 +47,8 @@ void forward_cache_status(const struct cache_outcome *o, char *buf, size_t len);
  * Host is dropped (the fetcher sets the origin's), Via gains "1.1 caching-proxy",
  * X-Forwarded-For gains `client_ip`, X-Forwarded-Proto is set to "http", and
  * X-Forwarded-Host carries the Host of `in` (the one in the cache key), replacing any
- * the client sent, and is left out when that Host is missing or empty. Returns
- * CP_ERR_NOMEM. */
+ * the client sent, and is left out when that Host is missing or empty; the client's
+ * Forwarded (RFC 7239) is dropped. Returns CP_ERR_NOMEM. */
 cp_err forward_request_headers(const struct hdrs *in, const char *client_ip,
                                struct hdrs *out);
 

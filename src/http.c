@@ -120,6 +120,10 @@ bool http_request_fields_ok(const struct hdrs *request)
         for (const char *c = name; *c; c++)
             if (!is_tchar((unsigned char)*c))
                 return false;
+        /* A bare CR inside a value reads as a line break to some origins: a field
+         * the client hid there would reach them (RFC 9110 5.5). */
+        if (strpbrk(request->v[i].value, "\r\n") != NULL)
+            return false;
         if (strcasecmp(name, "Host") == 0 && (++hosts > 1 || !host_value_ok(request->v[i].value)))
             return false;
     }

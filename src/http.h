@@ -72,9 +72,10 @@ int64_t http_field_uint(const struct hdrs *h, const char *name);
 /* Whether a request's fields may be forwarded: every name is a token (no whitespace
  * before the colon, which an origin might read past, RFC 9112 5.1), every
  * Content-Length holds the same decimal number (RFC 9112 6.3), so that the origin
- * frames the request as the proxy did, and there is at most one Host, a well-formed
- * host and optional port (RFC 9112 3.2; it goes into the cache key and to the
- * origin). False: the request is to be answered 400. */
+ * frames the request as the proxy did, no value holds a CR or LF (RFC 9110 5.5),
+ * and there is at most one Host, a well-formed host and optional port (RFC 9112 3.2;
+ * it goes into the cache key and to the origin). False: the request is to be
+ * answered 400. */
 bool http_request_fields_ok(const struct hdrs *request);
 
 /* Whether a response's length is unambiguous: under a Transfer-Encoding (which wins)

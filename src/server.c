@@ -838,7 +838,7 @@ static cp_err take_target_host(struct request *rq)
 }
 
 /* First call for a request: its fields are known, its body not yet read. */
-static enum MHD_Result begin(struct request *rq, const char *method)
+static enum MHD_Result begin(struct request *rq, const char *method, const char *version)
 {
     struct server *srv = rq->srv;
     rq->method = method;
@@ -848,6 +848,10 @@ static enum MHD_Result begin(struct request *rq, const char *method)
         return refuse_oversized(rq);
     if (!http_request_fields_ok(&rq->headers))
         return respond_text(rq, 400, "Bad Request: malformed header field");
+    /* RFC 9112 3.2. (libmicrohttpd's own check, in its strict mode, sends its answer's
+     * head twice.) */
+    if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 && hdrs_get(&rq->headers, "Host") == NULL)
+        return respond_text(rq, 400, "Bad Request: no Host field");
     if (!http_request_coding_ok(&rq->headers) || !front_end_reads_coding(rq->conn))
         return respond_text(rq, 501, "Not Implemented: a transfer coding other than chunked");
     if (strcmp(method, "CONNECT") == 0)
@@ -898,14 +902,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     (void)cls;
     (void)url;
-    (void)version;
     struct request *rq = *con_cls;
     if (rq == NULL)
         return MHD_NO; /* no memory for this request: drop the connection */
     rq->conn = conn;
     switch (rq->state) {
     case RQ_NEW:
-        return begin(rq, method);
+        return begin(rq, method, version);
     case RQ_BODY:
         if (*upload_data_size > 0) {
             size_t n = *upload_data_size;

@@ -593,8 +593,8 @@ static void get_as_host(uint16_t port, const char *path, const char *host, const
 /* The Host reaches the origin (as X-Forwarded-Host), so it is part of the cache key: a
  * response made for one Host never answers another, whatever the origin did with it
  * (a link built from it, say), while its case does not matter. An unsafe method
- * removes what was stored for its own Host only. Two Host fields, or one that is not
- * a host and port, are refused with 400. */
+ * removes what was stored for its own Host only. Two Host fields, one that is not a
+ * host and port, none in HTTP/1.1, or a CR inside a field value get 400. */
 static void test_host_in_cache_key(void **state)
 {
     struct hx *h = *state;
@@ -626,6 +626,11 @@ static void test_host_in_cache_key(void **state)
         "Connection: close\r\n\r\n",
         "GET /cache/host-key HTTP/1.1\r\nHost: evil.example/x\r\nConnection: close\r\n\r\n",
         "GET /cache/host-key HTTP/1.1\r\nHost: site.example:80x\r\nConnection: close\r\n\r\n",
+        /* no Host in HTTP/1.1 (RFC 9112 3.2) */
+        "GET /cache/host-key HTTP/1.1\r\nConnection: close\r\n\r\n",
+        /* a bare CR, a line break to some origins, hiding a field in another's value */
+        "GET /cache/host-key HTTP/1.1\r\nHost: site.example\r\n"
+        "X-A: 1\rX-Forwarded-Host: evil.example\r\nConnection: close\r\n\r\n",
     };
     unsigned before = orig_total(h->origin);
     for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++)
@@ -1039,7 +1044,8 @@ static void test_absolute_form_for_itself(void **state)
 
 /* The X-Forwarded-Host the origin gets is always the Host of the cache key: one the
  * client sends is replaced, also when the client names Host in Connection (which
- * drops it as hop-by-hop), and a request without a Host sends none. */
+ * drops it as hop-by-hop), and a request without a Host sends none; a Forwarded the
+ * client sends (which could say host= too) is dropped. */
 static void test_client_forwarded_host_replaced(void **state)
 {
     struct hx *h = *state;
@@ -1048,7 +1054,7 @@ static void test_client_forwarded_host_replaced(void **state)
     snprintf(self, sizeof self, "127.0.0.1:%u", (unsigned)p->port);
     static const char *const fmt[] = {
         "GET /cache/xfh-%d HTTP/1.1\r\nHost: %s\r\nX-Forwarded-Host: evil.example\r\n"
-        "Connection: close\r\n\r\n",
+        "Forwarded: host=evil.example\r\nConnection: close\r\n\r\n",
         "GET /cache/xfh-%d HTTP/1.1\r\nHost: %s\r\nConnection: Host, close\r\n"
         "X-Forwarded-Host: evil.example\r\n\r\n",
     };
@@ -1061,6 +1067,7 @@ static void test_client_forwarded_host_replaced(void **state)
         assert_true(orig_last(h->origin, &last));
         assert_string_equal(orig_req_header(&last, "X-Forwarded-Host", 0), self);
         assert_null(orig_req_header(&last, "X-Forwarded-Host", 1));
+        assert_null(orig_req_header(&last, "Forwarded", 0));
         orig_req_free(&last);
         get_as_host(p->port, path, self, "HIT", 1);
     }

@@ -156,11 +156,12 @@ static void test_request_forwarded_host_proto_replaced(void **state)
     /* Host named in Connection is still the one forwarded (it is the cache key's),
      * and without a Host (or with an empty one) the client's goes too. */
     fill(&in, H("Host", "shop.example", "Connection", "Host", "X-Forwarded-Host",
-                "evil.example"));
+                "evil.example", "Forwarded", "host=evil.example;proto=https"));
     hdrs_init(&out);
     assert_int_equal(forward_request_headers(&in, NULL, &out), CP_OK);
     assert_int_equal(hdrs_count(&out, "X-Forwarded-Host"), 1);
     assert_string_equal(hdrs_get(&out, "X-Forwarded-Host"), "shop.example");
+    assert_null(hdrs_get(&out, "Forwarded"));
     hdrs_free(&in);
     hdrs_free(&out);
     for (int empty = 0; empty < 2; empty++) {

@@ -615,6 +615,9 @@ static void test_request_fields_ok(void **state)
         {"Host", "[::1", "X", "y"},
         {"Host", "[::1]x", "X", "y"},
         {"Host", "\xc3\xa9.example", "X", "y"},
+        /* a CR or LF inside a value: a line break to some origins */
+        {"X-A", "1\rX-Forwarded-Host: evil", "Host", "a"},
+        {"X-A", "1\nX-B: 2", "Host", "a"},
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         struct hdrs h;

@@ -114,11 +114,39 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* Whether libmicrohttpd's copy of a field shows an obs-fold. libmicrohttpd 0.9.75
+ * appends a continuation line to the field's name, not its value ("X-A: 1\r\n 2"
+ * becomes "X-A2: 1", "Content-Length:\r\n 42" no length at all), which an origin or
+ * a proxy in front, unfolding as RFC 9112 5.2 says, would read otherwise. Name and
+ * value lie in its read buffer as "name\0", blanks, "value", unless a fold moved the
+ * name elsewhere in its memory: that is how one is told. */
+static bool field_folded(const char *name, const char *value)
+{
+    const char *p = name + strlen(name) + 1;
+    if (value < p)
+        return true;
+    for (; p < value; p++)
+        if (*p != ' ' && *p != '\t')
+            return true;
+    return false;
+}
+
+/* The fields of a request as the client sent them, and whether one was folded. */
+struct collected {
+    struct hdrs *h;
+    bool folded;
+};
+
 static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                       const char *value)
 {
     (void)kind;
-    return hdrs_add(cls, key, value ? value : "") == CP_OK ? MHD_YES : MHD_NO;
+    struct collected *c = cls;
+    if (value == NULL)
+        value = "";
+    else if (field_folded(key, value))
+        c->folded = true;
+    return hdrs_add(c->h, key, value) == CP_OK ? MHD_YES : MHD_NO;
 }
 
 static void release_entry(void *cls) { entry_unref(cls); }
@@ -842,11 +870,12 @@ static enum MHD_Result begin(struct request *rq, const char *method, const char 
 {
     struct server *srv = rq->srv;
     rq->method = method;
-    MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, collect_header, &rq->headers);
+    struct collected fields = {.h = &rq->headers};
+    MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, collect_header, &fields);
     rq->pool_use = request_pool_use(rq);
     if (!headroom_request_fits(rq->pool_use))
         return refuse_oversized(rq);
-    if (!http_request_fields_ok(&rq->headers))
+    if (fields.folded || !http_request_fields_ok(&rq->headers))
         return respond_text(rq, 400, "Bad Request: malformed header field");
     /* RFC 9112 3.2. (libmicrohttpd's own check, in its strict mode, sends its answer's
      * head twice.) */

@@ -146,8 +146,9 @@ static void expect_serving(uint16_t port, const char *path)
 /* A request the origin could frame otherwise than the proxy does is refused with 400
  * and never forwarded: a field name with whitespace before the colon (an origin that
  * reads "Transfer-Encoding : chunked" as chunked would take the rest of the body for
- * the next request on the connection, whose answer the proxy would then store), and
- * Content-Length fields that disagree; a transfer coding other than chunked gets 501. */
+ * the next request on the connection, whose answer the proxy would then store),
+ * Content-Length fields that disagree, and a field folded over two lines (obs-fold);
+ * a transfer coding other than chunked gets 501. */
 static void test_ambiguous_framing_refused(void **state)
 {
     struct hx *h = *state;
@@ -161,6 +162,11 @@ static void test_ambiguous_framing_refused(void **state)
         "GET /cache/spaced HTTP/1.1\r\nHost: a\r\nContent-Length : 5\r\n"
         "Connection: close\r\n\r\n",
         "GET /cache/spaced HTTP/1.1\r\nHost: a\r\nConnection : close\r\n\r\n",
+        /* obs-fold: a proxy in front that unfolds reads a 42-byte body here, which the
+         * front end would take for a second request (RFC 9112 5.2) */
+        "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n 42\r\nConnection: close\r\n"
+        "\r\nGET /cache/smuggled HTTP/1.1\r\nHost: evil.example\r\n\r\n",
+        "GET /cache/folded HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\t2\r\nConnection: close\r\n\r\n",
     };
     unsigned before = orig_total(h->origin);
     for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++)

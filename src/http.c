@@ -130,6 +130,13 @@ bool http_request_fields_ok(const struct hdrs *request)
     return lengths_agree(request);
 }
 
+bool http_request_framing_ok(const struct hdrs *request, bool http_1_0)
+{
+    if (hdrs_get(request, "Transfer-Encoding") == NULL)
+        return true;
+    return !http_1_0 && hdrs_get(request, "Content-Length") == NULL;
+}
+
 bool http_response_length_ok(const struct hdrs *response)
 {
     return hdrs_get(response, "Transfer-Encoding") != NULL || lengths_agree(response);

@@ -78,6 +78,13 @@ int64_t http_field_uint(const struct hdrs *h, const char *name);
  * answered 400. */
 bool http_request_fields_ok(const struct hdrs *request);
 
+/* Whether a request with a Transfer-Encoding is framed beyond doubt: not beside a
+ * Content-Length (RFC 9112 6.1: a request smuggling pattern, where the hops before
+ * may have read another length) and not in HTTP/1.0 (`http_1_0`), which has no
+ * transfer codings. False: the request is to be answered 400, and the connection
+ * closed. */
+bool http_request_framing_ok(const struct hdrs *request, bool http_1_0);
+
 /* Whether a response's length is unambiguous: under a Transfer-Encoding (which wins)
  * anything goes; otherwise every Content-Length holds the same decimal number, below
  * 2^62. False: the origin's response is not to be passed on or stored (502). */

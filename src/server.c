@@ -877,6 +877,10 @@ static enum MHD_Result begin(struct request *rq, const char *method, const char 
         return refuse_oversized(rq);
     if (fields.folded || !http_request_fields_ok(&rq->headers))
         return respond_text(rq, 400, "Bad Request: malformed header field");
+    /* Answered now, before its body: libmicrohttpd then closes the connection. */
+    if (!http_request_framing_ok(&rq->headers, strcmp(version, MHD_HTTP_VERSION_1_0) == 0))
+        return respond_text(rq, 400, "Bad Request: Transfer-Encoding with Content-Length or "
+                                     "in HTTP/1.0");
     /* RFC 9112 3.2. (libmicrohttpd's own check, in its strict mode, sends its answer's
      * head twice.) */
     if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 && hdrs_get(&rq->headers, "Host") == NULL)

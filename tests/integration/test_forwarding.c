@@ -181,6 +181,22 @@ static void test_ambiguous_framing_refused(void **state)
                  "Connection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n", codings[i]);
         expect_raw_status(p->port, req, 501);
     }
+    /* A Transfer-Encoding beside a Content-Length, or in HTTP/1.0: the hops before
+     * may have framed it otherwise, so 400, and the connection closes (RFC 9112 6.1):
+     * what follows on it is never taken for a request. */
+    static const char *const doubtful[] = {
+        "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n"
+        "\r\n5\r\nhello\r\n0\r\n\r\nGET /cache/after-te-cl HTTP/1.1\r\nHost: a\r\n\r\n",
+        "POST /echo HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n"
+        "\r\n5\r\nhello\r\n0\r\n\r\nGET /cache/after-te-10 HTTP/1.1\r\nHost: a\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof doubtful / sizeof doubtful[0]; i++) {
+        char *resp = hx_raw(p->port, doubtful[i], NULL);
+        assert_non_null(resp);
+        assert_int_equal(raw_status(resp), 400);
+        assert_null(strstr(resp + 1, "HTTP/1.1 "));
+        free(resp);
+    }
     assert_int_equal(orig_total(h->origin), before);
     expect_serving(p->port, "/cache/after-refusals");
 }

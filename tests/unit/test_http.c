@@ -638,6 +638,22 @@ static void test_request_fields_ok(void **state)
     }
 }
 
+static void test_request_framing_ok(void **state)
+{
+    (void)state;
+    struct hdrs h;
+    hdrs_init(&h);
+    assert_int_equal(hdrs_add(&h, "Content-Length", "3"), CP_OK);
+    assert_true(http_request_framing_ok(&h, false));
+    assert_true(http_request_framing_ok(&h, true)); /* a length alone is fine in 1.0 */
+    assert_int_equal(hdrs_add(&h, "Transfer-Encoding", "chunked"), CP_OK);
+    assert_false(http_request_framing_ok(&h, false));
+    hdrs_remove(&h, "Content-Length");
+    assert_true(http_request_framing_ok(&h, false));
+    assert_false(http_request_framing_ok(&h, true));
+    hdrs_free(&h);
+}
+
 static void test_request_coding_ok(void **state)
 {
     (void)state;
@@ -727,6 +743,7 @@ int main(void)
         cmocka_unit_test(test_vary_unambiguous),
         cmocka_unit_test(test_parse_uint),
         cmocka_unit_test(test_request_fields_ok),
+        cmocka_unit_test(test_request_framing_ok),
         cmocka_unit_test(test_request_coding_ok),
         cmocka_unit_test(test_response_length_ok),
     };

@@ -881,6 +881,11 @@ static enum MHD_Result begin(struct request *rq, const char *method, const char 
     if (!http_request_framing_ok(&rq->headers, strcmp(version, MHD_HTTP_VERSION_1_0) == 0))
         return respond_text(rq, 400, "Bad Request: Transfer-Encoding with Content-Length or "
                                      "in HTTP/1.0");
+    /* A body announced too large is refused before it is sent (or, with Expect:
+     * 100-continue, before the client is told to send it). */
+    int64_t announced = http_field_uint(&rq->headers, "Content-Length");
+    if (announced > 0 && (uint64_t)announced > srv->cfg->max_request_body)
+        return respond_text(rq, 413, "Content Too Large");
     /* RFC 9112 3.2. (libmicrohttpd's own check, in its strict mode, sends its answer's
      * head twice.) */
     if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 && hdrs_get(&rq->headers, "Host") == NULL)

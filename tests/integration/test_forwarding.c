@@ -533,6 +533,37 @@ static void test_large_and_empty_bodies(void **state)
     hresp_free(&r);
 }
 
+/* Past --max-request-body a request gets 413 and never reaches the origin: at once
+ * when its Content-Length says so (no 100 Continue first, nothing of it read), and
+ * once the limit is crossed when the body comes chunked. */
+static void test_request_body_limit(void **state)
+{
+    struct hx *h = *state;
+    const char *const extra[] = { "--max-request-body", "1000", NULL };
+    struct proxy *p = start(h, extra);
+    char *resp = hx_raw(p->port, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n"
+                                 "Expect: 100-continue\r\n\r\n", NULL);
+    assert_non_null(resp);
+    assert_int_equal(raw_status(resp), 413);
+    assert_null(strstr(resp, "100 Continue"));
+    free(resp);
+
+    char chunked[2200];
+    int n = snprintf(chunked, sizeof chunked, "POST /echo HTTP/1.1\r\nHost: a\r\n"
+                     "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n7d0\r\n");
+    memset(chunked + n, 'x', 2000);
+    snprintf(chunked + n + 2000, sizeof chunked - (size_t)n - 2000, "\r\n0\r\n\r\n");
+    expect_raw_status(p->port, chunked, 413);
+    assert_int_equal(orig_count(h->origin, "/echo"), 0);
+
+    struct hreq post = { .method = "POST", .body = "small", .body_len = 5 };
+    struct hresp r;
+    assert_int_equal(hx_http(p->port, "/echo", &post, &r), 0);
+    assert_int_equal(r.status, 200);
+    hresp_free(&r);
+    check_origin_saw(h, "POST", "small", 5);
+}
+
 static void test_get_and_head_forwarded(void **state)
 {
     struct hx *h = *state;
@@ -1125,6 +1156,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_uncacheable_waiters_fetch_themselves, hx_setup,
                                         hx_teardown),
         cmocka_unit_test_setup_teardown(test_large_and_empty_bodies, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_request_body_limit, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_get_and_head_forwarded, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_forwarding_fields, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_forwarding_fields_appended, hx_setup, hx_teardown),

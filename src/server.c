@@ -22,6 +22,7 @@
 #include "log.h"
 #include "policy.h"
 #include "range.h"
+#include "rawfields.h"
 #include "relay.h"
 #include "stream.h"
 #include "update.h"
@@ -114,26 +115,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
-/* Whether libmicrohttpd's copy of a field shows an obs-fold. libmicrohttpd 0.9.75
- * appends a continuation line to the field's name, not its value ("X-A: 1\r\n 2"
- * becomes "X-A2: 1", "Content-Length:\r\n 42" no length at all), which an origin or
- * a proxy in front, unfolding as RFC 9112 5.2 says, would read otherwise. Name and
- * value lie in its read buffer as "name\0", blanks, "value", unless a fold moved the
- * name elsewhere in its memory: that is how one is told. */
-static bool field_folded(const char *name, const char *value)
-{
-    const char *p = name + strlen(name) + 1;
-    if (value < p)
-        return true;
-    for (; p < value; p++)
-        if (*p != ' ' && *p != '\t')
-            return true;
-    return false;
-}
-
 /* The fields of a request as the client sent them, and whether one was folded. */
 struct collected {
     struct hdrs *h;
+    const char *end; /* of the header block in libmicrohttpd's buffer; NULL: unknown */
     bool folded;
 };
 
@@ -144,7 +129,7 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
     struct collected *c = cls;
     if (value == NULL)
         value = "";
-    else if (field_folded(key, value))
+    else if (rawfields_folded(key, value, c->end))
         c->folded = true;
     return hdrs_add(c->h, key, value) == CP_OK ? MHD_YES : MHD_NO;
 }
@@ -870,7 +855,10 @@ static enum MHD_Result begin(struct request *rq, const char *method, const char 
 {
     struct server *srv = rq->srv;
     rq->method = method;
-    struct collected fields = {.h = &rq->headers};
+    /* The header block starts at the method, in place in libmicrohttpd's buffer. */
+    const union MHD_ConnectionInfo *hs =
+        MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    struct collected fields = {.h = &rq->headers, .end = hs ? method + hs->header_size : NULL};
     MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, collect_header, &fields);
     rq->pool_use = request_pool_use(rq);
     if (!headroom_request_fits(rq->pool_use))
@@ -881,14 +869,16 @@ static enum MHD_Result begin(struct request *rq, const char *method, const char 
     if (!http_request_framing_ok(&rq->headers, strcmp(version, MHD_HTTP_VERSION_1_0) == 0))
         return respond_text(rq, 400, "Bad Request: Transfer-Encoding with Content-Length or "
                                      "in HTTP/1.0");
-    /* A body announced too large is refused before it is sent (or, with Expect:
-     * 100-continue, before the client is told to send it). */
+    /* A client waiting for 100 (Continue) before it sends a body announced too large
+     * is refused at once. Others are sending it already: it is read (and dropped)
+     * before the 413, which a close with unread bytes would lose to a reset. */
     int64_t announced = http_field_uint(&rq->headers, "Content-Length");
-    if (announced > 0 && (uint64_t)announced > srv->cfg->max_request_body)
+    if (announced > 0 && (uint64_t)announced > srv->cfg->max_request_body &&
+        hdrs_has_token(&rq->headers, "Expect", "100-continue"))
         return respond_text(rq, 413, "Content Too Large");
     /* RFC 9112 3.2. (libmicrohttpd's own check, in its strict mode, sends its answer's
      * head twice.) */
-    if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 && hdrs_get(&rq->headers, "Host") == NULL)
+    if (strcmp(version, MHD_HTTP_VERSION_1_0) != 0 && hdrs_get(&rq->headers, "Host") == NULL)
         return respond_text(rq, 400, "Bad Request: no Host field");
     if (!http_request_coding_ok(&rq->headers) || !front_end_reads_coding(rq->conn))
         return respond_text(rq, 501, "Not Implemented: a transfer coding other than chunked");

@@ -25,7 +25,6 @@
 #include "log.h"
 #include "sockwatch.h"
 
-#define EASY_SPARE 64 /* idle easy handles kept for reuse: one per concurrent transfer */
 
 struct fetcher;
 
@@ -48,7 +47,9 @@ struct job {
     int hops;              /* redirects followed so far */
     size_t head_bytes;     /* of the current response's fields, for opts.max_head */
     bool head_too_large;   /* ...went past it: the transfer was stopped */
-    bool bad_length;       /* the final response's length was ambiguous: stopped */
+    bool bad_framing;      /* the final response's framing was ambiguous, or a 101 that
+                              nothing asked for: stopped */
+    bool http_1_0;         /* the current response's status line says HTTP/1.0 */
     struct timespec start; /* for the whole-transfer timeout across hops */
 };
 
@@ -67,8 +68,6 @@ struct fetcher {
     bool woken;            /* a wakeup is on its way to the fetch thread, which has not
                               yet looked at the lists: another would be wasted (lock) */
     bool started;
-    CURL *spare[EASY_SPARE]; /* idle easy handles, owned by the fetch thread */
-    size_t n_spare;
     int epfd;              /* curl's sockets and wakefd */
     struct sockwatch watch; /* what epfd holds of curl's sockets (fetch thread only) */
     int wakefd;            /* eventfd: submits, resumes and stop wake the thread */
@@ -132,14 +131,14 @@ void fetch_request_free(struct fetch_request *r)
 static size_t on_header(char *buf, size_t size, size_t n, void *arg);
 static size_t on_body(char *buf, size_t size, size_t n, void *arg);
 
-/* An easy handle for a new transfer: a spare one, or a new one set up with the options
- * every transfer shares. Reuse (without curl_easy_reset) saves setting up libcurl's
- * per-transfer state and these options on every miss; job_start sets all the rest,
- * every time, so nothing of the previous transfer carries over. */
+/* A new easy handle for a new transfer, set up with the options every transfer shares
+ * (job_start sets the rest). Handles are not reused, though that saves about 2% of a
+ * miss: libcurl 7.88 keeps in a handle a pointer to the previous transfer's last
+ * header field, which it frees, and follows it when a response's first field line
+ * starts with whitespace (an origin could crash the proxy that way). Connections are
+ * reused all the same: they belong to the multi handle. */
 static CURL *easy_get(struct fetcher *f)
 {
-    if (f->n_spare > 0)
-        return f->spare[--f->n_spare];
     CURL *e = curl_easy_init();
     if (e == NULL)
         return NULL;
@@ -167,19 +166,10 @@ static CURL *easy_get(struct fetcher *f)
     return e;
 }
 
-/* Gives back an easy handle no longer in the multi handle. */
-static void easy_put(struct fetcher *f, CURL *e)
-{
-    if (f->n_spare < EASY_SPARE)
-        f->spare[f->n_spare++] = e;
-    else
-        curl_easy_cleanup(e);
-}
-
 static void job_free(struct job *j)
 {
     if (j->easy)
-        easy_put(j->f, j->easy);
+        curl_easy_cleanup(j->easy);
     free(j->slist); /* one block: see header_list_make */
     fetch_request_free(&j->req);
     fetch_result_free(&j->res);
@@ -212,13 +202,19 @@ static size_t on_header(char *buf, size_t size, size_t n, void *arg)
         j->head_bytes = 0;
         const char *sp = memchr(buf, ' ', len);
         j->res.status = sp ? atoi(sp + 1) : 0;
+        j->http_1_0 = len >= 8 && strncmp(buf, "HTTP/1.0", 8) == 0;
         return size * n;
     }
     if (len == 0) {
         /* The end of a header block: if it is the final response's, tell the sink. */
         j->fields_done = j->res.status >= 200;
-        if (j->fields_done && !http_response_length_ok(&j->res.headers)) {
-            j->bad_length = true; /* the body could end anywhere: nothing of it goes on */
+        /* A body that could end elsewhere, or be coded in a way that curl passes on
+         * undecoded, goes nowhere; nor does a 101, which only a request's Upgrade may
+         * bring and none is ever sent (curl would take what follows for a new
+         * protocol). */
+        if ((j->fields_done && !http_response_framing_ok(&j->res.headers, j->http_1_0)) ||
+            j->res.status == 101) {
+            j->bad_framing = true;
             return 0;
         }
         if (j->sink != NULL && !j->head_sent && j->res.status >= 200) {
@@ -500,7 +496,7 @@ static bool job_redirect(struct fetcher *f, struct job *j, cp_err *err)
     free(j->req.url);
     j->req.url = next;
     curl_multi_remove_handle(f->multi, j->easy);
-    easy_put(f, j->easy);
+    curl_easy_cleanup(j->easy);
     j->easy = NULL;
     fetch_result_free(&j->res);
     j->res.status = 0;
@@ -534,7 +530,7 @@ static void on_transfer_done(struct fetcher *f, CURL *easy, CURLcode rc)
         }
     }
     cp_err err = j->head_too_large ? CP_ERR_ORIGIN_HEAD_TOO_LARGE
-                 : j->bad_length ? CP_ERR_ORIGIN_PROTOCOL
+                 : j->bad_framing ? CP_ERR_ORIGIN_PROTOCOL
                                  : map_curl_error(rc);
     if (err == CP_OK) {
         cp_err rerr;
@@ -819,8 +815,6 @@ void fetcher_free(struct fetcher *f)
     if (f == NULL)
         return;
     fetcher_stop(f);
-    while (f->n_spare > 0)
-        curl_easy_cleanup(f->spare[--f->n_spare]);
     free(f->resumes);
     pthread_mutex_destroy(&f->lock);
     fetcher_release(f);

@@ -52,16 +52,23 @@ bool http_parse_uint(const char *s, int64_t *out)
     return s != NULL && parse_digits(s, strlen(s), false, INT64_MAX / 2, out);
 }
 
-bool http_request_coding_ok(const struct hdrs *request)
+/* Whether every Transfer-Encoding of `h` (if any) comes to the single coding
+ * "chunked": one field, exactly that value (any case). */
+static bool only_chunked(const struct hdrs *h)
 {
     size_t n = 0;
-    for (size_t i = 0; i < request->n; i++) {
-        if (strcasecmp(request->v[i].name, "Transfer-Encoding") != 0)
+    for (size_t i = 0; i < h->n; i++) {
+        if (strcasecmp(h->v[i].name, "Transfer-Encoding") != 0)
             continue;
-        if (++n > 1 || strcasecmp(request->v[i].value, "chunked") != 0)
+        if (++n > 1 || strcasecmp(h->v[i].value, "chunked") != 0)
             return false;
     }
     return true;
+}
+
+bool http_request_coding_ok(const struct hdrs *request)
+{
+    return only_chunked(request);
 }
 
 /* Whether every Content-Length of `h` holds the same decimal number, short of the
@@ -137,9 +144,11 @@ bool http_request_framing_ok(const struct hdrs *request, bool http_1_0)
     return !http_1_0 && hdrs_get(request, "Content-Length") == NULL;
 }
 
-bool http_response_length_ok(const struct hdrs *response)
+bool http_response_framing_ok(const struct hdrs *response, bool http_1_0)
 {
-    return hdrs_get(response, "Transfer-Encoding") != NULL || lengths_agree(response);
+    if (hdrs_get(response, "Transfer-Encoding") == NULL)
+        return lengths_agree(response);
+    return !http_1_0 && only_chunked(response);
 }
 
 int64_t http_field_uint(const struct hdrs *h, const char *name)

@@ -85,10 +85,13 @@ bool http_request_fields_ok(const struct hdrs *request);
  * closed. */
 bool http_request_framing_ok(const struct hdrs *request, bool http_1_0);
 
-/* Whether a response's length is unambiguous: under a Transfer-Encoding (which wins)
- * anything goes; otherwise every Content-Length holds the same decimal number, below
- * 2^62. False: the origin's response is not to be passed on or stored (502). */
-bool http_response_length_ok(const struct hdrs *response);
+/* Whether a response's body can be passed on as it was meant: with a Transfer-Encoding
+ * (which wins over any Content-Length), the single coding "chunked", which libcurl
+ * decodes, and not in HTTP/1.0 (`http_1_0`), which has no transfer codings (RFC 9112
+ * 6.1); without, every Content-Length holding the same decimal number, below 2^62.
+ * False: the origin's response is not to be passed on or stored (502); any other
+ * coding would reach the client still coded, and unlabelled. */
+bool http_response_framing_ok(const struct hdrs *response, bool http_1_0);
 
 /* Whether the request's body, if any, is framed in a way the front end reads: no
  * Transfer-Encoding, or a single one that is exactly "chunked" (any case). Any other

@@ -525,7 +525,9 @@ bool url_on_origin(const struct origin *o, const char *url)
     struct parts p;
     if (parse_abs(url, NULL, &p) != CP_OK)
         return false;
-    bool on = strcmp(p.host, o->host) == 0 &&
+    /* User info would make curl send credentials the client never gave (and the
+     * answer to them would be stored as if it were public). */
+    bool on = !p.has_user && strcmp(p.host, o->host) == 0 &&
               ((strcmp(p.scheme, o->scheme) == 0 && p.port == o->port) ||
                (strcmp(o->scheme, "http") == 0 && o->port == 80 &&
                 strcmp(p.scheme, "https") == 0 && p.port == 443));

@@ -56,7 +56,8 @@ cp_err url_of_key(const char *key, char **out);
 cp_err url_resolve(const char *base, const char *location, char **out);
 
 /* True if `url` is on the origin's own host: same host name and either the same
- * scheme and port, or an upgrade from http to https on the default https port. */
+ * scheme and port, or an upgrade from http to https on the default https port; and
+ * without user info (credentials). */
 bool url_on_origin(const struct origin *o, const char *url);
 
 #endif

@@ -1379,11 +1379,16 @@ static bool rawo_serve(struct rawo *r, int fd, char *buf, size_t *len)
         if (end == NULL)
             return true;
         size_t used = (size_t)(end + 4 - buf);
+        static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                                 "Cache-Control: no-store\r\n\r\nok";
+        bool plain = used >= 8 && memcmp(buf, "GET /ok/", 8) == 0;
+        const char *resp = plain ? ok : r->response;
+        size_t resp_len = plain ? sizeof ok - 1 : r->response_len;
         memmove(buf, buf + used, *len - used);
         *len -= used;
         atomic_fetch_add(&r->requests, 1);
-        for (size_t off = 0; off < r->response_len;) {
-            ssize_t n = send(fd, r->response + off, r->response_len - off, MSG_NOSIGNAL);
+        for (size_t off = 0; off < resp_len;) {
+            ssize_t n = send(fd, resp + off, resp_len - off, MSG_NOSIGNAL);
             if (n <= 0)
                 return false;
             off += (size_t)n;

@@ -98,7 +98,9 @@ bool orig_wait_answers(struct orig *o, const char *path, const char *method, uns
 
 /* A raw origin, for answers libmicrohttpd cannot give (folded fields, trailers): a
  * thread on 127.0.0.1 that answers every request (its head, up to the blank line; a
- * body is not read) with `response`, byte for byte, and keeps the connection open. */
+ * body is not read) with `response`, byte for byte, and keeps the connection open;
+ * except a GET of /ok/<any>, answered "ok" (200, no-store): a well-formed answer to
+ * mix with the raw one. */
 struct rawo;
 /* Starts it on a free port with a copy of `response`. Returns NULL on failure. */
 struct rawo *rawo_start(const char *response);

@@ -405,9 +405,12 @@ static void test_large_heads_answered(void **state)
     twice_via(h, padded_origin(28), 200, "ok", 1);
 }
 
-/* An origin's response whose length is ambiguous (Content-Length fields that disagree,
- * or one that is not a plain number) gets the client a 502 and is not stored: where
- * its body ends is anyone's guess. */
+/* An origin's response whose body cannot be passed on as meant gets the client a 502
+ * and is not stored: a length that is ambiguous (Content-Length fields that disagree,
+ * or one that is not a plain number), where the body ends being anyone's guess; a
+ * transfer coding other than chunked alone, which libcurl would hand over still
+ * coded and unlabelled; a transfer coding in HTTP/1.0; and a 101, which nothing asked
+ * for (libcurl would take what follows for another protocol). */
 static void test_ambiguous_length_refused(void **state)
 {
     struct hx *h = *state;
@@ -416,9 +419,41 @@ static void test_ambiguous_length_refused(void **state)
         "Cache-Control: max-age=60\r\n\r\nhelloxx",
         "HTTP/1.1 200 OK\r\nContent-Length: 0x10\r\nCache-Control: max-age=60\r\n\r\n"
         "0123456789abcdef",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nCache-Control: max-age=60\r\n"
+        "\r\n5\r\nhello\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: x-custom\r\nContent-Length: 5\r\n"
+        "Cache-Control: max-age=60\r\n\r\nhello",
+        "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n"
+        "Cache-Control: max-age=60\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        "HTTP/1.1 101 Switching Protocols\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+        "Cache-Control: max-age=60\r\n\r\nc101!",
     };
     for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++)
         twice_via(h, rawo_start(answers[i]), 502, "502 Bad Gateway: origin sent", 2);
+}
+
+/* An origin whose response's first field line starts with whitespace gets the client
+ * a 502, and the proxy goes on: libcurl 7.88 would follow a pointer left from a
+ * handle's previous transfer there, so no handle serves two transfers. Ordinary
+ * answers from the same origin before and after keep coming. */
+static void test_leading_whitespace_field_survived(void **state)
+{
+    struct hx *h = *state;
+    struct rawo *o = rawo_start("HTTP/1.1 200 OK\r\n\tX-First: 1\r\nContent-Length: 2\r\n"
+                                "\r\nok");
+    assert_non_null(o);
+    struct proxy *p = hx_proxy_start(h, rawo_url(o), NULL, NULL);
+    assert_non_null(p);
+    for (int i = 0; i < 6; i++) {
+        char path[32];
+        snprintf(path, sizeof path, "/ok/%d", i);
+        get_expect(p->port, path, 0, 200, "ok");
+        snprintf(path, sizeof path, "/raw/%d", i);
+        get_expect(p->port, path, 0, 502, "502 Bad Gateway");
+    }
+    get_expect(p->port, "/ok/last", 0, 200, "ok");
+    assert_int_equal(hx_proxy_stop(p), 0);
+    rawo_stop(o);
 }
 
 /* Fields in a chunked body's trailer are not the response's: they are neither passed
@@ -1160,6 +1195,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_trailer_fields_ignored, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_large_heads_answered, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_ambiguous_length_refused, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_leading_whitespace_field_survived, hx_setup,
+                                        hx_teardown),
         cmocka_unit_test_setup_teardown(test_unsafe_methods_forwarded_and_bypassed, hx_setup,
                                         hx_teardown),
         cmocka_unit_test_setup_teardown(test_echo_round_trip_binary, hx_setup, hx_teardown),

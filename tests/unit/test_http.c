@@ -685,7 +685,7 @@ static void test_request_coding_ok(void **state)
     hdrs_free(&h);
 }
 
-static void test_response_length_ok(void **state)
+static void test_response_framing_ok(void **state)
 {
     (void)state;
     static const char *const cases[][5] = {
@@ -699,6 +699,12 @@ static void test_response_length_ok(void **state)
         {"Content-Length", "", "Server", "x", "bad"},
         {"Content-Length", "5", "Transfer-Encoding", "chunked", "ok"}, /* chunked wins */
         {"Content-Length", "junk", "Transfer-Encoding", "chunked", "ok"},
+        {"Transfer-Encoding", "Chunked", "Server", "x", "ok"},
+        /* codings curl would pass on undecoded, or lists of them */
+        {"Transfer-Encoding", "gzip, chunked", "Server", "x", "bad"},
+        {"Transfer-Encoding", "gzip", "Content-Length", "5", "bad"},
+        {"Transfer-Encoding", "chunked", "Transfer-Encoding", "chunked", "bad"},
+        {"Transfer-Encoding", "identity", "Server", "x", "bad"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct hdrs h;
@@ -706,9 +712,14 @@ static void test_response_length_ok(void **state)
         assert_int_equal(hdrs_add(&h, cases[i][0], cases[i][1]), CP_OK);
         assert_int_equal(hdrs_add(&h, cases[i][2], cases[i][3]), CP_OK);
         bool want = strcmp(cases[i][4], "ok") == 0;
-        if (http_response_length_ok(&h) != want)
+        if (http_response_framing_ok(&h, false) != want)
             fail_msg("%s: %s / %s: %s: expected %s", cases[i][0], cases[i][1], cases[i][2],
                      cases[i][3], cases[i][4]);
+        /* HTTP/1.0 has no transfer codings: one there means faulty framing */
+        if (hdrs_get(&h, "Transfer-Encoding") != NULL && http_response_framing_ok(&h, true))
+            fail_msg("HTTP/1.0 with %s: %s accepted", cases[i][0], cases[i][1]);
+        if (hdrs_get(&h, "Transfer-Encoding") == NULL && http_response_framing_ok(&h, true) != want)
+            fail_msg("HTTP/1.0 without a coding: %s: %s", cases[i][0], cases[i][1]);
         hdrs_free(&h);
     }
 }
@@ -745,7 +756,7 @@ int main(void)
         cmocka_unit_test(test_request_fields_ok),
         cmocka_unit_test(test_request_framing_ok),
         cmocka_unit_test(test_request_coding_ok),
-        cmocka_unit_test(test_response_length_ok),
+        cmocka_unit_test(test_response_framing_ok),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -446,6 +446,13 @@ static void on_origin_other_ports(void **state)
     assert_false(url_on_origin(&o, "http://h:443/x"));
     url_origin_free(&o);
 
+    /* credentials in a redirect are not followed */
+    assert_int_equal(url_parse_origin("http://h:8080", &o), CP_OK);
+    assert_true(url_on_origin(&o, "http://h:8080/x"));
+    assert_false(url_on_origin(&o, "http://evil:pw@h:8080/x"));
+    assert_false(url_on_origin(&o, "http://evil@h:8080/x"));
+    url_origin_free(&o);
+
     assert_int_equal(url_parse_origin("http://[::1]:9000", &o), CP_OK);
     assert_true(url_on_origin(&o, "http://[::1]:9000/x"));
     assert_false(url_on_origin(&o, "http://[::2]:9000/x"));

@@ -189,9 +189,9 @@ const unsigned char *relay_whole(struct relay *r, size_t *len)
     return b;
 }
 
-unsigned char *relay_take(struct relay *r, size_t *len)
+bool relay_take(struct relay *r, unsigned char **body, size_t *len)
 {
-    unsigned char *b = NULL;
+    bool taken = false;
     pthread_mutex_lock(&r->lock);
     if (!(r->ended && !r->ok) && r->keeping && !r->taken) {
         if (r->cap > r->len && r->len > 0) {
@@ -202,12 +202,12 @@ unsigned char *relay_take(struct relay *r, size_t *len)
                 r->cap = r->len;
             }
         }
-        b = r->buf;
+        *body = r->buf;
         *len = r->len;
-        r->taken = true;
+        r->taken = taken = true;
     }
     pthread_mutex_unlock(&r->lock);
-    return b;
+    return taken;
 }
 
 void relay_keep(struct relay *r, void *keeper, void (*release)(void *keeper))

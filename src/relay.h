@@ -40,10 +40,11 @@ bool relay_write(struct relay *r, const void *p, size_t n);
 void relay_end(struct relay *r, bool ok);
 /* Once the writer has written the whole body (before relay_end, so that it can be
  * stored before the reader sees the end), with the whole body kept: hands the bytes
- * over (trimmed to fit). The relay still reads from them, so the caller must then call
- * relay_keep with whatever keeps them alive. Returns NULL, changing nothing, if the
- * body was not kept or the relay failed. */
-unsigned char *relay_take(struct relay *r, size_t *len);
+ * over (trimmed to fit) in *body and *len (NULL and 0 for an empty body). The relay
+ * still reads from them, so the caller must then call relay_keep with whatever keeps
+ * them alive. Returns false, changing nothing, if the body was not kept or the relay
+ * failed. */
+bool relay_take(struct relay *r, unsigned char **body, size_t *len);
 /* Makes the relay hold `keeper` (released with release(keeper) when the relay goes),
  * e.g. a reference to the entry that now owns the taken bytes. */
 void relay_keep(struct relay *r, void *keeper, void (*release)(void *keeper));

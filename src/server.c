@@ -504,8 +504,8 @@ static void on_call_done(void *arg, struct fetch_result *res)
     bool ok = res->err == CP_OK;
     bool stored = false;
     size_t len = 0;
-    unsigned char *body = ok ? relay_take(c->relay, &len) : NULL;
-    if (body != NULL) {
+    unsigned char *body = NULL;
+    if (ok && relay_take(c->relay, &body, &len)) { /* an empty body is stored too */
         c->head.response_time = res->response_time;
         c->head.body = body;
         c->head.body_len = len;

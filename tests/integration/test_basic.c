@@ -603,6 +603,32 @@ static void test_status_passed_through(void **state)
     }
 }
 
+/* A cacheable response with an empty body is stored like any other: the second
+ * request is a hit, for a 200 and for a 404 alike. */
+static void test_empty_body_cached(void **state)
+{
+    struct hx *h = *state;
+    static const char *const f[] = { "Cache-Control", "max-age=60", NULL };
+    orig_route(h->origin, "/empty-200", &(struct orig_route){ .fields = f });
+    orig_route(h->origin, "/empty-404", &(struct orig_route){ .status = 404, .fields = f });
+    struct proxy *p = start(h, NULL);
+    static const struct { const char *path; long status; } cases[] = {
+        { "/empty-200", 200 },
+        { "/empty-404", 404 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        for (int round = 0; round < 2; round++) {
+            struct hresp r;
+            get_ok(p, cases[i].path, NULL, &r);
+            assert_int_equal(r.status, cases[i].status);
+            assert_int_equal(r.body_len, 0);
+            assert_xcache(&r, round == 0 ? "MISS" : "HIT");
+            hresp_free(&r);
+        }
+        assert_int_equal(orig_count(h->origin, cases[i].path), 1);
+    }
+}
+
 /* Lines of `text` naming all of port, origin, cache dir and "loaded". */
 static size_t startup_lines(char *text, const char *port, const char *origin, const char *dir)
 {
@@ -655,6 +681,7 @@ int main(void)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_miss_then_hit, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_empty_body_cached, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_query_is_part_of_key, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_default_ttl_caches_plain, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_default_ttl_zero_is_strict, hx_setup, hx_teardown),

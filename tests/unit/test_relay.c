@@ -43,7 +43,8 @@ static void test_read_as_written_and_kept(void **state)
     assert_true(relay_keeping(r));
     assert_int_equal(relay_held(r), 11);
     size_t len = 0;
-    unsigned char *body = relay_take(r, &len);
+    unsigned char *body = NULL;
+    assert_true(relay_take(r, &body, &len));
     assert_non_null(body);
     assert_int_equal(len, 11);
     assert_memory_equal(body, "hello world", 11);
@@ -54,6 +55,26 @@ static void test_read_as_written_and_kept(void **state)
     assert_int_equal(relay_read(r, rd, 11, buf, sizeof buf, on_park, NULL), RELAY_END);
     /* still readable from the taken bytes */
     assert_int_equal(relay_read(r, rd, 0, buf, 5, on_park, NULL), 5);
+    relay_unref(r);
+}
+
+/* An empty body kept whole can be taken too (to be stored): there are just no bytes. */
+static void test_empty_body_taken(void **state)
+{
+    (void)state;
+    reset();
+    struct relay *r = relay_new(100, 10, on_resume, NULL);
+    struct relay_reader *rd = relay_add_reader(r, on_wake, NULL);
+    char buf[8];
+    relay_expect(r, 0);
+    unsigned char *body = (unsigned char *)"x";
+    size_t len = 99;
+    assert_true(relay_take(r, &body, &len));
+    assert_null(body);
+    assert_int_equal(len, 0);
+    relay_keep(r, body, free);
+    relay_end(r, true);
+    assert_int_equal(relay_read(r, rd, 0, buf, sizeof buf, on_park, NULL), RELAY_END);
     relay_unref(r);
 }
 
@@ -69,7 +90,8 @@ static void test_whole_only_when_complete(void **state)
     assert_true(relay_write(r, "world", 5));
     assert_null(relay_whole(r, &len)); /* all bytes in, but the end not known yet */
     size_t tlen = 0;
-    unsigned char *body = relay_take(r, &tlen);
+    unsigned char *body = NULL;
+    assert_true(relay_take(r, &body, &tlen));
     assert_non_null(body);
     relay_keep(r, body, free);
     relay_end(r, true);
@@ -123,7 +145,9 @@ static void test_window_pauses_and_resumes(void **state)
     assert_memory_equal(buf, "cdef", 4);
     /* not kept: nothing to take for storing */
     size_t len;
-    assert_null(relay_take(r, &len));
+    unsigned char *none = NULL;
+    assert_false(relay_take(r, &none, &len));
+    assert_null(none);
     relay_end(r, false);
     assert_int_equal(relay_read(r, rd, 16, buf, sizeof buf, on_park, NULL), 1);
     assert_int_equal(relay_read(r, rd, 17, buf, sizeof buf, on_park, NULL), RELAY_ERROR);
@@ -185,6 +209,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_as_written_and_kept),
+        cmocka_unit_test(test_empty_body_taken),
         cmocka_unit_test(test_whole_only_when_complete),
         cmocka_unit_test(test_window_pauses_and_resumes),
         cmocka_unit_test(test_reader_gone),

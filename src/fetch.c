@@ -238,7 +238,8 @@ static size_t on_header(char *buf, size_t size, size_t n, void *arg)
     if (colon == NULL || colon == buf)
         return size * n; /* not a field line; ignore it as a lenient recipient */
     size_t name_len = (size_t)(colon - buf);
-    if (hdrs_addn(&j->res.headers, buf, name_len, colon + 1, len - name_len - 1) != CP_OK)
+    if (hdrs_addn_scrubbed(&j->res.headers, buf, name_len, colon + 1, len - name_len - 1) !=
+        CP_OK)
         return 0;
     return size * n;
 }

@@ -173,8 +173,10 @@ cp_err forward_response_emit(const struct hdrs *in, const struct cache_outcome *
     if ((err = emit(arg, "X-Cache", forward_verdict_name(o->verdict))) != CP_OK)
         return err;
     if (o->age >= 0) {
+        /* No cache may send more than 2^31 seconds, whatever it received or added
+         * (RFC 9111 section 1.2.2): past that an Age means "infinitely old". */
         char buf[24];
-        snprintf(buf, sizeof buf, "%" PRId64, o->age);
+        snprintf(buf, sizeof buf, "%" PRId64, o->age < FORWARD_AGE_MAX ? o->age : FORWARD_AGE_MAX);
         if ((err = emit(arg, "Age", buf)) != CP_OK)
             return err;
     }

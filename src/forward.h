@@ -52,6 +52,9 @@ void forward_cache_status(const struct cache_outcome *o, char *buf, size_t len);
 cp_err forward_request_headers(const struct hdrs *in, const char *client_ip,
                                struct hdrs *out);
 
+/* The largest Age sent: 2^31 seconds (RFC 9111 section 1.2.2). */
+#define FORWARD_AGE_MAX INT64_C(2147483648)
+
 /* Receives one field to send; returns CP_OK, or an error that stops the emitting. */
 typedef cp_err (*forward_emit_fn)(void *arg, const char *name, const char *value);
 
@@ -59,7 +62,7 @@ typedef cp_err (*forward_emit_fn)(void *arg, const char *name, const char *value
  * with fields `in`, without building a list: hop-by-hop fields and Content-Length are
  * dropped (the front end sets the length of the bytes it sends), any X-Cache and Age
  * from upstream are replaced, X-Cache is set from o->verdict, Age to o->age when it is
- * >= 0, our member is appended to Cache-Status, and Via gains "1.1 caching-proxy".
+ * >= 0 (at most FORWARD_AGE_MAX), our member is appended to Cache-Status, and Via gains "1.1 caching-proxy".
  * The strings passed are valid during the call only. Returns CP_ERR_NOMEM (a long
  * Via or Cache-Status), or the first error `emit` returns. */
 cp_err forward_response_emit(const struct hdrs *in, const struct cache_outcome *o,

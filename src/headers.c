@@ -13,11 +13,23 @@ static bool is_ows(char c)
     return c == ' ' || c == '\t';
 }
 
+/* CR, LF and NUL inside a field value are dangerous (a later reader may split or cut
+ * the field there): RFC 9110 section 5.5 lets a recipient replace each with SP, which
+ * keeps a field that is to be passed on (a Location with a bare CR still redirects)
+ * where rejecting it would lose it. */
+static void scrub_value(char *v, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (v[i] == '\r' || v[i] == '\n' || v[i] == '\0')
+            v[i] = ' ';
+}
+
 /* A field's storage: one allocation holding name, NUL, value, NUL (so a field costs
- * one malloc, and a list is copied with one per field). Sets f's pointers into it.
- * Returns false if there is no memory, leaving f untouched. */
+ * one malloc, and a list is copied with one per field), the value scrubbed of CR, LF
+ * and NUL if `scrub`. Sets f's pointers into it. Returns false if there is no memory,
+ * leaving f untouched. */
 static bool field_make(struct hdr *f, const char *name, size_t name_len, const char *value,
-                       size_t value_len)
+                       size_t value_len, bool scrub)
 {
     if (name_len > SIZE_MAX / 2 - 2 || value_len > SIZE_MAX / 2)
         return false;
@@ -30,6 +42,8 @@ static bool field_make(struct hdr *f, const char *name, size_t name_len, const c
     char *v = p + name_len + 1;
     if (value_len > 0)
         memcpy(v, value, value_len);
+    if (scrub)
+        scrub_value(v, value_len);
     v[value_len] = '\0';
     f->name = p;
     f->value = v;
@@ -66,8 +80,8 @@ static cp_err reserve_one(struct hdrs *h)
     return CP_OK;
 }
 
-cp_err hdrs_addn(struct hdrs *h, const char *name, size_t name_len, const char *value,
-                 size_t value_len)
+static cp_err add_field(struct hdrs *h, const char *name, size_t name_len, const char *value,
+                        size_t value_len, bool scrub)
 {
     /* Leading and trailing whitespace is not part of a field value (RFC 9110 5.5);
      * CR/LF are trimmed too so that a raw line ending never leaks into a value. */
@@ -79,10 +93,23 @@ cp_err hdrs_addn(struct hdrs *h, const char *name, size_t name_len, const char *
                              value[value_len - 1] == '\n'))
         value_len--;
 
-    if (reserve_one(h) != CP_OK || !field_make(&h->v[h->n], name, name_len, value, value_len))
+    if (reserve_one(h) != CP_OK ||
+        !field_make(&h->v[h->n], name, name_len, value, value_len, scrub))
         return CP_ERR_NOMEM;
     h->n++;
     return CP_OK;
+}
+
+cp_err hdrs_addn(struct hdrs *h, const char *name, size_t name_len, const char *value,
+                 size_t value_len)
+{
+    return add_field(h, name, name_len, value, value_len, false);
+}
+
+cp_err hdrs_addn_scrubbed(struct hdrs *h, const char *name, size_t name_len, const char *value,
+                          size_t value_len)
+{
+    return add_field(h, name, name_len, value, value_len, true);
 }
 
 cp_err hdrs_add(struct hdrs *h, const char *name, const char *value)
@@ -244,7 +271,8 @@ cp_err hdrs_copy(struct hdrs *dst, const struct hdrs *src)
     }
     for (size_t i = 0; i < src->n; i++) {
         const struct hdr *f = &src->v[i];
-        if (!field_make(&tmp.v[i], f->name, strlen(f->name), f->value, strlen(f->value))) {
+        if (!field_make(&tmp.v[i], f->name, strlen(f->name), f->value, strlen(f->value),
+                        false)) {
             hdrs_free(&tmp);
             hdrs_free(dst);
             return CP_ERR_NOMEM;
@@ -261,7 +289,7 @@ cp_err hdrs_copy(struct hdrs *dst, const struct hdrs *src)
 static cp_err set_value(struct hdrs *h, size_t i, const char *value, size_t value_len)
 {
     struct hdr f;
-    if (!field_make(&f, h->v[i].name, strlen(h->v[i].name), value, value_len))
+    if (!field_make(&f, h->v[i].name, strlen(h->v[i].name), value, value_len, false))
         return CP_ERR_NOMEM;
     free(h->v[i].name);
     h->v[i] = f;
@@ -292,6 +320,7 @@ cp_err hdrs_continue_last(struct hdrs *h, const char *piece, size_t len)
     if (sep)
         v[old] = ' ';
     memcpy(v + old + sep, piece, len);
+    scrub_value(v + old + sep, len);
     v[old + sep + len] = '\0';
     free(f->name);
     f->name = p;

@@ -41,6 +41,11 @@ cp_err hdrs_add(struct hdrs *h, const char *name, const char *value);
 /* Same with explicit lengths (the strings need not be NUL-terminated). */
 cp_err hdrs_addn(struct hdrs *h, const char *name, size_t name_len, const char *value,
                  size_t value_len);
+/* Same as hdrs_addn for a field received from a peer that is to be passed on rather
+ * than refused: any CR, LF or NUL left inside the value becomes a space (RFC 9110
+ * section 5.5), so that nothing after can split or cut the field there. */
+cp_err hdrs_addn_scrubbed(struct hdrs *h, const char *name, size_t name_len, const char *value,
+                          size_t value_len);
 
 /* Returns the value of the first field named `name`, or NULL. */
 const char *hdrs_get(const struct hdrs *h, const char *name);
@@ -64,7 +69,8 @@ bool hdrs_has_token(const struct hdrs *h, const char *name, const char *token);
 cp_err hdrs_set(struct hdrs *h, const char *name, const char *value);
 
 /* Continues the value of the last field with an obs-fold line (RFC 9112 section 5.2;
- * `len` bytes of `piece`): the fold and the whitespace around it become one space.
+ * `len` bytes of `piece`): the fold and the whitespace around it become one space,
+ * and so does any CR, LF or NUL inside the piece.
  * Nothing happens to an empty list or for a blank line. Returns CP_ERR_NOMEM, leaving
  * `h` unchanged, if memory runs out. */
 cp_err hdrs_continue_last(struct hdrs *h, const char *piece, size_t len);

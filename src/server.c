@@ -198,8 +198,14 @@ static enum MHD_Result queue_head(struct request *rq, unsigned status, struct he
     return r;
 }
 
-/* Content reader of a HEAD response: never called, since libmicrohttpd sends no body
- * for HEAD; it exists so that the response can carry the origin's Content-Length. */
+/* The `head_length` of respond() and queue() for an answer whose own body is sent
+ * (HEAD_NONE), or that carries no body but speaks of one whose length nobody gave
+ * (HEAD_UNTOLD); a length >= 0 is that of the body spoken of. */
+enum { HEAD_NONE = -1, HEAD_UNTOLD = -2 };
+
+/* Content reader of a response without a body (a HEAD's, a 304's): never called, since
+ * libmicrohttpd sends no body for those; it exists so that the response can carry the
+ * origin's Content-Length, or no length at all. */
 static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)cls;
@@ -211,15 +217,25 @@ static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
 
 /* Queues `status` with the fields `src` rewritten for the client (outcome `o`) and the
  * bytes [start, start + len) of e's body, without copying them: libmicrohttpd holds a
- * reference to `e` until it has sent the last byte. `head_length` >= 0 stands for
- * the body of a HEAD response that the origin answered without one. */
+ * reference to `e` until it has sent the last byte. A `head_length` other than
+ * HEAD_NONE stands for the body of an answer that has none (see HEAD_UNTOLD). */
 static enum MHD_Result queue(struct request *rq, unsigned status, const struct hdrs *src,
                              struct entry *e, size_t start, size_t len, int64_t head_length)
 {
     struct MHD_Response *resp;
-    if (head_length >= 0) {
-        resp = MHD_create_response_from_callback((uint64_t)head_length, 4096, no_body, NULL,
-                                                 NULL);
+    if (head_length != HEAD_NONE) {
+        /* An empty buffer would make libmicrohttpd say "Content-Length: 0", which such
+         * an answer must not unless the body is empty (RFC 9110 8.6). Of unknown size,
+         * it would say "chunked" and then send the last chunk, a body, all the same;
+         * in HTTP/1.0 style it says no length and closes the connection after. */
+        uint64_t size = head_length >= 0 ? (uint64_t)head_length : MHD_SIZE_UNKNOWN;
+        resp = MHD_create_response_from_callback(size, 4096, no_body, NULL, NULL);
+        if (resp != NULL && head_length == HEAD_UNTOLD &&
+            MHD_set_response_options(resp, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT, MHD_RO_END) !=
+                MHD_YES) {
+            MHD_destroy_response(resp);
+            resp = NULL;
+        }
     } else if (e == NULL || len == 0) {
         resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
     } else {
@@ -250,7 +266,7 @@ static enum MHD_Result respond(struct request *rq, struct entry *e, int64_t head
     size_t start = 0, len = e->body_len;
     cp_err err = CP_OK;
 
-    bool from_cache = rq->lookup && e->status == 200 && head_length < 0;
+    bool from_cache = rq->lookup && e->status == 200 && head_length == HEAD_NONE;
     if (from_cache && cond_not_modified(&rq->headers, &e->headers, e->status, e->response_time)) {
         status = 304;
         len = 0;
@@ -301,7 +317,7 @@ static enum MHD_Result serve_stored(struct request *rq, struct entry *e,
     rq->outcome = (struct cache_outcome){.verdict = verdict, .detail = detail,
                                          .collapsed = rq->no_collapse};
     outcome_times(&rq->outcome, e, time(NULL));
-    return respond(rq, e, -1);
+    return respond(rq, e, HEAD_NONE);
 }
 
 /* Runs on the fetch thread: hands the result over and wakes the connection. */
@@ -746,9 +762,13 @@ static enum MHD_Result answer_from_origin(struct request *rq)
          * as it came, none is made up. */
         o->age = http_field_uint(&res->headers, "Age");
     }
-    int64_t head_length = -1;
-    if (is_method(rq, "HEAD") && o->verdict != VERDICT_REVALIDATED)
-        head_length = http_field_uint(&res->headers, "Content-Length");
+    int64_t head_length = HEAD_NONE;
+    if ((is_method(rq, "HEAD") || res->status == 304) && o->verdict != VERDICT_REVALIDATED) {
+        /* Bodiless, yet speaking of the body a GET would get: of the length the
+         * origin gave, if it gave one. */
+        int64_t given = http_field_uint(&res->headers, "Content-Length");
+        head_length = given >= 0 ? given : HEAD_UNTOLD;
+    }
     r = respond(rq, e, head_length);
     entry_unref(e);
     return r;

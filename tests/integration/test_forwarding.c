@@ -312,6 +312,116 @@ static void test_empty_response_field_kept(void **state)
     rawo_stop(o);
 }
 
+/* A bare CR inside a response field becomes a space (RFC 9110 section 5.5): the
+ * field, here a redirect's Location, reaches the client, from the origin and from the
+ * cache alike, instead of being dropped. */
+static void test_bare_cr_in_response_field_kept(void **state)
+{
+    struct hx *h = *state;
+    struct rawo *o = rawo_start("HTTP/1.1 301 Moved Permanently\r\nLocation: /a\rb\r\n"
+                                "Content-Length: 3\r\nCache-Control: max-age=60\r\n\r\nok\n");
+    assert_non_null(o);
+    const char *const extra[] = {"--no-follow-redirects", NULL};
+    struct proxy *p = hx_proxy_start(h, rawo_url(o), NULL, extra);
+    assert_non_null(p);
+    static const char *const want[] = {"MISS", "HIT"};
+    for (size_t i = 0; i < 2; i++) {
+        struct hresp r;
+        assert_int_equal(hx_get(p->port, "/moved", NULL, &r), 0);
+        assert_int_equal(r.status, 301);
+        assert_string_equal(hresp_header(&r, "X-Cache", 0), want[i]);
+        assert_non_null(hresp_header(&r, "Location", 0));
+        assert_string_equal(hresp_header(&r, "Location", 0), "/a b");
+        hresp_free(&r);
+    }
+    assert_int_equal(rawo_requests(o), 1);
+    assert_int_equal(hx_proxy_stop(p), 0);
+    rawo_stop(o);
+}
+
+/* An origin's Age too large for any clock is passed on as 2^31 seconds, the most a
+ * cache may send (RFC 9111 section 1.2.2), not as the number it came as. */
+static void test_huge_age_capped(void **state)
+{
+    struct hx *h = *state;
+    struct rawo *o = rawo_start("HTTP/1.1 200 OK\r\nAge: 99999999999999999999999\r\n"
+                                "Content-Length: 3\r\nCache-Control: max-age=60\r\n\r\nok\n");
+    assert_non_null(o);
+    struct proxy *p = hx_proxy_start(h, rawo_url(o), NULL, NULL);
+    assert_non_null(p);
+    struct hresp r;
+    assert_int_equal(hx_get(p->port, "/old", NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(hresp_header(&r, "Age", 0));
+    assert_string_equal(hresp_header(&r, "Age", 0), "2147483648");
+    hresp_free(&r);
+    assert_int_equal(hx_proxy_stop(p), 0);
+    rawo_stop(o);
+}
+
+/* The Content-Length field of the raw answer `resp`'s head, as a number; -1 if it has
+ * none, -2 if it has several. */
+static long raw_content_length(const char *resp)
+{
+    const char *end = strstr(resp, "\r\n\r\n");
+    long found = -1;
+    for (const char *line = strstr(resp, "\r\n"); line != NULL && line < end;
+         line = strstr(line + 2, "\r\n")) {
+        long v;
+        if (strncasecmp(line + 2, "Content-Length:", 15) == 0 &&
+            sscanf(line + 17, "%ld", &v) == 1)
+            found = found == -1 ? v : -2;
+    }
+    return found;
+}
+
+/* An answer without a body that speaks of one (a HEAD's, a 304 passed on from the
+ * origin) says the length the origin gave, and none when it gave none: never
+ * "Content-Length: 0", which would tell the client (or a cache after it) that the
+ * body is empty (RFC 9110 8.6). Nothing follows its head, not even a last chunk,
+ * which a client would read as the start of the next response. */
+static void test_bodiless_answers_keep_origin_length(void **state)
+{
+    struct hx *h = *state;
+    static const struct {
+        const char *origin, *request;
+        int status;
+        long length;
+    } cases[] = {
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nCache-Control: no-store\r\n\r\n",
+         "HEAD /chunked HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 200, -1},
+        {"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n",
+         "GET /c HTTP/1.1\r\nHost: a\r\nIf-None-Match: \"v1\"\r\nConnection: close\r\n\r\n",
+         304, -1},
+        {"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nContent-Length: 42\r\n\r\n",
+         "GET /c HTTP/1.1\r\nHost: a\r\nIf-None-Match: \"v1\"\r\nConnection: close\r\n\r\n",
+         304, 42},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nCache-Control: no-store\r\n\r\n",
+         "HEAD /seven HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 200, 7},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct rawo *o = rawo_start(cases[i].origin);
+        assert_non_null(o);
+        struct proxy *p = hx_proxy_start(h, rawo_url(o), NULL, NULL);
+        assert_non_null(p);
+        char *resp = hx_raw(p->port, cases[i].request, NULL);
+        assert_non_null(resp);
+        int status = raw_status(resp);
+        long length = raw_content_length(resp);
+        const char *end = strstr(resp, "\r\n\r\n");
+        bool nothing_after = end != NULL && end[4] == '\0';
+        char shown[400];
+        snprintf(shown, sizeof shown, "%s", resp);
+        free(resp);
+        if (status != cases[i].status || length != cases[i].length || !nothing_after)
+            fail_msg("case %zu: want %d with length %ld and no body, got:\n%s", i,
+                     cases[i].status, cases[i].length, shown);
+        assert_int_equal(rawo_requests(o), 1);
+        assert_int_equal(hx_proxy_stop(p), 0);
+        rawo_stop(o);
+    }
+}
+
 /* A raw origin's answer "ok" with `pads` fields of 1000 bytes each (X-Pad-<i>). */
 static struct rawo *padded_origin(int pads)
 {
@@ -1191,6 +1301,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_empty_field_forwarded, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_ambiguous_framing_refused, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_empty_response_field_kept, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_bare_cr_in_response_field_kept, hx_setup,
+                                        hx_teardown),
+        cmocka_unit_test_setup_teardown(test_huge_age_capped, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_bodiless_answers_keep_origin_length, hx_setup,
+                                        hx_teardown),
         cmocka_unit_test_setup_teardown(test_folded_field_joined, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_trailer_fields_ignored, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_large_heads_answered, hx_setup, hx_teardown),

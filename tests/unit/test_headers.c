@@ -84,6 +84,25 @@ static void test_addn_lengths(void **state)
     hdrs_free(&h);
 }
 
+/* Scrubbed, a bare CR, an LF or a NUL inside a value becomes a space: the field is kept
+ * whole, and nothing downstream can split or cut it there. Unscrubbed (a request's
+ * fields, which are refused instead), the value is copied as it is. */
+static void test_addn_scrubbed_controls(void **state)
+{
+    (void)state;
+    struct hdrs h;
+    hdrs_init(&h);
+    const char value[] = "/a\rb\nc\0d";
+    assert_int_equal(hdrs_addn_scrubbed(&h, "Location", 8, value, sizeof value - 1), CP_OK);
+    assert_int_equal(strlen(hdrs_get(&h, "Location")), sizeof value - 1);
+    assert_string_equal(hdrs_get(&h, "Location"), "/a b c d");
+    assert_int_equal(hdrs_continue_last(&h, " e\rf", 4), CP_OK);
+    assert_string_equal(hdrs_get(&h, "Location"), "/a b c d e f");
+    assert_int_equal(hdrs_addn(&h, "X-Raw", 5, value, sizeof value - 1), CP_OK);
+    assert_string_equal(hdrs_get(&h, "X-Raw"), "/a\rb\nc");
+    hdrs_free(&h);
+}
+
 static void test_growth_keeps_order(void **state)
 {
     (void)state;
@@ -366,6 +385,7 @@ int main(void)
         cmocka_unit_test(test_add_get_case_insensitive),
         cmocka_unit_test(test_add_trims_value),
         cmocka_unit_test(test_addn_lengths),
+        cmocka_unit_test(test_addn_scrubbed_controls),
         cmocka_unit_test(test_growth_keeps_order),
         cmocka_unit_test(test_repeated_fields),
         cmocka_unit_test(test_remove),

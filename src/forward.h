@@ -62,9 +62,10 @@ typedef cp_err (*forward_emit_fn)(void *arg, const char *name, const char *value
  * with fields `in`, without building a list: hop-by-hop fields and Content-Length are
  * dropped (the front end sets the length of the bytes it sends), any X-Cache and Age
  * from upstream are replaced, X-Cache is set from o->verdict, Age to o->age when it is
- * >= 0 (at most FORWARD_AGE_MAX), our member is appended to Cache-Status, and Via gains "1.1 caching-proxy".
- * The strings passed are valid during the call only. Returns CP_ERR_NOMEM (a long
- * Via or Cache-Status), or the first error `emit` returns. */
+ * >= 0 (at most FORWARD_AGE_MAX), our member is appended to Cache-Status, and Via
+ * gains "1.1 caching-proxy". The strings passed are valid during the call only.
+ * Returns CP_ERR_NOMEM (a long Via or Cache-Status), or the first error `emit`
+ * returns. */
 cp_err forward_response_emit(const struct hdrs *in, const struct cache_outcome *o,
                              forward_emit_fn emit, void *arg);
 

@@ -59,6 +59,7 @@ struct cache {
     atomic_bool marks_lost;            /* a mark could not be made: refuse every copy
                                           from disk until the load ends */
     pthread_mutex_t clear_lock;        /* one thread at a time acts on a generation change */
+    _Atomic uint64_t removals;         /* cache_remove calls so far (cache_insert_read) */
 
     size_t max_bytes;                  /* 0: no bound */
     pthread_mutex_t clock_lock;
@@ -238,6 +239,7 @@ cp_err cache_new(const _Atomic uint64_t *generation, size_t max_bytes, struct ca
     atomic_init(&c->bytes_seen, 0);
     atomic_init(&c->loading, false);
     atomic_init(&c->marks_lost, false);
+    atomic_init(&c->removals, 0);
     *out = c;
     return CP_OK;
 }
@@ -396,7 +398,9 @@ static void evict_victims(struct cache *c, struct node *victims)
     }
 }
 
-static cp_err insert(struct cache *c, struct entry *e, bool loaded)
+/* `loaded`: a copy from disk, refused when marked (see cache_load_begin); `since`, if not
+ * NULL: refused too if cache_remove has run since *since was read. */
+static cp_err insert(struct cache *c, struct entry *e, bool loaded, const uint64_t *since)
 {
     uint64_t gen = sync_generation(c);
     if (e->generation != gen)
@@ -419,7 +423,10 @@ static cp_err insert(struct cache *c, struct entry *e, bool loaded)
     pthread_mutex_lock(&st->lock);
     struct slot *s = NULL;
     HASH_FIND_BYHASHVALUE(hh, st->table, e->key, len, (unsigned)hash, s);
-    if (loaded && ((s != NULL && s->gone) || atomic_load(&c->marks_lost))) {
+    /* The count is read under the stripe lock, and cache_remove counts before taking
+     * it: a removal of this key either comes after this insert or is seen here. */
+    if ((loaded && ((s != NULL && s->gone) || atomic_load(&c->marks_lost))) ||
+        (since != NULL && atomic_load(&c->removals) != *since)) {
         pthread_mutex_unlock(&st->lock); /* invalidated since the disk was read */
         entry_unref(n->e);
         free(n);
@@ -495,9 +502,16 @@ nomem:
     return CP_ERR_NOMEM;
 }
 
-cp_err cache_insert(struct cache *c, struct entry *e) { return insert(c, e, false); }
+cp_err cache_insert(struct cache *c, struct entry *e) { return insert(c, e, false, NULL); }
 
-cp_err cache_insert_loaded(struct cache *c, struct entry *e) { return insert(c, e, true); }
+cp_err cache_insert_loaded(struct cache *c, struct entry *e) { return insert(c, e, true, NULL); }
+
+uint64_t cache_removals(struct cache *c) { return atomic_load(&c->removals); }
+
+cp_err cache_insert_read(struct cache *c, struct entry *e, uint64_t removals)
+{
+    return insert(c, e, true, &removals);
+}
 
 size_t cache_remove(struct cache *c, const char *key,
                     void (*removed)(void *arg, const struct entry *e), void *arg)
@@ -509,6 +523,7 @@ size_t cache_remove(struct cache *c, const char *key,
     struct node **vars = NULL;
     bool keep = atomic_load(&c->loading);
 
+    atomic_fetch_add(&c->removals, 1); /* before the lock: see insert */
     pthread_mutex_lock(&st->lock);
     struct slot *s = NULL;
     HASH_FIND_BYHASHVALUE(hh, st->table, key, len, (unsigned)hash, s);

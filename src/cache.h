@@ -79,6 +79,14 @@ void cache_load_begin(struct cache *c);
 void cache_load_end(struct cache *c);
 cp_err cache_insert_loaded(struct cache *c, struct entry *e);
 
+/* After loading, a response evicted from memory may be read back from disk. A removal
+ * (cache_remove) made while it was being read must win: read cache_removals() before
+ * looking on disk, and cache_insert_read refuses the copy (CP_ERR_SUPERSEDED) if any
+ * cache_remove has started since, whatever its key, and otherwise acts as
+ * cache_insert_loaded. Never fails beyond cache_insert_loaded's errors. */
+uint64_t cache_removals(struct cache *c);
+cp_err cache_insert_read(struct cache *c, struct entry *e, uint64_t removals);
+
 /* Removes every variant of `key`; returns how many were removed. `removed`, if not
  * NULL, is called with each (under the cache's lock: it must be quick and must not call
  * back into the cache), e.g. to remove its disk file too. */

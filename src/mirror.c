@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 struct mirror_op {
     struct mirror_op *next;
     struct entry *entry; /* write this entry, or, when NULL, remove every variant of key */
+    struct mirror_op **rprev, *rnext; /* a removal: its place in the list of those pending */
     char key[];
 };
 
@@ -33,6 +35,10 @@ struct mirror {
     struct mirror_op *head, *tail; /* FIFO */
     bool stopping;
     bool idle;                     /* the writer waits for work and nobody woke it yet */
+    /* Removals the store has not applied yet (queued, or in the writer's hands), and
+     * how many: lookups check them, nearly always finding the count 0. */
+    struct mirror_op *removing;
+    atomic_size_t removals;
 };
 
 static void op_free(struct mirror_op *op)
@@ -69,6 +75,12 @@ static void *writer_main(void *arg)
                 struct mirror_op *op = batch;
                 batch = op->next;
                 store_remove_all(m->store, op->key);
+                pthread_mutex_lock(&m->lock); /* only now is the index without it */
+                *op->rprev = op->rnext;
+                if (op->rnext != NULL)
+                    op->rnext->rprev = op->rprev;
+                atomic_fetch_sub(&m->removals, 1);
+                pthread_mutex_unlock(&m->lock);
                 op_free(op);
                 continue;
             }
@@ -97,6 +109,7 @@ cp_err mirror_start(struct store *s, struct mirror **out)
     if (m == NULL)
         return CP_ERR_NOMEM;
     m->store = s;
+    atomic_init(&m->removals, 0);
     if (pthread_mutex_init(&m->lock, NULL) != 0) {
         free(m);
         return CP_ERR_INTERNAL;
@@ -123,9 +136,8 @@ cp_err mirror_start(struct store *s, struct mirror **out)
     return CP_OK;
 }
 
-static void enqueue(struct mirror *m, struct mirror_op *op)
+static void enqueue_locked(struct mirror *m, struct mirror_op *op)
 {
-    pthread_mutex_lock(&m->lock);
     if (m->tail != NULL)
         m->tail->next = op;
     else
@@ -135,6 +147,12 @@ static void enqueue(struct mirror *m, struct mirror_op *op)
         m->idle = false; /* one wakeup is enough for everything queued until it acts */
         pthread_cond_signal(&m->wake);
     }
+}
+
+static void enqueue(struct mirror *m, struct mirror_op *op)
+{
+    pthread_mutex_lock(&m->lock);
+    enqueue_locked(m, op);
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -165,7 +183,27 @@ void mirror_remove_all(struct mirror *m, const char *key)
     }
     *op = (struct mirror_op){.entry = NULL};
     memcpy(op->key, key, key_len);
-    enqueue(m, op);
+    pthread_mutex_lock(&m->lock);
+    op->rprev = &m->removing;
+    op->rnext = m->removing;
+    if (m->removing != NULL)
+        m->removing->rprev = &op->rnext;
+    m->removing = op;
+    atomic_fetch_add(&m->removals, 1);
+    enqueue_locked(m, op);
+    pthread_mutex_unlock(&m->lock);
+}
+
+bool mirror_removal_pending(struct mirror *m, const char *key)
+{
+    if (atomic_load(&m->removals) == 0)
+        return false;
+    pthread_mutex_lock(&m->lock);
+    const struct mirror_op *op = m->removing;
+    while (op != NULL && strcmp(op->key, key) != 0)
+        op = op->rnext;
+    pthread_mutex_unlock(&m->lock);
+    return op != NULL;
 }
 
 void mirror_stop(struct mirror *m)

@@ -3,6 +3,8 @@
 #ifndef CP_MIRROR_H
 #define CP_MIRROR_H
 
+#include <stdbool.h>
+
 #include "entry.h"
 #include "error.h"
 #include "store.h"
@@ -20,6 +22,10 @@ void mirror_write(struct mirror *m, struct entry *e);
  * store_remove_all), in order with the other operations. Never blocks on I/O. Out of
  * memory, the removal is lost, logged as an error: the records stay in force on disk. */
 void mirror_remove_all(struct mirror *m, const char *key);
+/* Whether a removal of `key` queued by mirror_remove_all has not reached the store's
+ * index yet (until then store_read may still find the records it removes). Takes no
+ * lock when no removal at all is pending. Safe from any thread; never fails. */
+bool mirror_removal_pending(struct mirror *m, const char *key);
 /* Writes everything queued, stops the thread and frees. NULL is ignored. */
 void mirror_stop(struct mirror *m);
 

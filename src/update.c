@@ -116,14 +116,16 @@ static void invalidate_one(const struct updater *u, const char *url, const char 
         log_error("no memory to invalidate the stored responses of %s", url);
         return;
     }
+    /* Every variant on disk goes, also those no longer (or not yet) in memory: evicted
+     * from memory they would come back from disk. (The store writes nothing for a key
+     * it knows it does not hold.) Queued before the memory copy goes, so that a lookup
+     * reading the disk meanwhile sees either the removal pending or the one from
+     * memory counted (update_lookup). */
+    if (u->mirror)
+        mirror_remove_all(u->mirror, key);
     size_t n = cache_remove(u->cache, key, NULL, NULL);
     if (n > 0)
         log_debug("invalidated %zu stored response(s) of %s", n, key);
-    /* Every variant on disk goes, also those no longer (or not yet) in memory: evicted
-     * from memory they would come back at the next start. (The store writes nothing
-     * for a key it knows it does not hold.) */
-    if (u->mirror)
-        mirror_remove_all(u->mirror, key);
     free(key);
 }
 
@@ -149,16 +151,20 @@ struct entry *update_lookup(const struct updater *u, const char *key,
                             const struct hdrs *request, bool *uri_known)
 {
     bool known = false;
+    uint64_t removals = cache_removals(u->cache); /* before the disk is looked at */
     struct entry *e = cache_lookup(u->cache, key, request, &known);
     if (uri_known != NULL)
         *uri_known = known;
-    if (e != NULL || known || u->store == NULL || u->loading == NULL ||
-        !atomic_load(u->loading))
+    if (e != NULL || known || u->store == NULL)
         return e;
+    /* A removal on its way to the disk would not stop store_read from finding what it
+     * removes: until it gets there, the origin answers instead. */
+    if (u->mirror != NULL && mirror_removal_pending(u->mirror, key))
+        return NULL;
     if (store_read(u->store, key, "", &e) != CP_OK)
         return NULL;
     entry_pack(e);
-    cp_err err = cache_insert_loaded(u->cache, e);
+    cp_err err = cache_insert_read(u->cache, e, removals);
     if (err == CP_ERR_SUPERSEDED) { /* fetched or invalidated meanwhile */
         entry_unref(e);
         return cache_lookup(u->cache, key, request, uri_known);

@@ -1,7 +1,8 @@
 /* How answers from the origin change the cache: turning a response into an entry and
  * storing it (memory and disk) when the rules allow, folding a 304 into a stored entry,
- * invalidating after unsafe methods, and refreshing a stale entry in the background.
- * Runs on whichever thread has the response in hand; never blocks on I/O. */
+ * invalidating after unsafe methods, and refreshing a stale entry in the background;
+ * and looking up, in memory and then on disk. Runs on whichever thread has the request
+ * or response in hand; only update_lookup reads the disk. */
 #ifndef CP_UPDATE_H
 #define CP_UPDATE_H
 
@@ -20,7 +21,6 @@ struct updater {
     struct cache *cache;
     struct mirror *mirror;     /* NULL: no disk mirror */
     struct store *store;       /* NULL: no disk mirror */
-    const atomic_bool *loading; /* true while the disk is still being loaded */
     struct fetcher *fetcher;   /* for background refreshes */
     const struct origin *origin;
     struct policy_opts popts;
@@ -49,9 +49,13 @@ struct entry *update_revalidated(const struct updater *u, struct entry *stale,
 void update_invalidate(const struct updater *u, const char *url, const char *host, int status,
                        const struct hdrs *response);
 
-/* Looks in the cache, and while the disk mirror is still being loaded also in the
- * file of `key` without Vary (storing what it finds), so a restart never turns a
- * stored response into a miss. Same contract as cache_lookup. */
+/* Looks in the cache and, when no variant of `key` is in memory, on disk for its record
+ * without Vary: one not loaded yet after a restart, or evicted from memory but still
+ * within --max-disk. What it finds it stores in memory again and returns, so neither a
+ * restart nor the memory bound turns a response kept on disk into a miss. Reading the
+ * disk blocks the calling thread for as long as the read takes (from the page cache,
+ * microseconds). A record being removed, or damaged, is never returned: the caller
+ * sees a miss. Same contract as cache_lookup otherwise. */
 struct entry *update_lookup(const struct updater *u, const char *key,
                             const struct hdrs *request, bool *uri_known);
 

@@ -414,30 +414,6 @@ static void test_max_object_size_not_stored(void **state)
     hresp_free(&b);
 }
 
-/* --max-memory bounds what is kept: past it the oldest unused response goes first. */
-static void test_max_memory_evicts_oldest(void **state)
-{
-    struct hx *h = *state;
-    const char *const extra[] = {"--max-memory", "12K", NULL};
-    struct proxy *p = start(h, extra);
-    char path[32];
-    for (int i = 0; i < 4; i++) { /* 4 x 4000 bytes of body do not fit in 12 KiB */
-        struct hresp r;
-        snprintf(path, sizeof path, "/big/4000?n=%d", i);
-        get_ok(p, path, NULL, &r);
-        assert_xcache(&r, "MISS");
-        hresp_free(&r);
-    }
-    struct hresp newest, oldest;
-    get_ok(p, "/big/4000?n=3", NULL, &newest);
-    assert_xcache(&newest, "HIT");
-    get_ok(p, "/big/4000?n=0", NULL, &oldest);
-    assert_xcache(&oldest, "MISS");
-    assert_int_equal(oldest.body_len, 4000);
-    hresp_free(&newest);
-    hresp_free(&oldest);
-}
-
 /* Requests one after another reuse one kept-alive connection to the origin. */
 static void test_origin_connection_reused(void **state)
 {
@@ -700,7 +676,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_origin_connection_reused, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_origin_closes_idle_connection, hx_setup,
                                         hx_teardown),
-        cmocka_unit_test_setup_teardown(test_max_memory_evicts_oldest, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_origin_xcache_replaced, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_threads_scheduling_policy, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_status_passed_through, hx_setup, hx_teardown),

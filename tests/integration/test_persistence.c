@@ -1,7 +1,8 @@
-/* Integration: the disk mirror seen from outside: the cache survives a restart,
- * `--clear-cache` empties a running server's cache, and damaged records in the cache's
- * segment files are ignored, reported and replaced, never served, while the intact
- * records around them still are. */
+/* Integration: the disk mirror seen from outside: the cache survives a restart, a
+ * response evicted from memory is read back from disk, `--clear-cache` empties a
+ * running server's cache, and damaged records in the cache's segment files are
+ * ignored, reported and replaced, never served, while the intact records around them
+ * still are. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -247,6 +248,90 @@ static void post_ok(struct proxy *p, const char *path)
     assert_int_equal(hx_http(p->port, path, &post, &r), 0);
     assert_int_equal(r.status, 200);
     hresp_free(&r);
+}
+
+/* Starts a proxy whose memory holds two of the /big/4000 responses, and stores four
+ * (n=0..3, all misses), waiting until their records are on disk: n=0 and n=1 are then
+ * on disk only. */
+static struct proxy *start_four_stored(struct hx *h, char *dir, size_t dir_len)
+{
+    hx_fresh_dir(h, dir, dir_len);
+    const char *const small[] = {"--max-memory", "12K", NULL};
+    struct proxy *p = hx_proxy_start(h, orig_url(h->origin), dir, small);
+    assert_non_null(p);
+    char path[32];
+    for (int i = 0; i < 4; i++) { /* 4 x 4000 bytes do not fit in 12 KiB */
+        snprintf(path, sizeof path, "/big/4000?n=%d", i);
+        get_pattern(p, path, NULL, 0, 4000, "MISS");
+    }
+    assert_true(wait_records(dir, 4, 10.0));
+    return p;
+}
+
+/* Past --max-memory a response leaves memory, the least recently used first, but not
+ * the cache: it is read back from its record on disk (a HIT, the origin not asked).
+ * Once its disk copy is gone too, it is a miss, while the newest stays in memory. */
+static void test_evicted_served_from_disk(void **state)
+{
+    struct hx *h = *state;
+    char dir[512];
+    struct proxy *p = start_four_stored(h, dir, sizeof dir);
+    get_pattern(p, "/big/4000?n=0", NULL, 0, 4000, "HIT"); /* from disk, back in memory */
+    get_pattern(p, "/big/4000?n=0", NULL, 0, 4000, "HIT");
+    assert_int_equal(orig_count(h->origin, "/big/4000"), 4);
+
+    char **segs = hx_list(dir, ".cps"); /* the disk copies go */
+    assert_true(hx_strv_len(segs) > 0);
+    for (size_t i = 0; segs[i] != NULL; i++)
+        assert_int_equal(unlink(segs[i]), 0);
+    hx_strv_free(segs);
+    get_pattern(p, "/big/4000?n=3", NULL, 0, 4000, "HIT");  /* newest: in memory */
+    get_pattern(p, "/big/4000?n=1", NULL, 0, 4000, "MISS"); /* older: evicted */
+    assert_int_equal(orig_count(h->origin, "/big/4000"), 5);
+    assert_int_equal(hx_proxy_stop(p), 0);
+}
+
+/* An invalidation reaches the disk copy of a response evicted from memory at once: the
+ * request right after it is a miss, not the copy read back. */
+static void test_invalidated_not_read_back(void **state)
+{
+    struct hx *h = *state;
+    char dir[512];
+    struct proxy *p = start_four_stored(h, dir, sizeof dir);
+    post_ok(p, "/big/4000?n=0");
+    get_pattern(p, "/big/4000?n=0", NULL, 0, 4000, "MISS");
+    get_pattern(p, "/big/4000?n=1", NULL, 0, 4000, "HIT"); /* the other is read back */
+    assert_int_equal(hx_proxy_stop(p), 0);
+}
+
+/* A damaged record of a response evicted from memory is reported and not served: the
+ * response is fetched again, and stored anew. */
+static void test_damaged_record_not_read_back(void **state)
+{
+    struct hx *h = *state;
+    char dir[512];
+    struct proxy *p = start_four_stored(h, dir, sizeof dir);
+    char **segs = hx_list(dir, ".cps");
+    assert_int_equal(hx_strv_len(segs), 1);
+    char file[1024];
+    snprintf(file, sizeof file, "%s", segs[0]);
+    hx_strv_free(segs);
+    size_t len;
+    char *bytes = hx_read_file(file, &len);
+    assert_non_null(bytes);
+    struct rec recs[4];
+    assert_int_equal(walk_segment((unsigned char *)bytes, len, recs, 4), 4);
+    assert_non_null(strstr(recs[0].url, "/big/4000?n=0"));
+    for (size_t i = recs[0].body_off + 100; i < recs[0].body_off + 108; i++)
+        bytes[i] = (char)(bytes[i] ^ 0x5a);
+    assert_int_equal(hx_write_file(file, bytes, len), 0);
+    free(bytes);
+
+    get_pattern(p, "/big/4000?n=0", NULL, 0, 4000, "MISS");
+    assert_int_equal(orig_count(h->origin, "/big/4000"), 5);
+    assert_true(wait_reported(p, strrchr(file, '/') + 1, 10.0));
+    get_pattern(p, "/big/4000?n=0", NULL, 0, 4000, "HIT");
+    assert_int_equal(hx_proxy_stop(p), 0);
 }
 
 /* An unsafe method invalidates what is stored on disk too, also when the response had
@@ -626,6 +711,10 @@ int main(void)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_restart_keeps_cache, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_evicted_served_from_disk, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_invalidated_not_read_back, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_record_not_read_back, hx_setup,
+                                        hx_teardown),
         cmocka_unit_test_setup_teardown(test_invalidation_of_evicted_response, hx_setup,
                                         hx_teardown),
         cmocka_unit_test_setup_teardown(test_invalidation_of_evicted_variants, hx_setup,

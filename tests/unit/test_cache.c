@@ -115,6 +115,39 @@ static void test_invalidated_while_loading(void **state)
     cache_free(c);
 }
 
+/* A copy read back from disk is refused when any removal started after the caller's
+ * count was taken (it may have removed that very key), kept otherwise. */
+static void test_read_refused_after_removal(void **state)
+{
+    (void)state;
+    struct cache *c;
+    assert_int_equal(cache_new(NULL, 0, &c), CP_OK);
+    struct hdrs req;
+    hdrs_init(&req);
+    struct entry *a = make_entry("http://o/a", NULL, &req, "from disk", 0);
+
+    uint64_t before = cache_removals(c);
+    assert_int_equal(cache_remove(c, "http://o/a", NULL, NULL), 0); /* not in memory */
+    assert_int_equal(cache_insert_read(c, a, before), CP_ERR_SUPERSEDED);
+    assert_null(cache_lookup(c, "http://o/a", &req, NULL));
+    /* Another key's removal counts too: the count says nothing of which key. */
+    before = cache_removals(c);
+    assert_int_equal(cache_remove(c, "http://o/other", NULL, NULL), 0);
+    assert_int_equal(cache_insert_read(c, a, before), CP_ERR_SUPERSEDED);
+    /* With no removal since the count was taken, it is stored and found. */
+    before = cache_removals(c);
+    assert_int_equal(cache_insert_read(c, a, before), CP_OK);
+    struct entry *got = cache_lookup(c, "http://o/a", &req, NULL);
+    assert_non_null(got);
+    assert_memory_equal(got->body, "from disk", 9);
+    entry_unref(got);
+    /* A removal after the insert removes it, as any removal would. */
+    assert_int_equal(cache_remove(c, "http://o/a", NULL, NULL), 1);
+    assert_null(cache_lookup(c, "http://o/a", &req, NULL));
+    entry_unref(a);
+    cache_free(c);
+}
+
 /* A copy loaded late from disk never hides the newer response fetched meanwhile. */
 static void test_older_does_not_replace_newer(void **state)
 {
@@ -769,6 +802,7 @@ int main(void)
         cmocka_unit_test(test_miss_then_hit),
         cmocka_unit_test(test_replace_same_variant),
         cmocka_unit_test(test_older_does_not_replace_newer),
+        cmocka_unit_test(test_read_refused_after_removal),
         cmocka_unit_test(test_vary_variants),
         cmocka_unit_test(test_variants_bounded),
         cmocka_unit_test(test_generation_change_empties),

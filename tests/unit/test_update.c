@@ -19,7 +19,6 @@ struct fixture {
     struct origin origin;
     struct cache *cache;
     struct store *store;
-    atomic_bool loading;
     struct updater up;
 };
 
@@ -33,9 +32,7 @@ static int setup(void **state)
         store_open(f->dir, 0, &f->store) != CP_OK ||
         cache_new(store_generation_ptr(f->store), 0, &f->cache) != CP_OK)
         return -1;
-    atomic_init(&f->loading, false);
-    f->up = (struct updater){.cache = f->cache, .store = f->store, .loading = &f->loading,
-                             .origin = &f->origin, .popts = {.default_ttl = 0,
+    f->up = (struct updater){.cache = f->cache, .store = f->store, .origin = &f->origin, .popts = {.default_ttl = 0,
                                                              .max_object_size = 1 << 20}};
     *state = f;
     return 0;
@@ -166,8 +163,9 @@ static void test_invalidate_same_origin_only(void **state)
     hdrs_free(&resp);
 }
 
-/* While the disk is loading, a miss in memory looks at the entry's file. */
-static void test_lookup_reads_disk_while_loading(void **state)
+/* A miss in memory looks at the entry's record on disk (not loaded yet, or evicted), and
+ * keeps what it finds in memory. */
+static void test_lookup_reads_disk(void **state)
 {
     struct fixture *f = *state;
     struct hdrs req;
@@ -184,20 +182,53 @@ static void test_lookup_reads_disk_while_loading(void **state)
     assert_int_equal(store_write(f->store, e), CP_OK);
     entry_unref(e);
 
+    assert_int_equal(cache_count(f->cache), 0);
     bool known = true;
-    assert_null(update_lookup(&f->up, "http://o.test/disk", &req, &known));
-    assert_false(known); /* loaded: memory is the whole truth */
-    atomic_store(&f->loading, true);
     struct entry *got = update_lookup(&f->up, "http://o.test/disk", &req, &known);
     assert_non_null(got);
+    assert_false(known);
     assert_memory_equal(got->body, "on disk", 7);
     entry_unref(got);
     /* ...and it is in memory from then on. */
-    atomic_store(&f->loading, false);
-    got = update_lookup(&f->up, "http://o.test/disk", &req, NULL);
+    assert_int_equal(cache_count(f->cache), 1);
+    got = cache_lookup(f->cache, "http://o.test/disk", &req, NULL);
     assert_non_null(got);
     entry_unref(got);
-    assert_null(update_lookup(&f->up, "http://o.test/nowhere", &req, NULL));
+    assert_null(update_lookup(&f->up, "http://o.test/nowhere", &req, &known));
+    assert_false(known);
+}
+
+/* An invalidation wins over the disk copy at once: the lookup right after it (while the
+ * mirror's writer still lingers before it removes the record) finds nothing, and so does
+ * one after the removal is on disk. */
+static void test_lookup_after_invalidation(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(mirror_start(f->store, &f->up.mirror), CP_OK);
+    struct hdrs req;
+    hdrs_init(&req);
+    const char *key = "http://o.test/inv h.test";
+    struct entry *e = entry_new();
+    e->key = strdup(key);
+    e->vary_key = strdup("");
+    e->status = 200;
+    e->lifetime = 60;
+    e->response_time = time(NULL);
+    e->generation = cache_generation(f->cache);
+    e->body = (unsigned char *)strdup("old");
+    e->body_len = 3;
+    assert_int_equal(store_write(f->store, e), CP_OK); /* on disk only, as if evicted */
+    entry_unref(e);
+
+    struct hdrs resp;
+    hdrs_init(&resp);
+    update_invalidate(&f->up, "http://o.test/inv", "h.test", 204, &resp);
+    assert_null(update_lookup(&f->up, key, &req, NULL));
+    mirror_stop(f->up.mirror); /* writes the removal */
+    f->up.mirror = NULL;
+    assert_null(update_lookup(&f->up, key, &req, NULL));
+    assert_int_equal(cache_count(f->cache), 0);
+    hdrs_free(&resp);
 }
 
 /* A stored response is refreshed in the background once, not once per stale hit. */
@@ -222,7 +253,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stored_when_allowed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revalidated_shares_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalidate_same_origin_only, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lookup_reads_disk_while_loading, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lookup_reads_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lookup_after_invalidation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_started_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

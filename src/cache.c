@@ -336,16 +336,22 @@ struct entry *cache_lookup(struct cache *c, const char *key, const struct hdrs *
     struct slot *s = NULL;
     HASH_FIND_BYHASHVALUE(hh, st->table, key, len, (unsigned)hash, s);
     if (s != NULL) {
+        /* Of several variants that match (one stored without Vary among them), the
+         * most recent (RFC 9111 section 4.1); of the same second, the last found. */
+        struct node *best = NULL;
         for (size_t i = 0; i < s->n; i++) {
             struct node *n = s->variants[i];
-            if (n->e->generation == gen && variant_matches(n->e, request)) {
-                /* Read before writing: a popular entry's cache line stays shared
-                 * between the threads that hit it. */
-                if (!atomic_load_explicit(&n->referenced, memory_order_relaxed))
-                    atomic_store_explicit(&n->referenced, true, memory_order_relaxed);
-                found = entry_ref(n->e);
-                break;
-            }
+            if (n->e->generation == gen &&
+                (best == NULL || n->e->response_time >= best->e->response_time) &&
+                variant_matches(n->e, request))
+                best = n;
+        }
+        if (best != NULL) {
+            /* Read before writing: a popular entry's cache line stays shared between
+             * the threads that hit it. */
+            if (!atomic_load_explicit(&best->referenced, memory_order_relaxed))
+                atomic_store_explicit(&best->referenced, true, memory_order_relaxed);
+            found = entry_ref(best->e);
         }
     }
     if (uri_known != NULL)
@@ -443,8 +449,10 @@ static cp_err insert(struct cache *c, struct entry *e, bool loaded, const uint64
     for (size_t i = 0; i < s->n; i++) {
         const char *other = s->variants[i]->e->vary_key ? s->variants[i]->e->vary_key : "";
         if (strcmp(other, vk) == 0) {
-            if (s->variants[i]->e->response_time > e->response_time) {
-                /* An older copy (from disk, loaded late) never hides a newer one. */
+            time_t have = s->variants[i]->e->response_time;
+            if (have > e->response_time || (loaded && have == e->response_time)) {
+                /* An older copy (from disk, loaded late) never hides a newer one, nor
+                 * one of the same second: memory's is the later of the two. */
                 pthread_mutex_unlock(&st->lock);
                 entry_unref(n->e);
                 free(n);

@@ -47,7 +47,8 @@ size_t cache_bytes(struct cache *c);
 /* The generation new entries must carry to be accepted by cache_insert. */
 uint64_t cache_generation(struct cache *c);
 
-/* Finds a stored variant of `key` whose Vary secondary key matches `request`.
+/* Finds a stored variant of `key` whose Vary secondary key matches `request` (of
+ * several, as when one was stored without Vary, the most recent by response_time).
  * Returns it with a reference the caller drops with entry_unref, or NULL; then
  * *uri_known (if not NULL) tells whether other variants of `key` are stored (a Vary
  * miss) or none (a URI miss). Freshness is the caller's business: stale entries are
@@ -71,10 +72,10 @@ cp_err cache_insert(struct cache *c, struct entry *e);
 /* While the disk is being loaded, a copy read from disk may reach the cache after the
  * response was invalidated (cache_remove) meanwhile. Between cache_load_begin and
  * cache_load_end, cache_remove leaves a mark on the key, and cache_insert_loaded
- * refuses a copy from disk for a marked key (CP_ERR_SUPERSEDED), as it refuses one
- * older than what is stored; otherwise it is cache_insert. cache_load_end drops the
- * marks. None fails: when memory for a mark runs out, every copy from disk is refused
- * until cache_load_end (fetched again, never stale). */
+ * refuses a copy from disk for a marked key (CP_ERR_SUPERSEDED), as it refuses one no
+ * newer (response_time) than the variant stored; otherwise it is cache_insert.
+ * cache_load_end drops the marks. None fails: when memory for a mark runs out, every
+ * copy from disk is refused until cache_load_end (fetched again, never stale). */
 void cache_load_begin(struct cache *c);
 void cache_load_end(struct cache *c);
 cp_err cache_insert_loaded(struct cache *c, struct entry *e);

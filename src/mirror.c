@@ -4,7 +4,8 @@
  * for it (the store appends a removal record after the entry's).
  * The writer lingers a moment after it is woken and then takes the whole queue, so a
  * busy proxy pays one wakeup, and one system call per run of writes, per batch rather
- * than one per response. */
+ * than one per response. The keys of operations not yet applied are counted, so that
+ * lookups do not read back from disk a record that is about to be replaced or removed. */
 #include "mirror.h"
 
 #include <pthread.h>
@@ -17,13 +18,23 @@
 
 #include "log.h"
 
+#undef uthash_fatal
+#define uthash_fatal(msg) abort() /* only on allocation failure of the bucket array */
+#include <uthash.h>
+
 #define MIRROR_LINGER_NS 2000000L /* how long a woken writer lets a batch gather */
 #define MIRROR_RUN 32             /* writes handed to the store at once */
 
 struct mirror_op {
     struct mirror_op *next;
     struct entry *entry; /* write this entry, or, when NULL, remove every variant of key */
-    struct mirror_op **rprev, *rnext; /* a removal: its place in the list of those pending */
+    char key[];
+};
+
+/* A key with operations queued or in the writer's hands, and how many. */
+struct pending_key {
+    UT_hash_handle hh;
+    size_t ops;
     char key[];
 };
 
@@ -35,11 +46,46 @@ struct mirror {
     struct mirror_op *head, *tail; /* FIFO */
     bool stopping;
     bool idle;                     /* the writer waits for work and nobody woke it yet */
-    /* Removals the store has not applied yet (queued, or in the writer's hands), and
-     * how many: lookups check them, nearly always finding the count 0. */
-    struct mirror_op *removing;
-    atomic_size_t removals;
+    /* The keys of the operations the store has not applied yet (queued, or in the
+     * writer's hands), under `lock`, and how many operations that is. */
+    struct pending_key *pending;
+    atomic_size_t n_pending;
+    /* An operation could not be queued (no memory): the disk may hold, in force, a
+     * record that memory has replaced or removed, for the rest of the run. */
+    atomic_bool lost;
 };
+
+/* Counts one more operation on `key`, under m->lock. Returns false out of memory. */
+static bool pending_add_locked(struct mirror *m, const char *key)
+{
+    struct pending_key *pk;
+    size_t len = strlen(key);
+    HASH_FIND(hh, m->pending, key, len, pk);
+    if (pk == NULL) {
+        if ((pk = malloc(sizeof *pk + len + 1)) == NULL)
+            return false;
+        pk->ops = 0;
+        memcpy(pk->key, key, len + 1);
+        HASH_ADD_KEYPTR(hh, m->pending, pk->key, len, pk);
+    }
+    pk->ops++;
+    atomic_fetch_add(&m->n_pending, 1);
+    return true;
+}
+
+/* Counts one operation on `key` done, under m->lock. */
+static void pending_done_locked(struct mirror *m, const char *key)
+{
+    struct pending_key *pk;
+    HASH_FIND(hh, m->pending, key, strlen(key), pk);
+    if (pk == NULL)
+        return; /* never counted: pending_add_locked had failed */
+    if (--pk->ops == 0) {
+        HASH_DEL(m->pending, pk);
+        free(pk);
+    }
+    atomic_fetch_sub(&m->n_pending, 1);
+}
 
 static void op_free(struct mirror_op *op)
 {
@@ -76,10 +122,7 @@ static void *writer_main(void *arg)
                 batch = op->next;
                 store_remove_all(m->store, op->key);
                 pthread_mutex_lock(&m->lock); /* only now is the index without it */
-                *op->rprev = op->rnext;
-                if (op->rnext != NULL)
-                    op->rnext->rprev = op->rprev;
-                atomic_fetch_sub(&m->removals, 1);
+                pending_done_locked(m, op->key);
                 pthread_mutex_unlock(&m->lock);
                 op_free(op);
                 continue;
@@ -93,6 +136,10 @@ static void *writer_main(void *arg)
                 entries[n++] = batch->entry;
             }
             store_write_many(m->store, entries, n, NULL); /* failures are logged by the store */
+            pthread_mutex_lock(&m->lock);
+            for (size_t i = 0; i < n; i++)
+                pending_done_locked(m, run[i]->entry->key);
+            pthread_mutex_unlock(&m->lock);
             for (size_t i = 0; i < n; i++)
                 op_free(run[i]);
         }
@@ -109,7 +156,8 @@ cp_err mirror_start(struct store *s, struct mirror **out)
     if (m == NULL)
         return CP_ERR_NOMEM;
     m->store = s;
-    atomic_init(&m->removals, 0);
+    atomic_init(&m->n_pending, 0);
+    atomic_init(&m->lost, false);
     if (pthread_mutex_init(&m->lock, NULL) != 0) {
         free(m);
         return CP_ERR_INTERNAL;
@@ -149,11 +197,21 @@ static void enqueue_locked(struct mirror *m, struct mirror_op *op)
     }
 }
 
-static void enqueue(struct mirror *m, struct mirror_op *op)
+/* Queues `op` for `key`, or frees it when its key cannot be counted. */
+static void submit(struct mirror *m, struct mirror_op *op, const char *key)
 {
     pthread_mutex_lock(&m->lock);
-    enqueue_locked(m, op);
+    bool counted = pending_add_locked(m, key);
+    if (counted)
+        enqueue_locked(m, op);
     pthread_mutex_unlock(&m->lock);
+    if (!counted) {
+        atomic_store(&m->lost, true);
+        log_error("cannot queue a disk operation on cache entries %s: out of memory; no "
+                  "entry is read back from disk any more, and an older copy may come back "
+                  "at the next start", key);
+        op_free(op);
+    }
 }
 
 void mirror_write(struct mirror *m, struct entry *e)
@@ -162,12 +220,13 @@ void mirror_write(struct mirror *m, struct entry *e)
     if (op == NULL) {
         /* The entry stays in memory, but an older record of its key stays in force on
          * disk, to be found by the store and loaded at the next start. */
+        atomic_store(&m->lost, true);
         log_error("cannot queue cache entry %s for the disk: out of memory; an older copy "
-                  "may be served from the disk", e->key);
+                  "may come back at the next start", e->key);
         return;
     }
     op->entry = entry_ref(e);
-    enqueue(m, op);
+    submit(m, op, e->key);
 }
 
 void mirror_remove_all(struct mirror *m, const char *key)
@@ -177,33 +236,27 @@ void mirror_remove_all(struct mirror *m, const char *key)
     if (op == NULL) {
         /* Only the entries in memory are gone: their records stay in force on disk,
          * found by the store and loaded again at the next start, though meant to go. */
+        atomic_store(&m->lost, true);
         log_error("cannot queue the removal of cache entries %s for the disk: out of "
-                  "memory; they may be served from the disk again", key);
+                  "memory; they may come back at the next start", key);
         return;
     }
     *op = (struct mirror_op){.entry = NULL};
     memcpy(op->key, key, key_len);
-    pthread_mutex_lock(&m->lock);
-    op->rprev = &m->removing;
-    op->rnext = m->removing;
-    if (m->removing != NULL)
-        m->removing->rprev = &op->rnext;
-    m->removing = op;
-    atomic_fetch_add(&m->removals, 1);
-    enqueue_locked(m, op);
-    pthread_mutex_unlock(&m->lock);
+    submit(m, op, op->key);
 }
 
-bool mirror_removal_pending(struct mirror *m, const char *key)
+bool mirror_pending(struct mirror *m, const char *key)
 {
-    if (atomic_load(&m->removals) == 0)
+    if (atomic_load(&m->lost))
+        return true;
+    if (atomic_load(&m->n_pending) == 0)
         return false;
+    struct pending_key *pk;
     pthread_mutex_lock(&m->lock);
-    const struct mirror_op *op = m->removing;
-    while (op != NULL && strcmp(op->key, key) != 0)
-        op = op->rnext;
+    HASH_FIND(hh, m->pending, key, strlen(key), pk);
     pthread_mutex_unlock(&m->lock);
-    return op != NULL;
+    return pk != NULL;
 }
 
 void mirror_stop(struct mirror *m)

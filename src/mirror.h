@@ -16,16 +16,19 @@ struct mirror;
 cp_err mirror_start(struct store *s, struct mirror **out);
 /* Queues `e` to be written as a record (takes a reference; see store_write). Never
  * blocks on I/O. Out of memory, it is not written, logged as an error: the older record
- * of its key, if any, stays in force on disk. */
+ * of its key, if any, stays in force on disk (mirror_pending then says so). */
 void mirror_write(struct mirror *m, struct entry *e);
 /* Queues the removal of the records of every variant of `key` (copies it; see
  * store_remove_all), in order with the other operations. Never blocks on I/O. Out of
- * memory, the removal is lost, logged as an error: the records stay in force on disk. */
+ * memory, the removal is lost, logged as an error: the records stay in force on disk
+ * (mirror_pending then says so). */
 void mirror_remove_all(struct mirror *m, const char *key);
-/* Whether a removal of `key` queued by mirror_remove_all has not reached the store's
- * index yet (until then store_read may still find the records it removes). Takes no
- * lock when no removal at all is pending. Safe from any thread; never fails. */
-bool mirror_removal_pending(struct mirror *m, const char *key);
+/* Whether a write or removal of `key` (mirror_write, mirror_remove_all) has not reached
+ * the store's index yet: until then the store may still find, in force, a record that
+ * it replaces or removes. Also true for every key once an operation could not be
+ * queued (out of memory). Takes no lock when nothing is pending. Safe from any thread;
+ * never fails. */
+bool mirror_pending(struct mirror *m, const char *key);
 /* Writes everything queued, stops the thread and frees. NULL is ignored. */
 void mirror_stop(struct mirror *m);
 

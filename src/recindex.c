@@ -23,6 +23,19 @@ struct recindex_slot *recindex_find(const struct recindex *ix, const struct disk
     }
 }
 
+/* The records of one home all lie in the run from there (see recindex_delete_lo). */
+size_t recindex_find_lo(const struct recindex *ix, uint64_t lo, struct recindex_slot *out,
+                        size_t max)
+{
+    if (ix->cap == 0)
+        return 0;
+    size_t n = 0;
+    for (size_t i = slot_home(ix, lo); ix->v[i].len != 0 && n < max; i = (i + 1) & (ix->cap - 1))
+        if (ix->v[i].lo == lo)
+            out[n++] = ix->v[i];
+    return n;
+}
+
 void recindex_free(struct recindex *ix)
 {
     free(ix->v);

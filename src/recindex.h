@@ -30,6 +30,12 @@ struct recindex {
 /* The slot of `h`, or NULL. The pointer is valid until the index next changes. */
 struct recindex_slot *recindex_find(const struct recindex *ix, const struct diskfmt_hash *h);
 
+/* Copies into out[0..max) the slots of every record whose hash has this `lo` (every
+ * variant of a key), found in the run of slots from their home; returns how many were
+ * copied (at most `max`, the others are left out). Never fails. */
+size_t recindex_find_lo(const struct recindex *ix, uint64_t lo, struct recindex_slot *out,
+                        size_t max);
+
 /* Makes room for `n` records in all, so that that many puts cannot fail. Returns
  * CP_ERR_NOMEM leaving the index as it was. */
 cp_err recindex_reserve(struct recindex *ix, size_t n);

@@ -1078,19 +1078,14 @@ static void warn_record(const struct store *s, uint64_t seq, uint64_t off, cp_er
              s->dir, name, cp_strerror(err));
 }
 
-cp_err store_read(struct store *s, const char *key, const char *vary_key, struct entry **out)
+/* Reads the record of `slot` (a copy of its index slot, taken in index generation `gen`)
+ * whole and checks it; the rest as store_read. */
+static cp_err read_record(struct store *s, const struct recindex_slot *slot, uint64_t gen,
+                          struct entry **out)
 {
     *out = NULL;
-    struct diskfmt_hash h = diskfmt_key_hash(key, strlen(key), vary_key, strlen(vary_key));
-    pthread_mutex_lock(&s->lock);
-    sync_gen_locked(s);
-    struct recindex_slot *sl = recindex_find(&s->ix, &h);
-    struct recindex_slot at = sl != NULL ? *sl : (struct recindex_slot){0};
-    uint64_t gen = s->index_gen;
-    pthread_mutex_unlock(&s->lock);
-    if (sl == NULL)
-        return CP_ERR_NOT_FOUND;
-
+    const struct diskfmt_hash h = {slot->lo, slot->hi};
+    const struct recindex_slot at = *slot;
     char name[SEG_NAME_LEN + 1];
     seg_name(at.seq, name);
     int fd = openat(s->dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -1129,6 +1124,45 @@ cp_err store_read(struct store *s, const char *key, const char *vary_key, struct
         forget_record(s, &h, at.seq, at.off);
     }
     return err;
+}
+
+cp_err store_read(struct store *s, const char *key, const char *vary_key, struct entry **out)
+{
+    *out = NULL;
+    struct diskfmt_hash h = diskfmt_key_hash(key, strlen(key), vary_key, strlen(vary_key));
+    pthread_mutex_lock(&s->lock);
+    sync_gen_locked(s);
+    struct recindex_slot *sl = recindex_find(&s->ix, &h);
+    struct recindex_slot at = sl != NULL ? *sl : (struct recindex_slot){0};
+    uint64_t gen = s->index_gen;
+    pthread_mutex_unlock(&s->lock);
+    if (sl == NULL)
+        return CP_ERR_NOT_FOUND;
+    return read_record(s, &at, gen, out);
+}
+
+size_t store_read_variants(struct store *s, const char *key, struct entry **out, size_t max)
+{
+    struct recindex_slot at[STORE_MAX_VARIANTS];
+    if (max > STORE_MAX_VARIANTS)
+        max = STORE_MAX_VARIANTS;
+    struct diskfmt_hash h = diskfmt_key_hash(key, strlen(key), "", 0);
+    pthread_mutex_lock(&s->lock);
+    sync_gen_locked(s);
+    size_t found = recindex_find_lo(&s->ix, h.lo, at, max);
+    uint64_t gen = s->index_gen;
+    pthread_mutex_unlock(&s->lock);
+    size_t n = 0;
+    for (size_t i = 0; i < found; i++) {
+        struct entry *e;
+        if (read_record(s, &at[i], gen, &e) != CP_OK)
+            continue;
+        if (strcmp(e->key, key) == 0) /* `lo` is only a hash of it */
+            out[n++] = e;
+        else
+            entry_unref(e);
+    }
+    return n;
 }
 
 /* ---- loading --------------------------------------------------------------------- */

@@ -157,23 +157,24 @@ struct entry *update_lookup(const struct updater *u, const char *key,
         *uri_known = known;
     if (e != NULL || known || u->store == NULL)
         return e;
-    /* A removal on its way to the disk would not stop store_read from finding what it
-     * removes: until it gets there, the origin answers instead. */
-    if (u->mirror != NULL && mirror_removal_pending(u->mirror, key))
+    /* A write or removal on its way to the disk would not stop the store from finding
+     * the record it replaces or removes (memory may have evicted the newer copy
+     * already): until it gets there, the origin answers instead. */
+    if (u->mirror != NULL && mirror_pending(u->mirror, key))
         return NULL;
-    if (store_read(u->store, key, "", &e) != CP_OK)
+    /* Every variant: which one the request selects is the cache's to tell (Vary). */
+    struct entry *found[CACHE_MAX_VARIANTS];
+    size_t n = store_read_variants(u->store, key, found, CACHE_MAX_VARIANTS);
+    if (n == 0)
         return NULL;
-    entry_pack(e);
-    cp_err err = cache_insert_read(u->cache, e, removals);
-    if (err == CP_ERR_SUPERSEDED) { /* fetched or invalidated meanwhile */
-        entry_unref(e);
-        return cache_lookup(u->cache, key, request, uri_known);
+    for (size_t i = 0; i < n; i++) {
+        entry_pack(found[i]);
+        /* Refused if fetched anew, invalidated or cleared meanwhile: then memory is
+         * right as it is. */
+        (void)cache_insert_read(u->cache, found[i], removals);
+        entry_unref(found[i]);
     }
-    if (err == CP_ERR_STALE_GEN) { /* the cache was cleared after it was read */
-        entry_unref(e);
-        return NULL;
-    }
-    return e;
+    return cache_lookup(u->cache, key, request, uri_known);
 }
 
 struct refresh {

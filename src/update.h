@@ -49,10 +49,11 @@ struct entry *update_revalidated(const struct updater *u, struct entry *stale,
 void update_invalidate(const struct updater *u, const char *url, const char *host, int status,
                        const struct hdrs *response);
 
-/* Looks in the cache and, when no variant of `key` is in memory, on disk for its record
- * without Vary: one not loaded yet after a restart, or evicted from memory but still
- * within --max-disk. What it finds it stores in memory again and returns, so neither a
- * restart nor the memory bound turns a response kept on disk into a miss. Reading the
+/* Looks in the cache and, when no variant of `key` is in memory, on disk for the records
+ * of its variants: not loaded yet after a restart, or evicted from memory but still
+ * within --max-disk. What it finds it stores in memory again, and the variant the
+ * request selects is returned, so neither a restart nor the memory bound turns a
+ * response kept on disk into a miss. Reading the
  * disk blocks the calling thread for as long as the read takes (from the page cache,
  * microseconds). A record being removed, or damaged, is never returned: the caller
  * sees a miss. Same contract as cache_lookup otherwise. */

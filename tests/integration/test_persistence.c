@@ -376,6 +376,85 @@ static void get_lang(struct proxy *p, const char *path, const char *lang, const 
     hresp_free(&r);
 }
 
+/* GETs `path` with extra request fields `hdrs` (NULL-terminated; or NULL) and checks
+ * the 200 carries `body`, whether from the cache or not. */
+static void get_body(struct proxy *p, const char *path, const char *const *hdrs,
+                     const char *body)
+{
+    struct hresp r;
+    assert_int_equal(hx_get(p->port, path, hdrs, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, strlen(body));
+    assert_memory_equal(r.body, body, r.body_len);
+    hresp_free(&r);
+}
+
+/* A response replaced (here by a reload the client forced) and then evicted from memory
+ * at once, before the new copy reaches the disk, is never answered with the old copy
+ * still on disk. */
+static void test_replaced_then_evicted_not_read_back(void **state)
+{
+    struct hx *h = *state;
+    char dir[512];
+    hx_fresh_dir(h, dir, sizeof dir);
+    static char one[4001], two[4001];
+    memset(one, '1', sizeof one - 1);
+    memset(two, '2', sizeof two - 1);
+    const char *const fields[] = {"Cache-Control", "max-age=60", NULL};
+    struct orig_route r1 = {.fields = fields, .body = one};
+    struct orig_route r2 = {.fields = fields, .body = two};
+    const char *const small[] = {"--max-memory", "12K", NULL};
+    struct proxy *p = hx_proxy_start(h, orig_url(h->origin), dir, small);
+    assert_non_null(p);
+    orig_route(h->origin, "/rel", &r1);
+    get_body(p, "/rel", NULL, one);
+    get_pattern(p, "/big/4000?n=0", NULL, 0, 4000, "MISS");
+    get_pattern(p, "/big/4000?n=1", NULL, 0, 4000, "MISS"); /* /rel is on disk only */
+    assert_true(wait_records(dir, 3, 10.0));
+
+    orig_route(h->origin, "/rel", &r2);
+    const char *const reload[] = {"Cache-Control: no-cache", NULL};
+    get_body(p, "/rel", reload, two);
+    get_pattern(p, "/big/4000?n=2", NULL, 0, 4000, "MISS");
+    get_pattern(p, "/big/4000?n=3", NULL, 0, 4000, "MISS"); /* the new copy leaves memory */
+    get_body(p, "/rel", NULL, two);
+    assert_int_equal(hx_proxy_stop(p), 0);
+}
+
+/* Variants evicted from memory come back from disk too, each to the request that
+ * selects it (Vary), without asking the origin. */
+static void test_evicted_variants_served_from_disk(void **state)
+{
+    struct hx *h = *state;
+    char dir[512];
+    hx_fresh_dir(h, dir, sizeof dir);
+    static char de[4001], fr[4001];
+    memset(de, 'd', sizeof de - 1);
+    memset(fr, 'f', sizeof fr - 1);
+    const char *const fields[] = {"Cache-Control", "max-age=60", "Vary", "Accept-Language",
+                                  NULL};
+    struct orig_route rde = {.fields = fields, .body = de};
+    struct orig_route rfr = {.fields = fields, .body = fr};
+    const char *const small[] = {"--max-memory", "12K", NULL};
+    struct proxy *p = hx_proxy_start(h, orig_url(h->origin), dir, small);
+    assert_non_null(p);
+    orig_route(h->origin, "/lang", &rde);
+    get_lang(p, "/lang", "de", "MISS", de);
+    orig_route(h->origin, "/lang", &rfr); /* the origin answers fr differently */
+    get_lang(p, "/lang", "fr", "MISS", fr);
+    char path[32];
+    for (int i = 0; i < 3; i++) { /* 5 x 4000 bytes do not fit in 12 KiB: both leave */
+        snprintf(path, sizeof path, "/big/4000?n=%d", i);
+        get_pattern(p, path, NULL, 0, 4000, "MISS");
+    }
+    assert_true(wait_records(dir, 5, 10.0));
+    get_lang(p, "/lang", "fr", "HIT", fr);
+    get_lang(p, "/lang", "de", "HIT", de);
+    get_lang(p, "/lang", "it", "MISS", fr); /* a variant never stored is no hit */
+    assert_int_equal(orig_count(h->origin, "/lang"), 3);
+    assert_int_equal(hx_proxy_stop(p), 0);
+}
+
 /* An invalidation reaches every Vary variant on disk, also those evicted from memory
  * (whose vary keys this process no longer knows): none comes back after a restart,
  * while the variant of another URL, evicted alike, does. */
@@ -713,6 +792,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_keeps_cache, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_evicted_served_from_disk, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_invalidated_not_read_back, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_replaced_then_evicted_not_read_back, hx_setup,
+                                        hx_teardown),
+        cmocka_unit_test_setup_teardown(test_evicted_variants_served_from_disk, hx_setup,
+                                        hx_teardown),
         cmocka_unit_test_setup_teardown(test_damaged_record_not_read_back, hx_setup,
                                         hx_teardown),
         cmocka_unit_test_setup_teardown(test_invalidation_of_evicted_response, hx_setup,

@@ -148,6 +148,69 @@ static void test_read_refused_after_removal(void **state)
     cache_free(c);
 }
 
+/* Of two stored variants that both match (one stored without Vary, as before the
+ * origin added Vary), the more recent is the answer, whichever was stored first. */
+static void test_most_recent_matching_variant(void **state)
+{
+    (void)state;
+    struct cache *c;
+    assert_int_equal(cache_new(NULL, 0, &c), CP_OK);
+    struct hdrs req;
+    hdrs_init(&req);
+    assert_int_equal(hdrs_add(&req, "Accept-Language", "de"), CP_OK);
+    struct entry *plain = make_entry("http://o/v", NULL, &req, "plain", 0);
+    struct entry *varied = make_entry("http://o/v", "Accept-Language", &req, "varied", 0);
+    plain->response_time = 100;
+    varied->response_time = 200;
+    assert_int_equal(cache_insert(c, plain), CP_OK);
+    assert_int_equal(cache_insert(c, varied), CP_OK);
+    struct entry *got = cache_lookup(c, "http://o/v", &req, NULL);
+    assert_non_null(got);
+    assert_memory_equal(got->body, "varied", 6);
+    entry_unref(got);
+    /* The other way round: the one without Vary is newer. */
+    struct entry *plain2 = make_entry("http://o/v", NULL, &req, "plain2", 0);
+    plain2->response_time = 300;
+    assert_int_equal(cache_insert(c, plain2), CP_OK);
+    got = cache_lookup(c, "http://o/v", &req, NULL);
+    assert_non_null(got);
+    assert_memory_equal(got->body, "plain2", 6);
+    entry_unref(got);
+    assert_int_equal(cache_count(c), 2);
+    entry_unref(plain);
+    entry_unref(varied);
+    entry_unref(plain2);
+    hdrs_free(&req);
+    cache_free(c);
+}
+
+/* A copy read from disk does not replace the variant in memory from the same second:
+ * that one was stored later (a copy fetched anew is stored, as ever). */
+static void test_loaded_copy_of_same_second_refused(void **state)
+{
+    (void)state;
+    struct cache *c;
+    assert_int_equal(cache_new(NULL, 0, &c), CP_OK);
+    struct hdrs req;
+    hdrs_init(&req);
+    struct entry *mem = make_entry("http://o/s", NULL, &req, "memory", 0);
+    struct entry *disk = make_entry("http://o/s", NULL, &req, "disk", 0);
+    mem->response_time = disk->response_time = 500;
+    assert_int_equal(cache_insert(c, mem), CP_OK);
+    assert_int_equal(cache_insert_read(c, disk, cache_removals(c)), CP_ERR_SUPERSEDED);
+    assert_int_equal(cache_insert_loaded(c, disk), CP_ERR_SUPERSEDED);
+    struct entry *got = cache_lookup(c, "http://o/s", &req, NULL);
+    assert_memory_equal(got->body, "memory", 6);
+    entry_unref(got);
+    assert_int_equal(cache_insert(c, disk), CP_OK);
+    got = cache_lookup(c, "http://o/s", &req, NULL);
+    assert_memory_equal(got->body, "disk", 4);
+    entry_unref(got);
+    entry_unref(mem);
+    entry_unref(disk);
+    cache_free(c);
+}
+
 /* A copy loaded late from disk never hides the newer response fetched meanwhile. */
 static void test_older_does_not_replace_newer(void **state)
 {
@@ -803,6 +866,8 @@ int main(void)
         cmocka_unit_test(test_replace_same_variant),
         cmocka_unit_test(test_older_does_not_replace_newer),
         cmocka_unit_test(test_read_refused_after_removal),
+        cmocka_unit_test(test_most_recent_matching_variant),
+        cmocka_unit_test(test_loaded_copy_of_same_second_refused),
         cmocka_unit_test(test_vary_variants),
         cmocka_unit_test(test_variants_bounded),
         cmocka_unit_test(test_generation_change_empties),

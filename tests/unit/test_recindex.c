@@ -354,6 +354,38 @@ static void test_colliding_homes(void **state)
     recindex_free(&ix);
 }
 
+/* Every variant of a key (one lo, several hi) is found, wherever the chain put it, and
+ * only those; at most as many as asked for. */
+static void test_find_lo(void **state)
+{
+    (void)state;
+    struct recindex ix = {0};
+    struct recindex_slot out[8];
+    assert_int_equal(recindex_find_lo(&ix, 5, out, 8), 0); /* no table at all */
+    assert_int_equal(recindex_reserve(&ix, 40), CP_OK);
+    size_t last = ix.cap - 1;
+    struct diskfmt_hash key = hash_at(last, 7);
+    /* Variants and other keys of the same home, interleaved, running over the wrap. */
+    struct diskfmt_hash h[6] = {key, hash_at(last, 8), {key.lo, key.hi + 1},
+                                hash_at(0, 9), {key.lo, key.hi + 2}, hash_at(1, 10)};
+    for (uint32_t i = 0; i < 6; i++)
+        assert_int_equal(recindex_put(&ix, &h[i], 1, i, i + 1), CP_OK);
+    assert_int_equal(recindex_find_lo(&ix, key.lo, out, 8), 3);
+    bool seen[6] = {false};
+    for (size_t k = 0; k < 3; k++) {
+        assert_true(out[k].lo == key.lo);
+        assert_true(out[k].off == 0 || out[k].off == 2 || out[k].off == 4);
+        assert_int_equal(out[k].len, out[k].off + 1);
+        assert_false(seen[out[k].off]);
+        seen[out[k].off] = true;
+    }
+    assert_int_equal(recindex_find_lo(&ix, key.lo, out, 2), 2);
+    assert_int_equal(recindex_find_lo(&ix, h[3].lo, out, 8), 1);
+    assert_int_equal(out[0].off, 3);
+    assert_int_equal(recindex_find_lo(&ix, hash_at(last, 99).lo, out, 8), 0);
+    recindex_free(&ix);
+}
+
 /* Every variant of a key (one lo, several hi) goes, wherever the chain put it; other
  * keys of the same home, and those pushed past it across the wrap, stay findable. */
 static void test_delete_lo(void **state)
@@ -443,6 +475,7 @@ int main(void)
         cmocka_unit_test(test_reserve),
         cmocka_unit_test(test_drop_below),
         cmocka_unit_test(test_colliding_homes),
+        cmocka_unit_test(test_find_lo),
         cmocka_unit_test(test_delete_lo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -530,6 +530,58 @@ static void test_read_one(void **state)
     store_close(s);
 }
 
+/* Every variant of a key is read, whatever its vary key, and only that key's; a damaged
+ * one is left out (and forgotten); at most as many as asked for. */
+static void test_read_variants(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    assert_int_equal(store_open(f->dir, 0, &s), CP_OK);
+    uint64_t gen = gen_of(s);
+    const char *vary[3] = {"accept-language=de", "accept-language=fr", ""};
+    for (int i = 0; i < 3; i++) {
+        struct entry *e = make_entry("http://o/v", vary[i], vary[i], gen);
+        assert_int_equal(store_write(s, e), CP_OK);
+        entry_unref(e);
+    }
+    put(s, "http://o/other", "other");
+    struct entry *got[STORE_MAX_VARIANTS];
+    size_t n = store_read_variants(s, "http://o/v", got, STORE_MAX_VARIANTS);
+    assert_int_equal(n, 3);
+    bool seen[3] = {false, false, false};
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(got[i]->key, "http://o/v");
+        for (int k = 0; k < 3; k++) {
+            if (strcmp(got[i]->vary_key, vary[k]) == 0) {
+                assert_false(seen[k]);
+                seen[k] = true;
+                assert_int_equal(got[i]->body_len, strlen(vary[k]));
+                assert_memory_equal(got[i]->body, vary[k], got[i]->body_len);
+            }
+        }
+        entry_unref(got[i]);
+    }
+    assert_true(seen[0] && seen[1] && seen[2]);
+    assert_int_equal(store_read_variants(s, "http://o/v", got, 2), 2);
+    entry_unref(got[0]);
+    entry_unref(got[1]);
+    assert_int_equal(store_read_variants(s, "http://o/none", got, STORE_MAX_VARIANTS), 0);
+
+    /* find_record finds the last record of the key: the variant without Vary. */
+    struct where w;
+    assert_true(find_record(f->dir, "http://o/v", &w));
+    damage(w.path, w.off + w.len - 1);
+    for (int round = 0; round < 2; round++) { /* damaged, then forgotten */
+        n = store_read_variants(s, "http://o/v", got, STORE_MAX_VARIANTS);
+        assert_int_equal(n, 2);
+        for (size_t i = 0; i < n; i++) {
+            assert_true(got[i]->vary_key[0] != '\0');
+            entry_unref(got[i]);
+        }
+    }
+    store_close(s);
+}
+
 /* The index may point at a record that is no longer what it was: a segment deleted or
  * replaced behind the store's back. It answers "not found" or "damaged", never another
  * record. */
@@ -2271,6 +2323,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_then_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_segments_load_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_variants, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_never_wrong_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_stops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replace_and_remove_survive_restart, setup,

@@ -69,6 +69,7 @@ struct loader {
     struct store *store;
     struct cache *cache;
     pthread_t thread;
+    atomic_bool loading;  /* read by the front end */
     atomic_bool stop;     /* shutting down: leave the rest on disk */
     atomic_size_t count;  /* entries loaded so far */
     size_t removed;
@@ -123,6 +124,7 @@ static void *load_thread(void *arg)
     size_t loaded = 0;
     l->err = store_load(l->store, load_one, l, &loaded, &l->removed);
     l->seconds = seconds_since(&t0);
+    atomic_store(&l->loading, false); /* long records are no longer read on request */
     cache_load_end(l->cache);
     pthread_mutex_lock(&l->lock);
     l->done = true;
@@ -216,6 +218,7 @@ static int serve(const struct config *cfg)
         goto out;
     }
     struct loader loader = {.store = store, .cache = cache, .done = false};
+    atomic_init(&loader.loading, true);
     atomic_init(&loader.stop, false);
     atomic_init(&loader.count, 0);
     pthread_mutex_init(&loader.lock, NULL);
@@ -240,8 +243,8 @@ static int serve(const struct config *cfg)
         goto out;
     }
     index_wait(&loader);
-    err = server_start(cfg, listen_fd, address, cache, store, mirror, fetcher, &server, why,
-                       sizeof why);
+    err = server_start(cfg, listen_fd, address, cache, store, mirror, &loader.loading, fetcher,
+                       &server, why, sizeof why);
     listen_fd = -1; /* the server's now, or closed */
     if (err != CP_OK) {
         report(err, why);

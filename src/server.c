@@ -998,7 +998,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 cp_err server_start(const struct config *cfg, int listen_fd, const char *address,
                     struct cache *cache, struct store *store, struct mirror *mirror,
-                    struct fetcher *fetcher, struct server **out, char *why, size_t why_len)
+                    const atomic_bool *loading, struct fetcher *fetcher,
+                    struct server **out, char *why, size_t why_len)
 {
     struct server *s = calloc(1, sizeof *s);
     if (s == NULL) {
@@ -1012,6 +1013,7 @@ cp_err server_start(const struct config *cfg, int listen_fd, const char *address
         .cache = cache,
         .mirror = mirror,
         .store = store,
+        .loading = loading,
         .fetcher = fetcher,
         .origin = &cfg->origin,
         .popts = {.default_ttl = cfg->default_ttl, .max_object_size = cfg->max_object_size},

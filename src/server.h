@@ -4,6 +4,7 @@
 #ifndef CP_SERVER_H
 #define CP_SERVER_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "cache.h"
@@ -17,11 +18,13 @@ struct server;
 
 /* Starts answering on `listen_fd` (listener_open's, taken over: closed by server_stop,
  * or at once on failure; `address` is its text) with cfg->threads threads. `cfg`,
- * `cache`, `store` and `mirror` (both may be NULL: no disk mirror) and `fetcher` must
- * outlive the server. Returns CP_ERR_NOMEM, or CP_ERR_INTERNAL with the reason written to `why`. */
+ * `cache`, `store` and `mirror` (both may be NULL: no disk mirror), `loading` (true
+ * while the disk is still being loaded, may be NULL) and `fetcher` must outlive the
+ * server. Returns CP_ERR_NOMEM, or CP_ERR_INTERNAL with the reason written to `why`. */
 cp_err server_start(const struct config *cfg, int listen_fd, const char *address,
                     struct cache *cache, struct store *store, struct mirror *mirror,
-                    struct fetcher *fetcher, struct server **out, char *why, size_t why_len);
+                    const atomic_bool *loading, struct fetcher *fetcher,
+                    struct server **out, char *why, size_t why_len);
 
 /* The address the server listens on, as "http://127.0.0.1:3000" (static to the server). */
 const char *server_address(const struct server *s);

@@ -1141,7 +1141,8 @@ cp_err store_read(struct store *s, const char *key, const char *vary_key, struct
     return read_record(s, &at, gen, out);
 }
 
-size_t store_read_variants(struct store *s, const char *key, struct entry **out, size_t max)
+size_t store_read_variants(struct store *s, const char *key, size_t max_len,
+                           struct entry **out, size_t max)
 {
     struct recindex_slot at[STORE_MAX_VARIANTS];
     if (max > STORE_MAX_VARIANTS)
@@ -1155,7 +1156,7 @@ size_t store_read_variants(struct store *s, const char *key, struct entry **out,
     size_t n = 0;
     for (size_t i = 0; i < found; i++) {
         struct entry *e;
-        if (read_record(s, &at[i], gen, &e) != CP_OK)
+        if (at[i].len > max_len || read_record(s, &at[i], gen, &e) != CP_OK)
             continue;
         if (strcmp(e->key, key) == 0) /* `lo` is only a hash of it */
             out[n++] = e;

@@ -137,11 +137,13 @@ cp_err store_read(struct store *s, const char *key, const char *vary_key, struct
 
 /* Reads every variant of `key` (whatever its vary key) through the index, at most `max`
  * of them and at most STORE_MAX_VARIANTS, each checked as by store_read, into
- * out[0..n); returns n (the caller drops each reference). Records that cannot be read
- * (damaged ones, logged and forgotten as by store_read; out of memory; I/O errors) are
- * left out. Safe from any thread, as store_read. */
+ * out[0..n); returns n (the caller drops each reference). Records longer than
+ * `max_len` bytes are left out unread, as are those that cannot be read (damaged ones,
+ * logged and forgotten as by store_read; out of memory; I/O errors). Safe from any
+ * thread, as store_read. */
 #define STORE_MAX_VARIANTS 32
-size_t store_read_variants(struct store *s, const char *key, struct entry **out, size_t max);
+size_t store_read_variants(struct store *s, const char *key, size_t max_len,
+                           struct entry **out, size_t max);
 
 /* Empties the cache directory `dir`: increments its generation counter (so a running
  * server drops its in-memory entries and its index) and removes every segment file and

@@ -1,6 +1,7 @@
 /* How origin answers change the cache (see update.h). */
 #include "update.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -164,7 +165,9 @@ struct entry *update_lookup(const struct updater *u, const char *key,
         return NULL;
     /* Every variant: which one the request selects is the cache's to tell (Vary). */
     struct entry *found[CACHE_MAX_VARIANTS];
-    size_t n = store_read_variants(u->store, key, found, CACHE_MAX_VARIANTS);
+    bool loading = u->loading != NULL && atomic_load(u->loading);
+    size_t n = store_read_variants(u->store, key, loading ? SIZE_MAX : UPDATE_READ_BACK_MAX,
+                                   found, CACHE_MAX_VARIANTS);
     if (n == 0)
         return NULL;
     for (size_t i = 0; i < n; i++) {

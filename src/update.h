@@ -21,6 +21,7 @@ struct updater {
     struct cache *cache;
     struct mirror *mirror;     /* NULL: no disk mirror */
     struct store *store;       /* NULL: no disk mirror */
+    const atomic_bool *loading; /* true while the disk is still being loaded (or NULL) */
     struct fetcher *fetcher;   /* for background refreshes */
     const struct origin *origin;
     struct policy_opts popts;
@@ -55,8 +56,11 @@ void update_invalidate(const struct updater *u, const char *url, const char *hos
  * request selects is returned, so neither a restart nor the memory bound turns a
  * response kept on disk into a miss. Reading the
  * disk blocks the calling thread for as long as the read takes (from the page cache,
- * microseconds). A record being removed, or damaged, is never returned: the caller
+ * microseconds), so once the load after a restart is over (u->loading), records longer
+ * than UPDATE_READ_BACK_MAX are not read back: the origin answers, a long body
+ * streaming from there. A record being removed, or damaged, is never returned: the caller
  * sees a miss. Same contract as cache_lookup otherwise. */
+#define UPDATE_READ_BACK_MAX (1024 * 1024) /* longest record read back, in bytes */
 struct entry *update_lookup(const struct updater *u, const char *key,
                             const struct hdrs *request, bool *uri_known);
 

@@ -199,6 +199,40 @@ static void test_lookup_reads_disk(void **state)
     assert_false(known);
 }
 
+/* A record longer than UPDATE_READ_BACK_MAX is read back only while the disk is still
+ * being loaded after a restart (so a restart turns no response into a miss); otherwise
+ * it stays on disk and the lookup is a miss. */
+static void test_long_record_read_back_while_loading_only(void **state)
+{
+    struct fixture *f = *state;
+    struct hdrs req;
+    hdrs_init(&req);
+    struct entry *e = entry_new();
+    e->key = strdup("http://o.test/long");
+    e->vary_key = strdup("");
+    e->status = 200;
+    e->lifetime = 60;
+    e->response_time = time(NULL);
+    e->generation = cache_generation(f->cache);
+    e->body_len = UPDATE_READ_BACK_MAX + 1;
+    e->body = calloc(1, e->body_len);
+    assert_non_null(e->body);
+    assert_int_equal(store_write(f->store, e), CP_OK);
+    entry_unref(e);
+
+    bool known = true;
+    assert_null(update_lookup(&f->up, "http://o.test/long", &req, &known));
+    assert_false(known);
+    atomic_bool loading;
+    atomic_init(&loading, true);
+    f->up.loading = &loading;
+    struct entry *got = update_lookup(&f->up, "http://o.test/long", &req, NULL);
+    assert_non_null(got);
+    assert_int_equal(got->body_len, UPDATE_READ_BACK_MAX + 1);
+    entry_unref(got);
+    f->up.loading = NULL;
+}
+
 /* An invalidation wins over the disk copy at once: the lookup right after it (while the
  * mirror's writer still lingers before it removes the record) finds nothing, and so does
  * one after the removal is on disk. */
@@ -256,6 +290,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invalidate_same_origin_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lookup_reads_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lookup_after_invalidation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_record_read_back_while_loading_only, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_refresh_started_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -165,6 +165,25 @@ static void test_invalidate_same_origin_only(void **state)
     hdrs_free(&resp);
 }
 
+/* Writes a record of `key` (no Vary, fresh for a minute) with `len` bytes of `body`
+ * (taken over) straight to the store, as if stored and then evicted from memory. */
+static void write_record(struct fixture *f, const char *key, unsigned char *body, size_t len)
+{
+    struct entry *e = entry_new();
+    assert_non_null(e);
+    e->key = strdup(key);
+    e->vary_key = strdup("");
+    e->status = 200;
+    e->lifetime = 60;
+    e->response_time = time(NULL);
+    e->generation = cache_generation(f->cache);
+    e->body = body;
+    e->body_len = len;
+    assert_non_null(e->body);
+    assert_int_equal(store_write(f->store, e), CP_OK);
+    entry_unref(e);
+}
+
 /* A miss in memory looks at the entry's record on disk (not loaded yet, or evicted), and
  * keeps what it finds in memory. */
 static void test_lookup_reads_disk(void **state)
@@ -172,17 +191,7 @@ static void test_lookup_reads_disk(void **state)
     struct fixture *f = *state;
     struct hdrs req;
     hdrs_init(&req);
-    struct entry *e = entry_new();
-    e->key = strdup("http://o.test/disk");
-    e->vary_key = strdup("");
-    e->status = 200;
-    e->lifetime = 60;
-    e->response_time = time(NULL);
-    e->generation = cache_generation(f->cache);
-    e->body = (unsigned char *)strdup("on disk");
-    e->body_len = 7;
-    assert_int_equal(store_write(f->store, e), CP_OK);
-    entry_unref(e);
+    write_record(f, "http://o.test/disk", (unsigned char *)strdup("on disk"), 7);
 
     assert_int_equal(cache_count(f->cache), 0);
     bool known = true;
@@ -207,18 +216,8 @@ static void test_long_record_read_back_while_loading_only(void **state)
     struct fixture *f = *state;
     struct hdrs req;
     hdrs_init(&req);
-    struct entry *e = entry_new();
-    e->key = strdup("http://o.test/long");
-    e->vary_key = strdup("");
-    e->status = 200;
-    e->lifetime = 60;
-    e->response_time = time(NULL);
-    e->generation = cache_generation(f->cache);
-    e->body_len = UPDATE_READ_BACK_MAX + 1;
-    e->body = calloc(1, e->body_len);
-    assert_non_null(e->body);
-    assert_int_equal(store_write(f->store, e), CP_OK);
-    entry_unref(e);
+    write_record(f, "http://o.test/long", calloc(1, UPDATE_READ_BACK_MAX + 1),
+                 UPDATE_READ_BACK_MAX + 1);
 
     bool known = true;
     assert_null(update_lookup(&f->up, "http://o.test/long", &req, &known));
@@ -243,17 +242,7 @@ static void test_lookup_after_invalidation(void **state)
     struct hdrs req;
     hdrs_init(&req);
     const char *key = "http://o.test/inv h.test";
-    struct entry *e = entry_new();
-    e->key = strdup(key);
-    e->vary_key = strdup("");
-    e->status = 200;
-    e->lifetime = 60;
-    e->response_time = time(NULL);
-    e->generation = cache_generation(f->cache);
-    e->body = (unsigned char *)strdup("old");
-    e->body_len = 3;
-    assert_int_equal(store_write(f->store, e), CP_OK); /* on disk only, as if evicted */
-    entry_unref(e);
+    write_record(f, key, (unsigned char *)strdup("old"), 3);
 
     struct hdrs resp;
     hdrs_init(&resp);

@@ -45,6 +45,9 @@ struct stripe {
     pthread_mutex_t lock;
     struct slot *table;
     size_t entries;
+    /* Fresh inserts and removals of this stripe's keys so far, counted under `lock`
+     * (read without it by cache_changes): a copy read from disk meanwhile is refused. */
+    _Atomic uint64_t changes;
 };
 
 /* Locking: a stripe lock may be held while taking the clock lock, never the reverse,
@@ -59,7 +62,6 @@ struct cache {
     atomic_bool marks_lost;            /* a mark could not be made: refuse every copy
                                           from disk until the load ends */
     pthread_mutex_t clear_lock;        /* one thread at a time acts on a generation change */
-    _Atomic uint64_t removals;         /* cache_remove calls so far (cache_insert_read) */
 
     size_t max_bytes;                  /* 0: no bound */
     pthread_mutex_t clock_lock;
@@ -229,8 +231,10 @@ cp_err cache_new(const _Atomic uint64_t *generation, size_t max_bytes, struct ca
     struct cache *c = calloc(1, sizeof *c);
     if (c == NULL)
         return CP_ERR_NOMEM;
-    for (size_t i = 0; i < CACHE_STRIPES; i++)
+    for (size_t i = 0; i < CACHE_STRIPES; i++) {
         pthread_mutex_init(&c->stripes[i].lock, NULL);
+        atomic_init(&c->stripes[i].changes, 0);
+    }
     pthread_mutex_init(&c->clear_lock, NULL);
     pthread_mutex_init(&c->clock_lock, NULL);
     c->shared_gen = generation;
@@ -239,7 +243,6 @@ cp_err cache_new(const _Atomic uint64_t *generation, size_t max_bytes, struct ca
     atomic_init(&c->bytes_seen, 0);
     atomic_init(&c->loading, false);
     atomic_init(&c->marks_lost, false);
-    atomic_init(&c->removals, 0);
     *out = c;
     return CP_OK;
 }
@@ -336,14 +339,12 @@ struct entry *cache_lookup(struct cache *c, const char *key, const struct hdrs *
     struct slot *s = NULL;
     HASH_FIND_BYHASHVALUE(hh, st->table, key, len, (unsigned)hash, s);
     if (s != NULL) {
-        /* Of several variants that match (one stored without Vary among them), the
-         * most recent (RFC 9111 section 4.1); of the same second, the last found. */
+        /* Newest first: of several variants that match (one stored without Vary among
+         * them), the most recent answers (RFC 9111 section 4.1). */
         struct node *best = NULL;
-        for (size_t i = 0; i < s->n; i++) {
+        for (size_t i = 0; i < s->n && best == NULL; i++) {
             struct node *n = s->variants[i];
-            if (n->e->generation == gen &&
-                (best == NULL || n->e->response_time >= best->e->response_time) &&
-                variant_matches(n->e, request))
+            if (n->e->generation == gen && variant_matches(n->e, request))
                 best = n;
         }
         if (best != NULL) {
@@ -375,7 +376,7 @@ static bool table_forget(struct cache *c, struct node *v)
     for (size_t i = 0; s != NULL && i < s->n; i++) {
         if (s->variants[i] != v)
             continue;
-        /* Order kept: lookups return the first matching variant. */
+        /* Order kept: newest first (see variant_place). */
         memmove(&s->variants[i], &s->variants[i + 1], (s->n - i - 1) * sizeof *s->variants);
         s->n--;
         st->entries--;
@@ -404,8 +405,20 @@ static void evict_victims(struct cache *c, struct node *victims)
     }
 }
 
+/* Places `n` among the variants of `s` (room made), keeping them newest first by
+ * response_time (of the same second, the one placed last first). */
+static void variant_place(struct slot *s, size_t i, struct node *n)
+{
+    time_t t = n->e->response_time;
+    for (; i > 0 && s->variants[i - 1]->e->response_time <= t; i--)
+        s->variants[i] = s->variants[i - 1];
+    for (; i + 1 < s->n && s->variants[i + 1]->e->response_time > t; i++)
+        s->variants[i] = s->variants[i + 1];
+    s->variants[i] = n;
+}
+
 /* `loaded`: a copy from disk, refused when marked (see cache_load_begin); `since`, if not
- * NULL: refused too if cache_remove has run since *since was read. */
+ * NULL: refused too if the stripe's count of changes is no longer *since. */
 static cp_err insert(struct cache *c, struct entry *e, bool loaded, const uint64_t *since)
 {
     uint64_t gen = sync_generation(c);
@@ -429,10 +442,10 @@ static cp_err insert(struct cache *c, struct entry *e, bool loaded, const uint64
     pthread_mutex_lock(&st->lock);
     struct slot *s = NULL;
     HASH_FIND_BYHASHVALUE(hh, st->table, e->key, len, (unsigned)hash, s);
-    /* The count is read under the stripe lock, and cache_remove counts before taking
-     * it: a removal of this key either comes after this insert or is seen here. */
+    /* Changes are counted under this lock: one to this key either comes after this
+     * insert or is seen here. */
     if ((loaded && ((s != NULL && s->gone) || atomic_load(&c->marks_lost))) ||
-        (since != NULL && atomic_load(&c->removals) != *since)) {
+        (since != NULL && atomic_load(&st->changes) != *since)) {
         pthread_mutex_unlock(&st->lock); /* invalidated since the disk was read */
         entry_unref(n->e);
         free(n);
@@ -459,15 +472,14 @@ static cp_err insert(struct cache *c, struct entry *e, bool loaded, const uint64
                 return CP_ERR_SUPERSEDED;
             }
             old = s->variants[i];
-            s->variants[i] = n;
+            variant_place(s, i, n);
             break;
         }
     }
     if (old == NULL && s->n >= CACHE_MAX_VARIANTS) {
         /* The oldest variant makes room; it goes as a replaced one would. */
-        old = s->variants[0];
-        memmove(&s->variants[0], &s->variants[1], (s->n - 1) * sizeof *s->variants);
-        s->variants[s->n - 1] = n;
+        old = s->variants[s->n - 1];
+        variant_place(s, s->n - 1, n);
     } else if (old == NULL) {
         if (s->n == s->cap) {
             size_t cap = s->cap ? s->cap * 2 : 2;
@@ -482,9 +494,12 @@ static cp_err insert(struct cache *c, struct entry *e, bool loaded, const uint64
             s->variants = v;
             s->cap = cap;
         }
-        s->variants[s->n++] = n;
+        s->n++;
+        variant_place(s, s->n - 1, n);
         st->entries++;
     }
+    if (!loaded)
+        atomic_fetch_add(&st->changes, 1);
     pthread_mutex_lock(&c->clock_lock);
     if (old != NULL)
         old_off_clock = clock_unlink_locked(c, old);
@@ -514,11 +529,17 @@ cp_err cache_insert(struct cache *c, struct entry *e) { return insert(c, e, fals
 
 cp_err cache_insert_loaded(struct cache *c, struct entry *e) { return insert(c, e, true, NULL); }
 
-uint64_t cache_removals(struct cache *c) { return atomic_load(&c->removals); }
+size_t cache_max_bytes(const struct cache *c) { return c->max_bytes; }
 
-cp_err cache_insert_read(struct cache *c, struct entry *e, uint64_t removals)
+uint64_t cache_changes(struct cache *c, const char *key)
 {
-    return insert(c, e, true, &removals);
+    uint64_t hash;
+    return atomic_load(&stripe_for(c, key, strlen(key), &hash)->changes);
+}
+
+cp_err cache_insert_read(struct cache *c, struct entry *e, uint64_t changes)
+{
+    return insert(c, e, true, &changes);
 }
 
 size_t cache_remove(struct cache *c, const char *key,
@@ -529,10 +550,10 @@ size_t cache_remove(struct cache *c, const char *key,
     struct stripe *st = stripe_for(c, key, len, &hash);
     size_t n = 0;
     struct node **vars = NULL;
-    bool keep = atomic_load(&c->loading);
-
-    atomic_fetch_add(&c->removals, 1); /* before the lock: see insert */
     pthread_mutex_lock(&st->lock);
+    /* Read under the lock: cache_load_end drops the marks under it after clearing. */
+    bool keep = atomic_load(&c->loading);
+    atomic_fetch_add(&st->changes, 1);
     struct slot *s = NULL;
     HASH_FIND_BYHASHVALUE(hh, st->table, key, len, (unsigned)hash, s);
     if (s == NULL && keep) {

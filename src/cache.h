@@ -44,6 +44,9 @@ size_t cache_entry_size(const struct entry *e);
  * is not 0), whenever it is read. */
 size_t cache_bytes(struct cache *c);
 
+/* The bound given to cache_new (0: none). */
+size_t cache_max_bytes(const struct cache *c);
+
 /* The generation new entries must carry to be accepted by cache_insert. */
 uint64_t cache_generation(struct cache *c);
 
@@ -80,13 +83,14 @@ void cache_load_begin(struct cache *c);
 void cache_load_end(struct cache *c);
 cp_err cache_insert_loaded(struct cache *c, struct entry *e);
 
-/* After loading, a response evicted from memory may be read back from disk. A removal
- * (cache_remove) made while it was being read must win: read cache_removals() before
- * looking on disk, and cache_insert_read refuses the copy (CP_ERR_SUPERSEDED) if any
- * cache_remove has started since, whatever its key, and otherwise acts as
- * cache_insert_loaded. Never fails beyond cache_insert_loaded's errors. */
-uint64_t cache_removals(struct cache *c);
-cp_err cache_insert_read(struct cache *c, struct entry *e, uint64_t removals);
+/* A response evicted from memory may be read back from disk. A removal (cache_remove)
+ * or a fresh response (cache_insert) made while it was being read must win: read
+ * cache_changes() for its key before looking on disk, and cache_insert_read refuses the
+ * copy (CP_ERR_SUPERSEDED) if a change has been made since to that key or to another
+ * that shares its lock (one in 64), and otherwise acts as cache_insert_loaded. Never
+ * fails beyond cache_insert_loaded's errors. */
+uint64_t cache_changes(struct cache *c, const char *key);
+cp_err cache_insert_read(struct cache *c, struct entry *e, uint64_t changes);
 
 /* Removes every variant of `key`; returns how many were removed. `removed`, if not
  * NULL, is called with each (under the cache's lock: it must be quick and must not call

@@ -18,8 +18,10 @@
 
 #include "log.h"
 
-#undef uthash_fatal
-#define uthash_fatal(msg) abort() /* only on allocation failure of the bucket array */
+/* Out of memory, an add fails without harm: it sets `oom`, a local of the adding
+ * function (and the mirror gives up reading back, see `lost`). */
+#define HASH_NONFATAL_OOM 1
+#define uthash_nonfatal_oom(obj) (oom = true)
 #include <uthash.h>
 
 #define MIRROR_LINGER_NS 2000000L /* how long a woken writer lets a batch gather */
@@ -66,7 +68,12 @@ static bool pending_add_locked(struct mirror *m, const char *key)
             return false;
         pk->ops = 0;
         memcpy(pk->key, key, len + 1);
+        bool oom = false;
         HASH_ADD_KEYPTR(hh, m->pending, pk->key, len, pk);
+        if (oom) {
+            free(pk);
+            return false;
+        }
     }
     pk->ops++;
     atomic_fetch_add(&m->n_pending, 1);

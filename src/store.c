@@ -1141,14 +1141,17 @@ cp_err store_read(struct store *s, const char *key, const char *vary_key, struct
     return read_record(s, &at, gen, out);
 }
 
-size_t store_read_variants(struct store *s, const char *key, size_t max_len,
+size_t store_read_variants(struct store *s, const char *key, size_t max_len, bool wait,
                            struct entry **out, size_t max)
 {
     struct recindex_slot at[STORE_MAX_VARIANTS];
     if (max > STORE_MAX_VARIANTS)
         max = STORE_MAX_VARIANTS;
     struct diskfmt_hash h = diskfmt_key_hash(key, strlen(key), "", 0);
-    pthread_mutex_lock(&s->lock);
+    if (wait)
+        pthread_mutex_lock(&s->lock);
+    else if (pthread_mutex_trylock(&s->lock) != 0)
+        return 0;
     sync_gen_locked(s);
     size_t found = recindex_find_lo(&s->ix, h.lo, at, max);
     uint64_t gen = s->index_gen;

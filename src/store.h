@@ -139,10 +139,12 @@ cp_err store_read(struct store *s, const char *key, const char *vary_key, struct
  * of them and at most STORE_MAX_VARIANTS, each checked as by store_read, into
  * out[0..n); returns n (the caller drops each reference). Records longer than
  * `max_len` bytes are left out unread, as are those that cannot be read (damaged ones,
- * logged and forgotten as by store_read; out of memory; I/O errors). Safe from any
- * thread, as store_read. */
+ * logged and forgotten as by store_read; out of memory; I/O errors). Unless `wait`,
+ * returns 0 at once when the store is busy (as while the writer deletes old segments
+ * and sweeps the index), so that the caller can ask the origin instead of waiting.
+ * Safe from any thread, as store_read. */
 #define STORE_MAX_VARIANTS 32
-size_t store_read_variants(struct store *s, const char *key, size_t max_len,
+size_t store_read_variants(struct store *s, const char *key, size_t max_len, bool wait,
                            struct entry **out, size_t max);
 
 /* Empties the cache directory `dir`: increments its generation counter (so a running

@@ -32,14 +32,16 @@ static bool may_store(const struct updater *u, int status, const struct hdrs *re
     return ok;
 }
 
-/* Puts `e` (packed, complete) in the cache and hands it to the disk mirror. */
+/* Hands `e` (packed, complete) to the disk mirror and puts it in the cache. The mirror
+ * first: from then on its key counts as pending there, so that a lookup that misses in
+ * memory (the entry evicted at once) does not read back the older record it replaces.
+ * Returns false if memory refused it; the disk keeps it anyway (a later read back is
+ * refused likewise, or by size). */
 static bool keep(const struct updater *u, struct entry *e)
 {
-    if (cache_insert(u->cache, e) != CP_OK)
-        return false;
     if (u->mirror)
         mirror_write(u->mirror, e);
-    return true;
+    return cache_insert(u->cache, e) == CP_OK;
 }
 
 /* Age and freshness of `e` from the exchange that produced `response`. */
@@ -152,7 +154,7 @@ struct entry *update_lookup(const struct updater *u, const char *key,
                             const struct hdrs *request, bool *uri_known)
 {
     bool known = false;
-    uint64_t removals = cache_removals(u->cache); /* before the disk is looked at */
+    uint64_t changes = cache_changes(u->cache, key); /* before the disk is looked at */
     struct entry *e = cache_lookup(u->cache, key, request, &known);
     if (uri_known != NULL)
         *uri_known = known;
@@ -166,15 +168,19 @@ struct entry *update_lookup(const struct updater *u, const char *key,
     /* Every variant: which one the request selects is the cache's to tell (Vary). */
     struct entry *found[CACHE_MAX_VARIANTS];
     bool loading = u->loading != NULL && atomic_load(u->loading);
-    size_t n = store_read_variants(u->store, key, loading ? SIZE_MAX : UPDATE_READ_BACK_MAX,
-                                   found, CACHE_MAX_VARIANTS);
+    size_t max_len = loading ? SIZE_MAX : UPDATE_READ_BACK_MAX;
+    size_t bound = cache_max_bytes(u->cache); /* past it memory would refuse it anyway */
+    if (bound != 0 && bound < max_len)
+        max_len = bound;
+    /* While loading, a restart must turn no response into a miss: wait for the store. */
+    size_t n = store_read_variants(u->store, key, max_len, loading, found, CACHE_MAX_VARIANTS);
     if (n == 0)
         return NULL;
     for (size_t i = 0; i < n; i++) {
         entry_pack(found[i]);
         /* Refused if fetched anew, invalidated or cleared meanwhile: then memory is
          * right as it is. */
-        (void)cache_insert_read(u->cache, found[i], removals);
+        (void)cache_insert_read(u->cache, found[i], changes);
         entry_unref(found[i]);
     }
     return cache_lookup(u->cache, key, request, uri_known);

@@ -115,9 +115,9 @@ static void test_invalidated_while_loading(void **state)
     cache_free(c);
 }
 
-/* A copy read back from disk is refused when any removal started after the caller's
- * count was taken (it may have removed that very key), kept otherwise. */
-static void test_read_refused_after_removal(void **state)
+/* A copy read back from disk is refused when its key was removed, or stored afresh (and
+ * perhaps evicted again), after the caller's count was taken; kept otherwise. */
+static void test_read_refused_after_change(void **state)
 {
     (void)state;
     struct cache *c;
@@ -126,17 +126,28 @@ static void test_read_refused_after_removal(void **state)
     hdrs_init(&req);
     struct entry *a = make_entry("http://o/a", NULL, &req, "from disk", 0);
 
-    uint64_t before = cache_removals(c);
+    uint64_t before = cache_changes(c, "http://o/a");
     assert_int_equal(cache_remove(c, "http://o/a", NULL, NULL), 0); /* not in memory */
     assert_int_equal(cache_insert_read(c, a, before), CP_ERR_SUPERSEDED);
     assert_null(cache_lookup(c, "http://o/a", &req, NULL));
-    /* Another key's removal counts too: the count says nothing of which key. */
-    before = cache_removals(c);
-    assert_int_equal(cache_remove(c, "http://o/other", NULL, NULL), 0);
-    assert_int_equal(cache_insert_read(c, a, before), CP_ERR_SUPERSEDED);
-    /* With no removal since the count was taken, it is stored and found. */
-    before = cache_removals(c);
+    /* A fresh response stored meanwhile and evicted at once (before its own copy
+     * reaches the disk): the older copy read back is refused all the same. */
+    struct entry *fresh = make_entry("http://o/a", NULL, &req, "fresh", 0);
+    struct entry *other = make_entry("http://o/b", NULL, &req, "other", 0);
+    struct cache *small;
+    assert_int_equal(cache_new(NULL, cache_entry_size(fresh) + 8, &small), CP_OK);
+    before = cache_changes(small, "http://o/a");
+    assert_int_equal(cache_insert(small, fresh), CP_OK);
+    assert_int_equal(cache_insert(small, other), CP_OK); /* evicts `fresh` */
+    assert_null(cache_lookup(small, "http://o/a", &req, NULL));
+    assert_int_equal(cache_insert_read(small, a, before), CP_ERR_SUPERSEDED);
+    assert_null(cache_lookup(small, "http://o/a", &req, NULL));
+    cache_free(small);
+    /* With no change since the count was taken, it is stored and found; the copies
+     * read back do not count as changes. */
+    before = cache_changes(c, "http://o/a");
     assert_int_equal(cache_insert_read(c, a, before), CP_OK);
+    assert_int_equal(cache_changes(c, "http://o/a"), before);
     struct entry *got = cache_lookup(c, "http://o/a", &req, NULL);
     assert_non_null(got);
     assert_memory_equal(got->body, "from disk", 9);
@@ -145,6 +156,8 @@ static void test_read_refused_after_removal(void **state)
     assert_int_equal(cache_remove(c, "http://o/a", NULL, NULL), 1);
     assert_null(cache_lookup(c, "http://o/a", &req, NULL));
     entry_unref(a);
+    entry_unref(fresh);
+    entry_unref(other);
     cache_free(c);
 }
 
@@ -197,13 +210,16 @@ static void test_loaded_copy_of_same_second_refused(void **state)
     struct entry *disk = make_entry("http://o/s", NULL, &req, "disk", 0);
     mem->response_time = disk->response_time = 500;
     assert_int_equal(cache_insert(c, mem), CP_OK);
-    assert_int_equal(cache_insert_read(c, disk, cache_removals(c)), CP_ERR_SUPERSEDED);
+    assert_int_equal(cache_insert_read(c, disk, cache_changes(c, "http://o/s")),
+                     CP_ERR_SUPERSEDED);
     assert_int_equal(cache_insert_loaded(c, disk), CP_ERR_SUPERSEDED);
     struct entry *got = cache_lookup(c, "http://o/s", &req, NULL);
+    assert_non_null(got);
     assert_memory_equal(got->body, "memory", 6);
     entry_unref(got);
     assert_int_equal(cache_insert(c, disk), CP_OK);
     got = cache_lookup(c, "http://o/s", &req, NULL);
+    assert_non_null(got);
     assert_memory_equal(got->body, "disk", 4);
     entry_unref(got);
     entry_unref(mem);
@@ -865,7 +881,7 @@ int main(void)
         cmocka_unit_test(test_miss_then_hit),
         cmocka_unit_test(test_replace_same_variant),
         cmocka_unit_test(test_older_does_not_replace_newer),
-        cmocka_unit_test(test_read_refused_after_removal),
+        cmocka_unit_test(test_read_refused_after_change),
         cmocka_unit_test(test_most_recent_matching_variant),
         cmocka_unit_test(test_loaded_copy_of_same_second_refused),
         cmocka_unit_test(test_vary_variants),

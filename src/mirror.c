@@ -4,39 +4,30 @@
  * for it (the store appends a removal record after the entry's).
  * The writer lingers a moment after it is woken and then takes the whole queue, so a
  * busy proxy pays one wakeup, and one system call per run of writes, per batch rather
- * than one per response. The keys of operations not yet applied are counted, so that
- * lookups do not read back from disk a record that is about to be replaced or removed. */
+ * than one per response. Operations not yet applied are counted by a hash of their key,
+ * so that lookups do not read back a record that is about to be replaced or removed. */
 #include "mirror.h"
 
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "log.h"
 
-/* Out of memory, an add fails without harm: it sets `oom`, a local of the adding
- * function (and the mirror gives up reading back, see `lost`). */
-#define HASH_NONFATAL_OOM 1
-#define uthash_nonfatal_oom(obj) (oom = true)
-#include <uthash.h>
+#include <xxhash.h>
 
 #define MIRROR_LINGER_NS 2000000L /* how long a woken writer lets a batch gather */
 #define MIRROR_RUN 32             /* writes handed to the store at once */
+#define MIRROR_PENDING_SLOTS 4096 /* counters of pending keys, by hash: 2^12 */
 
 struct mirror_op {
     struct mirror_op *next;
     struct entry *entry; /* write this entry, or, when NULL, remove every variant of key */
-    char key[];
-};
-
-/* A key with operations queued or in the writer's hands, and how many. */
-struct pending_key {
-    UT_hash_handle hh;
-    size_t ops;
     char key[];
 };
 
@@ -48,50 +39,18 @@ struct mirror {
     struct mirror_op *head, *tail; /* FIFO */
     bool stopping;
     bool idle;                     /* the writer waits for work and nobody woke it yet */
-    /* The keys of the operations the store has not applied yet (queued, or in the
-     * writer's hands), under `lock`, and how many operations that is. */
-    struct pending_key *pending;
-    atomic_size_t n_pending;
+    /* Operations the store has not applied yet (queued, or in the writer's hands),
+     * counted by a hash of their key: a key whose counter is not 0 may be pending (one
+     * in 4096 others shares it), one whose counter is 0 is not. No lock, no memory. */
+    _Atomic uint32_t pending[MIRROR_PENDING_SLOTS];
     /* An operation could not be queued (no memory): the disk may hold, in force, a
      * record that memory has replaced or removed, for the rest of the run. */
     atomic_bool lost;
 };
 
-/* Counts one more operation on `key`, under m->lock. Returns false out of memory. */
-static bool pending_add_locked(struct mirror *m, const char *key)
+static _Atomic uint32_t *pending_of(struct mirror *m, const char *key)
 {
-    struct pending_key *pk;
-    size_t len = strlen(key);
-    HASH_FIND(hh, m->pending, key, len, pk);
-    if (pk == NULL) {
-        if ((pk = malloc(sizeof *pk + len + 1)) == NULL)
-            return false;
-        pk->ops = 0;
-        memcpy(pk->key, key, len + 1);
-        bool oom = false;
-        HASH_ADD_KEYPTR(hh, m->pending, pk->key, len, pk);
-        if (oom) {
-            free(pk);
-            return false;
-        }
-    }
-    pk->ops++;
-    atomic_fetch_add(&m->n_pending, 1);
-    return true;
-}
-
-/* Counts one operation on `key` done, under m->lock. */
-static void pending_done_locked(struct mirror *m, const char *key)
-{
-    struct pending_key *pk;
-    HASH_FIND(hh, m->pending, key, strlen(key), pk);
-    if (pk == NULL)
-        return; /* never counted: pending_add_locked had failed */
-    if (--pk->ops == 0) {
-        HASH_DEL(m->pending, pk);
-        free(pk);
-    }
-    atomic_fetch_sub(&m->n_pending, 1);
+    return &m->pending[XXH3_64bits(key, strlen(key)) & (MIRROR_PENDING_SLOTS - 1)];
 }
 
 static void op_free(struct mirror_op *op)
@@ -128,9 +87,7 @@ static void *writer_main(void *arg)
                 struct mirror_op *op = batch;
                 batch = op->next;
                 store_remove_all(m->store, op->key);
-                pthread_mutex_lock(&m->lock); /* only now is the index without it */
-                pending_done_locked(m, op->key);
-                pthread_mutex_unlock(&m->lock);
+                atomic_fetch_sub(pending_of(m, op->key), 1); /* the index is without it */
                 op_free(op);
                 continue;
             }
@@ -143,12 +100,10 @@ static void *writer_main(void *arg)
                 entries[n++] = batch->entry;
             }
             store_write_many(m->store, entries, n, NULL); /* failures are logged by the store */
-            pthread_mutex_lock(&m->lock);
-            for (size_t i = 0; i < n; i++)
-                pending_done_locked(m, run[i]->entry->key);
-            pthread_mutex_unlock(&m->lock);
-            for (size_t i = 0; i < n; i++)
+            for (size_t i = 0; i < n; i++) {
+                atomic_fetch_sub(pending_of(m, run[i]->entry->key), 1);
                 op_free(run[i]);
+            }
         }
         pthread_mutex_lock(&m->lock);
     }
@@ -163,7 +118,8 @@ cp_err mirror_start(struct store *s, struct mirror **out)
     if (m == NULL)
         return CP_ERR_NOMEM;
     m->store = s;
-    atomic_init(&m->n_pending, 0);
+    for (size_t i = 0; i < MIRROR_PENDING_SLOTS; i++)
+        atomic_init(&m->pending[i], 0);
     atomic_init(&m->lost, false);
     if (pthread_mutex_init(&m->lock, NULL) != 0) {
         free(m);
@@ -204,21 +160,13 @@ static void enqueue_locked(struct mirror *m, struct mirror_op *op)
     }
 }
 
-/* Queues `op` for `key`, or frees it when its key cannot be counted. */
+/* Queues `op` for `key`, counted as pending. */
 static void submit(struct mirror *m, struct mirror_op *op, const char *key)
 {
+    atomic_fetch_add(pending_of(m, key), 1);
     pthread_mutex_lock(&m->lock);
-    bool counted = pending_add_locked(m, key);
-    if (counted)
-        enqueue_locked(m, op);
+    enqueue_locked(m, op);
     pthread_mutex_unlock(&m->lock);
-    if (!counted) {
-        atomic_store(&m->lost, true);
-        log_error("cannot queue a disk operation on cache entries %s: out of memory; no "
-                  "entry is read back from disk any more, and an older copy may come back "
-                  "at the next start", key);
-        op_free(op);
-    }
 }
 
 void mirror_write(struct mirror *m, struct entry *e)
@@ -253,17 +201,35 @@ void mirror_remove_all(struct mirror *m, const char *key)
     submit(m, op, op->key);
 }
 
+void mirror_reserve(struct mirror *m, const char *key)
+{
+    atomic_fetch_add(pending_of(m, key), 1);
+}
+
+void mirror_unreserve(struct mirror *m, const char *key)
+{
+    atomic_fetch_sub(pending_of(m, key), 1);
+}
+
+void mirror_write_reserved(struct mirror *m, struct entry *e)
+{
+    struct mirror_op *op = calloc(1, sizeof *op);
+    if (op == NULL) {
+        atomic_store(&m->lost, true);
+        log_error("cannot queue cache entry %s for the disk: out of memory; an older copy "
+                  "may come back at the next start", e->key);
+        mirror_unreserve(m, e->key);
+        return;
+    }
+    op->entry = entry_ref(e);
+    pthread_mutex_lock(&m->lock);
+    enqueue_locked(m, op); /* the reservation's count is the write's now */
+    pthread_mutex_unlock(&m->lock);
+}
+
 bool mirror_pending(struct mirror *m, const char *key)
 {
-    if (atomic_load(&m->lost))
-        return true;
-    if (atomic_load(&m->n_pending) == 0)
-        return false;
-    struct pending_key *pk;
-    pthread_mutex_lock(&m->lock);
-    HASH_FIND(hh, m->pending, key, strlen(key), pk);
-    pthread_mutex_unlock(&m->lock);
-    return pk != NULL;
+    return atomic_load(&m->lost) || atomic_load(pending_of(m, key)) != 0;
 }
 
 void mirror_stop(struct mirror *m)

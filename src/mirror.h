@@ -23,11 +23,21 @@ void mirror_write(struct mirror *m, struct entry *e);
  * memory, the removal is lost, logged as an error: the records stay in force on disk
  * (mirror_pending then says so). */
 void mirror_remove_all(struct mirror *m, const char *key);
-/* Whether a write or removal of `key` (mirror_write, mirror_remove_all) has not reached
- * the store's index yet: until then the store may still find, in force, a record that
- * it replaces or removes. Also true for every key once an operation could not be
- * queued (out of memory). Takes no lock when nothing is pending. Safe from any thread;
- * never fails. */
+/* Counts `key` as pending (see mirror_pending) before its entry is known to be kept, so
+ * that no lookup reads back the older record it replaces meanwhile. To be followed by
+ * one mirror_write_reserved of an entry of that key, or one mirror_unreserve. Never
+ * fails, never blocks. */
+void mirror_reserve(struct mirror *m, const char *key);
+/* mirror_write for an entry whose key was reserved: the reservation becomes the write's
+ * (and goes, out of memory). */
+void mirror_write_reserved(struct mirror *m, struct entry *e);
+/* Gives up a reservation of `key`. */
+void mirror_unreserve(struct mirror *m, const char *key);
+/* Whether a write or removal of `key` (mirror_write, mirror_remove_all) may not have
+ * reached the store's index yet: until then the store may still find, in force, a
+ * record that it replaces or removes. False only when none has, so now and then true
+ * for a key that merely shares a counter with a pending one. Also true for every key
+ * once an operation could not be queued (out of memory). Lock-free; never fails. */
 bool mirror_pending(struct mirror *m, const char *key);
 /* Writes everything queued, stops the thread and frees. NULL is ignored. */
 void mirror_stop(struct mirror *m);

@@ -32,16 +32,20 @@ static bool may_store(const struct updater *u, int status, const struct hdrs *re
     return ok;
 }
 
-/* Hands `e` (packed, complete) to the disk mirror and puts it in the cache. The mirror
- * first: from then on its key counts as pending there, so that a lookup that misses in
- * memory (the entry evicted at once) does not read back the older record it replaces.
- * Returns false if memory refused it; the disk keeps it anyway (a later read back is
- * refused likewise, or by size). */
+/* Puts `e` (packed, complete) in the cache and hands it to the disk mirror. Its key
+ * counts as pending for the disk from before the insert, so that a lookup that misses
+ * in memory (the entry evicted at once) never reads back the older record it replaces;
+ * the disk takes it only if memory did, so both keep the same response. */
 static bool keep(const struct updater *u, struct entry *e)
 {
-    if (u->mirror)
-        mirror_write(u->mirror, e);
-    return cache_insert(u->cache, e) == CP_OK;
+    if (u->mirror != NULL)
+        mirror_reserve(u->mirror, e->key);
+    bool kept = cache_insert(u->cache, e) == CP_OK;
+    if (u->mirror != NULL && kept)
+        mirror_write_reserved(u->mirror, e);
+    else if (u->mirror != NULL)
+        mirror_unreserve(u->mirror, e->key);
+    return kept;
 }
 
 /* Age and freshness of `e` from the exchange that produced `response`. */

@@ -169,21 +169,6 @@ static void submit(struct mirror *m, struct mirror_op *op, const char *key)
     pthread_mutex_unlock(&m->lock);
 }
 
-void mirror_write(struct mirror *m, struct entry *e)
-{
-    struct mirror_op *op = calloc(1, sizeof *op);
-    if (op == NULL) {
-        /* The entry stays in memory, but an older record of its key stays in force on
-         * disk, to be found by the store and loaded at the next start. */
-        atomic_store(&m->lost, true);
-        log_error("cannot queue cache entry %s for the disk: out of memory; an older copy "
-                  "may come back at the next start", e->key);
-        return;
-    }
-    op->entry = entry_ref(e);
-    submit(m, op, e->key);
-}
-
 void mirror_remove_all(struct mirror *m, const char *key)
 {
     size_t key_len = strlen(key) + 1;
@@ -225,6 +210,12 @@ void mirror_write_reserved(struct mirror *m, struct entry *e)
     pthread_mutex_lock(&m->lock);
     enqueue_locked(m, op); /* the reservation's count is the write's now */
     pthread_mutex_unlock(&m->lock);
+}
+
+void mirror_write(struct mirror *m, struct entry *e)
+{
+    mirror_reserve(m, e->key);
+    mirror_write_reserved(m, e);
 }
 
 bool mirror_pending(struct mirror *m, const char *key)

@@ -54,12 +54,12 @@ void update_invalidate(const struct updater *u, const char *url, const char *hos
  * of its variants: not loaded yet after a restart, or evicted from memory but still
  * within --max-disk. What it finds it stores in memory again, and the variant the
  * request selects is returned, so neither a restart nor the memory bound turns a
- * response kept on disk into a miss. Reading the
- * disk blocks the calling thread for as long as the read takes (from the page cache,
- * microseconds), so once the load after a restart is over (u->loading), records longer
- * than UPDATE_READ_BACK_MAX are not read back: the origin answers, a long body
- * streaming from there. A record being removed, or damaged, is never returned: the caller
- * sees a miss. Same contract as cache_lookup otherwise. */
+ * response kept on disk into a miss. Reading the disk blocks the calling thread for as
+ * long as the read takes (from the page cache, microseconds), so once the load after a
+ * restart is over (u->loading), records longer than UPDATE_READ_BACK_MAX are not read
+ * back: the origin answers, a long body streaming from there. Nor is a record whose
+ * key may have a write or removal still queued for the disk (mirror_pending), nor a
+ * damaged one: the caller sees a miss. Same contract as cache_lookup otherwise. */
 #define UPDATE_READ_BACK_MAX (1024 * 1024) /* longest record read back, in bytes */
 struct entry *update_lookup(const struct updater *u, const char *key,
                             const struct hdrs *request, bool *uri_known);

@@ -418,8 +418,10 @@ static void variant_place(struct slot *s, size_t i, struct node *n)
 }
 
 /* `loaded`: a copy from disk, refused when marked (see cache_load_begin); `since`, if not
- * NULL: refused too if the stripe's count of changes is no longer *since. */
-static cp_err insert(struct cache *c, struct entry *e, bool loaded, const uint64_t *since)
+ * NULL: refused too if the stripe's count of changes is no longer *since. `then`, if not
+ * NULL, is called with `e` under the stripe lock once it is stored. */
+static cp_err insert(struct cache *c, struct entry *e, bool loaded, const uint64_t *since,
+                     void (*then)(void *arg, struct entry *e), void *then_arg)
 {
     uint64_t gen = sync_generation(c);
     if (e->generation != gen)
@@ -477,6 +479,12 @@ static cp_err insert(struct cache *c, struct entry *e, bool loaded, const uint64
         }
     }
     if (old == NULL && s->n >= CACHE_MAX_VARIANTS) {
+        if (loaded && s->variants[s->n - 1]->e->response_time > e->response_time) {
+            pthread_mutex_unlock(&st->lock); /* older than all it would push out */
+            entry_unref(n->e);
+            free(n);
+            return CP_ERR_SUPERSEDED;
+        }
         /* The oldest variant makes room; it goes as a replaced one would. */
         old = s->variants[s->n - 1];
         variant_place(s, s->n - 1, n);
@@ -500,6 +508,8 @@ static cp_err insert(struct cache *c, struct entry *e, bool loaded, const uint64
     }
     if (!loaded)
         atomic_fetch_add(&st->changes, 1);
+    if (then != NULL)
+        then(then_arg, e);
     pthread_mutex_lock(&c->clock_lock);
     if (old != NULL)
         old_off_clock = clock_unlink_locked(c, old);
@@ -525,9 +535,21 @@ nomem:
     return CP_ERR_NOMEM;
 }
 
-cp_err cache_insert(struct cache *c, struct entry *e) { return insert(c, e, false, NULL); }
+cp_err cache_insert(struct cache *c, struct entry *e)
+{
+    return insert(c, e, false, NULL, NULL, NULL);
+}
 
-cp_err cache_insert_loaded(struct cache *c, struct entry *e) { return insert(c, e, true, NULL); }
+cp_err cache_insert_then(struct cache *c, struct entry *e,
+                         void (*then)(void *arg, struct entry *e), void *arg)
+{
+    return insert(c, e, false, NULL, then, arg);
+}
+
+cp_err cache_insert_loaded(struct cache *c, struct entry *e)
+{
+    return insert(c, e, true, NULL, NULL, NULL);
+}
 
 size_t cache_max_bytes(const struct cache *c) { return c->max_bytes; }
 
@@ -539,11 +561,13 @@ uint64_t cache_changes(struct cache *c, const char *key)
 
 cp_err cache_insert_read(struct cache *c, struct entry *e, uint64_t changes)
 {
-    return insert(c, e, true, &changes);
+    return insert(c, e, true, &changes, NULL, NULL);
 }
 
-size_t cache_remove(struct cache *c, const char *key,
-                    void (*removed)(void *arg, const struct entry *e), void *arg)
+/* cache_remove_then's, and `removed` as cache_remove's. */
+static size_t remove_key(struct cache *c, const char *key,
+                         void (*removed)(void *arg, const struct entry *e), void *arg,
+                         void (*then)(void *arg, const char *key), void *then_arg)
 {
     uint64_t hash;
     size_t len = strlen(key);
@@ -554,6 +578,8 @@ size_t cache_remove(struct cache *c, const char *key,
     /* Read under the lock: cache_load_end drops the marks under it after clearing. */
     bool keep = atomic_load(&c->loading);
     atomic_fetch_add(&st->changes, 1);
+    if (then != NULL)
+        then(then_arg, key);
     struct slot *s = NULL;
     HASH_FIND_BYHASHVALUE(hh, st->table, key, len, (unsigned)hash, s);
     if (s == NULL && keep) {
@@ -599,6 +625,18 @@ size_t cache_remove(struct cache *c, const char *key,
     else
         free(vars);
     return n;
+}
+
+size_t cache_remove(struct cache *c, const char *key,
+                    void (*removed)(void *arg, const struct entry *e), void *arg)
+{
+    return remove_key(c, key, removed, arg, NULL, NULL);
+}
+
+size_t cache_remove_then(struct cache *c, const char *key,
+                         void (*then)(void *arg, const char *key), void *arg)
+{
+    return remove_key(c, key, NULL, NULL, then, arg);
 }
 
 void cache_load_begin(struct cache *c) { atomic_store(&c->loading, true); }

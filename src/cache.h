@@ -72,6 +72,13 @@ struct entry *cache_lookup(struct cache *c, const char *key, const struct hdrs *
  * cache is left as it was. Evicted entries stay valid for whoever holds a reference. */
 cp_err cache_insert(struct cache *c, struct entry *e);
 
+/* cache_insert, and when `e` is stored, calls `then` (if not NULL) with it, under the
+ * lock of its key: every change to a key and its `then` come in one order, whichever
+ * threads make them (e.g. to queue the disk's copy of each change in that order). `then`
+ * must be quick and must not call back into the cache. */
+cp_err cache_insert_then(struct cache *c, struct entry *e,
+                         void (*then)(void *arg, struct entry *e), void *arg);
+
 /* While the disk is being loaded, a copy read from disk may reach the cache after the
  * response was invalidated (cache_remove) meanwhile. Between cache_load_begin and
  * cache_load_end, cache_remove leaves a mark on the key, and cache_insert_loaded
@@ -97,6 +104,10 @@ cp_err cache_insert_read(struct cache *c, struct entry *e, uint64_t changes);
  * back into the cache), e.g. to remove its disk file too. */
 size_t cache_remove(struct cache *c, const char *key,
                     void (*removed)(void *arg, const struct entry *e), void *arg);
+/* cache_remove, calling `then` (if not NULL) with `key` under the lock of the key,
+ * whether or not anything was stored (see cache_insert_then). */
+size_t cache_remove_then(struct cache *c, const char *key,
+                         void (*then)(void *arg, const char *key), void *arg);
 /* Removes every entry; returns how many were removed. */
 size_t cache_clear(struct cache *c);
 /* Number of entries (variants) stored. */

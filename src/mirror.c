@@ -186,41 +186,25 @@ void mirror_remove_all(struct mirror *m, const char *key)
     submit(m, op, op->key);
 }
 
-void mirror_reserve(struct mirror *m, const char *key)
-{
-    atomic_fetch_add(pending_of(m, key), 1);
-}
-
-void mirror_unreserve(struct mirror *m, const char *key)
-{
-    atomic_fetch_sub(pending_of(m, key), 1);
-}
-
-void mirror_write_reserved(struct mirror *m, struct entry *e)
+void mirror_write(struct mirror *m, struct entry *e)
 {
     struct mirror_op *op = calloc(1, sizeof *op);
     if (op == NULL) {
+        /* The entry stays in memory, but an older record of its key stays in force on
+         * disk, to be found by the store and loaded at the next start. */
         atomic_store(&m->lost, true);
         log_error("cannot queue cache entry %s for the disk: out of memory; an older copy "
                   "may come back at the next start", e->key);
-        mirror_unreserve(m, e->key);
         return;
     }
     op->entry = entry_ref(e);
-    pthread_mutex_lock(&m->lock);
-    enqueue_locked(m, op); /* the reservation's count is the write's now */
-    pthread_mutex_unlock(&m->lock);
-}
-
-void mirror_write(struct mirror *m, struct entry *e)
-{
-    mirror_reserve(m, e->key);
-    mirror_write_reserved(m, e);
+    submit(m, op, e->key);
 }
 
 bool mirror_pending(struct mirror *m, const char *key)
 {
-    return atomic_load(&m->lost) || atomic_load(pending_of(m, key)) != 0;
+    /* The counter first: a 0 read from it comes after any `lost` set before it fell. */
+    return atomic_load(pending_of(m, key)) != 0 || atomic_load(&m->lost);
 }
 
 void mirror_stop(struct mirror *m)

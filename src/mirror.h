@@ -23,16 +23,6 @@ void mirror_write(struct mirror *m, struct entry *e);
  * memory, the removal is lost, logged as an error: the records stay in force on disk
  * (mirror_pending then says so). */
 void mirror_remove_all(struct mirror *m, const char *key);
-/* Counts `key` as pending (see mirror_pending) before its entry is known to be kept, so
- * that no lookup reads back the older record it replaces meanwhile. To be followed by
- * one mirror_write_reserved of an entry of that key, or one mirror_unreserve. Never
- * fails, never blocks. */
-void mirror_reserve(struct mirror *m, const char *key);
-/* mirror_write for an entry whose key was reserved: the reservation becomes the write's
- * (and goes, out of memory). */
-void mirror_write_reserved(struct mirror *m, struct entry *e);
-/* Gives up a reservation of `key`. */
-void mirror_unreserve(struct mirror *m, const char *key);
 /* Whether a write or removal of `key` (mirror_write, mirror_remove_all) may not have
  * reached the store's index yet: until then the store may still find, in force, a
  * record that it replaces or removes. False only when none has, so now and then true

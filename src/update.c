@@ -32,20 +32,19 @@ static bool may_store(const struct updater *u, int status, const struct hdrs *re
     return ok;
 }
 
-/* Puts `e` (packed, complete) in the cache and hands it to the disk mirror. Its key
- * counts as pending for the disk from before the insert, so that a lookup that misses
- * in memory (the entry evicted at once) never reads back the older record it replaces;
- * the disk takes it only if memory did, so both keep the same response. */
+static void queue_write(void *mirror, struct entry *e) { mirror_write(mirror, e); }
+
+static void queue_removal(void *mirror, const char *key) { mirror_remove_all(mirror, key); }
+
+/* Puts `e` (packed, complete) in the cache and hands it to the disk mirror. The write is
+ * queued under the key's lock in the cache, with the insert: the disk gets the changes
+ * of a key in the order memory got them (an invalidation racing with this store ends
+ * with neither holding `e`), and only what memory kept. From then on the key counts as
+ * pending for the disk, so a lookup that misses in memory (the entry evicted at once)
+ * does not read back the older record `e` replaces. */
 static bool keep(const struct updater *u, struct entry *e)
 {
-    if (u->mirror != NULL)
-        mirror_reserve(u->mirror, e->key);
-    bool kept = cache_insert(u->cache, e) == CP_OK;
-    if (u->mirror != NULL && kept)
-        mirror_write_reserved(u->mirror, e);
-    else if (u->mirror != NULL)
-        mirror_unreserve(u->mirror, e->key);
-    return kept;
+    return cache_insert_then(u->cache, e, u->mirror ? queue_write : NULL, u->mirror) == CP_OK;
 }
 
 /* Age and freshness of `e` from the exchange that produced `response`. */
@@ -125,12 +124,10 @@ static void invalidate_one(const struct updater *u, const char *url, const char 
     }
     /* Every variant on disk goes, also those no longer (or not yet) in memory: evicted
      * from memory they would come back from disk. (The store writes nothing for a key
-     * it knows it does not hold.) Queued before the memory copy goes, so that a lookup
-     * reading the disk meanwhile sees either the removal pending or the one from
-     * memory counted (update_lookup). */
-    if (u->mirror)
-        mirror_remove_all(u->mirror, key);
-    size_t n = cache_remove(u->cache, key, NULL, NULL);
+     * it knows it does not hold.) Queued under the key's lock, with the removal from
+     * memory (see keep): a lookup reading the disk meanwhile sees the removal pending
+     * or the change counted (update_lookup). */
+    size_t n = cache_remove_then(u->cache, key, u->mirror ? queue_removal : NULL, u->mirror);
     if (n > 0)
         log_debug("invalidated %zu stored response(s) of %s", n, key);
     free(key);

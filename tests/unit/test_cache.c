@@ -383,6 +383,80 @@ static void test_variants_bounded(void **state)
     cache_free(c);
 }
 
+/* A copy from disk older than every one of a full set of variants pushes none out. */
+static void test_loaded_older_than_all_variants_refused(void **state)
+{
+    (void)state;
+    struct cache *c;
+    assert_int_equal(cache_new(NULL, 0, &c), CP_OK);
+    for (int i = 0; i <= CACHE_MAX_VARIANTS; i++) {
+        struct hdrs rq;
+        char body[16];
+        variant_request(i, &rq, body, sizeof body);
+        struct entry *e = make_entry("http://o/many", "X-V", &rq, body, 0);
+        e->response_time = 100 + i;
+        if (i < CACHE_MAX_VARIANTS) {
+            assert_int_equal(cache_insert(c, e), CP_OK);
+        } else { /* one more variant, from disk */
+            e->response_time = 50;
+            assert_int_equal(cache_insert_loaded(c, e), CP_ERR_SUPERSEDED);
+            e->response_time = 200;
+            assert_int_equal(cache_insert_loaded(c, e), CP_OK);
+            struct entry *got = cache_lookup(c, "http://o/many", &rq, NULL);
+            assert_ptr_equal(got, e);
+            entry_unref(got);
+        }
+        entry_unref(e);
+        hdrs_free(&rq);
+    }
+    assert_int_equal(cache_count(c), CACHE_MAX_VARIANTS);
+    cache_free(c);
+}
+
+struct hook_log {
+    int inserted, removed;
+    const char *last_key;
+};
+
+static void on_inserted(void *arg, struct entry *e)
+{
+    struct hook_log *log = arg;
+    log->inserted++;
+    log->last_key = e->key;
+}
+
+static void on_removed(void *arg, const char *key)
+{
+    struct hook_log *log = arg;
+    log->removed++;
+    log->last_key = key;
+}
+
+/* The hooks run once per change that happens, stored or removed, also for a removal
+ * that finds nothing in memory; not for an insert refused. */
+static void test_change_hooks(void **state)
+{
+    (void)state;
+    struct cache *c;
+    struct entry *probe = make_entry("http://o/h", NULL, NULL, "hook", 0);
+    assert_int_equal(cache_new(NULL, cache_entry_size(probe) + 8, &c), CP_OK);
+    struct hook_log log = {0};
+    assert_int_equal(cache_insert_then(c, probe, on_inserted, &log), CP_OK);
+    assert_int_equal(log.inserted, 1);
+    assert_string_equal(log.last_key, "http://o/h");
+    struct entry *big = make_entry("http://o/big", NULL, NULL,
+                                   "a body too long for this cache's bound of one entry", 0);
+    assert_int_equal(cache_insert_then(c, big, on_inserted, &log), CP_ERR_TOO_LARGE);
+    assert_int_equal(log.inserted, 1);
+    assert_int_equal(cache_remove_then(c, "http://o/h", on_removed, &log), 1);
+    assert_int_equal(cache_remove_then(c, "http://o/none", on_removed, &log), 0);
+    assert_int_equal(log.removed, 2);
+    assert_string_equal(log.last_key, "http://o/none");
+    entry_unref(probe);
+    entry_unref(big);
+    cache_free(c);
+}
+
 static void test_generation_change_empties(void **state)
 {
     (void)state;
@@ -886,6 +960,8 @@ int main(void)
         cmocka_unit_test(test_loaded_copy_of_same_second_refused),
         cmocka_unit_test(test_vary_variants),
         cmocka_unit_test(test_variants_bounded),
+        cmocka_unit_test(test_loaded_older_than_all_variants_refused),
+        cmocka_unit_test(test_change_hooks),
         cmocka_unit_test(test_generation_change_empties),
         cmocka_unit_test(test_concurrent_use),
         cmocka_unit_test(test_entry_size),

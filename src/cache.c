@@ -341,18 +341,16 @@ struct entry *cache_lookup(struct cache *c, const char *key, const struct hdrs *
     if (s != NULL) {
         /* Newest first: of several variants that match (one stored without Vary among
          * them), the most recent answers (RFC 9111 section 4.1). */
-        struct node *best = NULL;
-        for (size_t i = 0; i < s->n && best == NULL; i++) {
+        for (size_t i = 0; i < s->n; i++) {
             struct node *n = s->variants[i];
-            if (n->e->generation == gen && variant_matches(n->e, request))
-                best = n;
-        }
-        if (best != NULL) {
-            /* Read before writing: a popular entry's cache line stays shared between
-             * the threads that hit it. */
-            if (!atomic_load_explicit(&best->referenced, memory_order_relaxed))
-                atomic_store_explicit(&best->referenced, true, memory_order_relaxed);
-            found = entry_ref(best->e);
+            if (n->e->generation == gen && variant_matches(n->e, request)) {
+                /* Read before writing: a popular entry's cache line stays shared
+                 * between the threads that hit it. */
+                if (!atomic_load_explicit(&n->referenced, memory_order_relaxed))
+                    atomic_store_explicit(&n->referenced, true, memory_order_relaxed);
+                found = entry_ref(n->e);
+                break;
+            }
         }
     }
     if (uri_known != NULL)
@@ -405,15 +403,15 @@ static void evict_victims(struct cache *c, struct node *victims)
     }
 }
 
-/* Places `n` among the variants of `s` (room made), keeping them newest first by
- * response_time (of the same second, the one placed last first). */
+/* Places `n` among the variants of `s` at slot `i` or before it, keeping them newest
+ * first by response_time (of the same second, the one placed last first). Slot `i` is
+ * free, and every variant after it is no newer than `n`: insert frees the slot of the
+ * variant `n` replaces (never a newer one) or the last slot. */
 static void variant_place(struct slot *s, size_t i, struct node *n)
 {
     time_t t = n->e->response_time;
     for (; i > 0 && s->variants[i - 1]->e->response_time <= t; i--)
         s->variants[i] = s->variants[i - 1];
-    for (; i + 1 < s->n && s->variants[i + 1]->e->response_time > t; i++)
-        s->variants[i] = s->variants[i + 1];
     s->variants[i] = n;
 }
 
@@ -447,12 +445,8 @@ static cp_err insert(struct cache *c, struct entry *e, bool loaded, const uint64
     /* Changes are counted under this lock: one to this key either comes after this
      * insert or is seen here. */
     if ((loaded && ((s != NULL && s->gone) || atomic_load(&c->marks_lost))) ||
-        (since != NULL && atomic_load(&st->changes) != *since)) {
-        pthread_mutex_unlock(&st->lock); /* invalidated since the disk was read */
-        entry_unref(n->e);
-        free(n);
-        return CP_ERR_SUPERSEDED;
-    }
+        (since != NULL && atomic_load(&st->changes) != *since))
+        goto superseded; /* invalidated since the disk was read */
     if (s == NULL) {
         s = calloc(1, sizeof *s);
         if (s == NULL || (s->key = strdup(e->key)) == NULL) {
@@ -468,10 +462,7 @@ static cp_err insert(struct cache *c, struct entry *e, bool loaded, const uint64
             if (have > e->response_time || (loaded && have == e->response_time)) {
                 /* An older copy (from disk, loaded late) never hides a newer one, nor
                  * one of the same second: memory's is the later of the two. */
-                pthread_mutex_unlock(&st->lock);
-                entry_unref(n->e);
-                free(n);
-                return CP_ERR_SUPERSEDED;
+                goto superseded;
             }
             old = s->variants[i];
             variant_place(s, i, n);
@@ -479,12 +470,8 @@ static cp_err insert(struct cache *c, struct entry *e, bool loaded, const uint64
         }
     }
     if (old == NULL && s->n >= CACHE_MAX_VARIANTS) {
-        if (loaded && s->variants[s->n - 1]->e->response_time > e->response_time) {
-            pthread_mutex_unlock(&st->lock); /* older than all it would push out */
-            entry_unref(n->e);
-            free(n);
-            return CP_ERR_SUPERSEDED;
-        }
+        if (loaded && s->variants[s->n - 1]->e->response_time > e->response_time)
+            goto superseded; /* older than all it would push out */
         /* The oldest variant makes room; it goes as a replaced one would. */
         old = s->variants[s->n - 1];
         variant_place(s, s->n - 1, n);
@@ -527,6 +514,12 @@ static cp_err insert(struct cache *c, struct entry *e, bool loaded, const uint64
     }
     evict_victims(c, victims);
     return CP_OK;
+
+superseded:
+    pthread_mutex_unlock(&st->lock);
+    entry_unref(n->e);
+    free(n);
+    return CP_ERR_SUPERSEDED;
 
 nomem:
     pthread_mutex_unlock(&st->lock);

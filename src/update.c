@@ -155,12 +155,16 @@ struct entry *update_lookup(const struct updater *u, const char *key,
                             const struct hdrs *request, bool *uri_known)
 {
     bool known = false;
-    uint64_t changes = cache_changes(u->cache, key); /* before the disk is looked at */
     struct entry *e = cache_lookup(u->cache, key, request, &known);
     if (uri_known != NULL)
         *uri_known = known;
     if (e != NULL || known || u->store == NULL)
         return e;
+    /* Taken before the disk is looked at (not before the lookup above, which hits need
+     * not pay for): a change made since is either counted here, or made before, and
+     * then its disk operation, queued with it under the key's lock, is pending below
+     * or applied to the store's index already. */
+    uint64_t changes = cache_changes(u->cache, key);
     /* A write or removal on its way to the disk would not stop the store from finding
      * the record it replaces or removes (memory may have evicted the newer copy
      * already): until it gets there, the origin answers instead. */

@@ -258,15 +258,24 @@ static void settle(void)
     sleep_ms(100);
 }
 
-/* Starts a proxy whose memory holds two of the /big/4000 responses, and stores four
- * (n=0..3, all misses), waiting until their records are on disk: n=0 and n=1 are then
- * on disk only. */
-static struct proxy *start_four_stored(struct hx *h, char *dir, size_t dir_len)
+/* Starts a proxy on a fresh cache directory (its path written to `dir`) whose memory
+ * holds two of the 4000-byte responses of these tests (--max-memory 12K): a third one
+ * evicts the least recently used. */
+static struct proxy *start_small(struct hx *h, char *dir, size_t dir_len)
 {
     hx_fresh_dir(h, dir, dir_len);
     const char *const small[] = {"--max-memory", "12K", NULL};
     struct proxy *p = hx_proxy_start(h, orig_url(h->origin), dir, small);
     assert_non_null(p);
+    return p;
+}
+
+/* Starts a proxy whose memory holds two of the /big/4000 responses, and stores four
+ * (n=0..3, all misses), waiting until their records are on disk: n=0 and n=1 are then
+ * on disk only. */
+static struct proxy *start_four_stored(struct hx *h, char *dir, size_t dir_len)
+{
+    struct proxy *p = start_small(h, dir, dir_len);
     char path[32];
     for (int i = 0; i < 4; i++) { /* 4 x 4000 bytes do not fit in 12 KiB */
         snprintf(path, sizeof path, "/big/4000?n=%d", i);
@@ -349,10 +358,7 @@ static void test_invalidation_of_evicted_response(void **state)
 {
     struct hx *h = *state;
     char dir[512];
-    hx_fresh_dir(h, dir, sizeof dir);
-    const char *const small[] = {"--max-memory", "12K", NULL};
-    struct proxy *p = hx_proxy_start(h, orig_url(h->origin), dir, small);
-    assert_non_null(p);
+    struct proxy *p = start_small(h, dir, sizeof dir);
     char path[32];
     for (int i = 0; i < 4; i++) { /* 4 x 4000 bytes do not fit in 12 KiB: n=0 leaves */
         snprintf(path, sizeof path, "/big/4000?n=%d", i);
@@ -405,16 +411,13 @@ static void test_replaced_then_evicted_not_read_back(void **state)
 {
     struct hx *h = *state;
     char dir[512];
-    hx_fresh_dir(h, dir, sizeof dir);
     static char one[4001], two[4001];
     memset(one, '1', sizeof one - 1);
     memset(two, '2', sizeof two - 1);
     const char *const fields[] = {"Cache-Control", "max-age=60", NULL};
     struct orig_route r1 = {.fields = fields, .body = one};
     struct orig_route r2 = {.fields = fields, .body = two};
-    const char *const small[] = {"--max-memory", "12K", NULL};
-    struct proxy *p = hx_proxy_start(h, orig_url(h->origin), dir, small);
-    assert_non_null(p);
+    struct proxy *p = start_small(h, dir, sizeof dir);
     orig_route(h->origin, "/rel", &r1);
     get_body(p, "/rel", NULL, one);
     get_pattern(p, "/big/4000?n=0", NULL, 0, 4000, "MISS");
@@ -436,7 +439,6 @@ static void test_evicted_variants_served_from_disk(void **state)
 {
     struct hx *h = *state;
     char dir[512];
-    hx_fresh_dir(h, dir, sizeof dir);
     static char de[4001], fr[4001];
     memset(de, 'd', sizeof de - 1);
     memset(fr, 'f', sizeof fr - 1);
@@ -444,9 +446,7 @@ static void test_evicted_variants_served_from_disk(void **state)
                                   NULL};
     struct orig_route rde = {.fields = fields, .body = de};
     struct orig_route rfr = {.fields = fields, .body = fr};
-    const char *const small[] = {"--max-memory", "12K", NULL};
-    struct proxy *p = hx_proxy_start(h, orig_url(h->origin), dir, small);
-    assert_non_null(p);
+    struct proxy *p = start_small(h, dir, sizeof dir);
     orig_route(h->origin, "/lang", &rde);
     get_lang(p, "/lang", "de", "MISS", de);
     orig_route(h->origin, "/lang", &rfr); /* the origin answers fr differently */
@@ -472,7 +472,6 @@ static void test_invalidation_of_evicted_variants(void **state)
 {
     struct hx *h = *state;
     char dir[512];
-    hx_fresh_dir(h, dir, sizeof dir);
     static char body[4001];
     memset(body, 'v', sizeof body - 1);
     const char *const fields[] = {"Cache-Control", "max-age=60", "Vary", "Accept-Language",
@@ -480,9 +479,7 @@ static void test_invalidation_of_evicted_variants(void **state)
     struct orig_route rt = {.fields = fields, .body = body};
     orig_route(h->origin, "/lang", &rt);
     orig_route(h->origin, "/lang-other", &rt);
-    const char *const small[] = {"--max-memory", "12K", NULL};
-    struct proxy *p = hx_proxy_start(h, orig_url(h->origin), dir, small);
-    assert_non_null(p);
+    struct proxy *p = start_small(h, dir, sizeof dir);
     get_lang(p, "/lang", "de", "MISS", body);
     get_lang(p, "/lang", "fr", "MISS", body);
     get_lang(p, "/lang", "de", "HIT", body);

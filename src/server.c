@@ -22,6 +22,7 @@
 #include "log.h"
 #include "policy.h"
 #include "range.h"
+#include "readback.h"
 #include "rawfields.h"
 #include "relay.h"
 #include "stream.h"
@@ -32,6 +33,7 @@ struct server {
     const struct config *cfg;
     struct updater up;
     struct collapse *collapse; /* GETs waiting on another GET's origin fetch */
+    struct readback *reader;   /* reads long records back from disk, off the front end */
     int listen_fd;
     char address[80];
 };
@@ -42,6 +44,7 @@ enum request_state {
     RQ_WAITING,   /* suspended: at the origin, or waiting on another request's fetch */
     RQ_READY,     /* the origin's answer is in `res` */
     RQ_COLLAPSED, /* the fetch this request waited on has ended: look in the cache again */
+    RQ_READ_BACK, /* the disk read this request waited on has ended: look in memory again */
     RQ_STREAM,    /* the origin's head is in `res`, its body arrives through `relay` */
 };
 
@@ -66,6 +69,8 @@ struct request {
     bool revalidating;     /* our validators went to the origin */
     bool leader;           /* others wait on this request's fetch (collapse_finish owed) */
     bool no_collapse;      /* waited once already: go to the origin itself */
+    bool read_later;       /* records of its key too long to read on the front end */
+    bool read_back;        /* ...had been read for it: not again */
     struct fetch_result res;
     struct relay *relay;   /* RQ_STREAM: the body in transit */
     size_t pool_use;       /* of libmicrohttpd's connection memory (headroom.h) */
@@ -780,7 +785,8 @@ static void look_up(struct request *rq)
 {
     struct server *srv = rq->srv;
     bool uri_known = false;
-    struct entry *e = update_lookup(&srv->up, rq->key, &rq->headers, &uri_known);
+    struct entry *e = update_lookup(&srv->up, rq->key, &rq->headers, &uri_known,
+                                    rq->read_back ? NULL : &rq->read_later);
     rq->outcome = (struct cache_outcome){.verdict = VERDICT_MISS, .age = -1};
     if (e == NULL) {
         rq->outcome.fwd = uri_known ? "vary-miss" : "uri-miss";
@@ -810,6 +816,49 @@ static void look_up(struct request *rq)
         rq->outcome.fwd = "stale";
         return;
     }
+}
+
+/* Wakes a request whose records the reader has read back (readback_submit's `done`). */
+static void wake_read_back(void *arg)
+{
+    struct request *rq = arg;
+    rq->state = RQ_READ_BACK;
+    MHD_resume_connection(rq->conn);
+}
+
+/* Has the records of the request's key read back from disk by the reader, suspended
+ * meanwhile, to look in memory again after (once: then the origin answers). */
+static enum MHD_Result read_back(struct request *rq)
+{
+    rq->read_later = false;
+    rq->read_back = true;
+    /* Suspend before submitting: the read may be over (and resume us) at once. */
+    rq->state = RQ_WAITING;
+    MHD_suspend_connection(rq->conn);
+    if (readback_submit(rq->srv->reader, rq->key, wake_read_back, rq) != CP_OK)
+        wake_read_back(rq); /* not read: the origin answers */
+    return MHD_YES;
+}
+
+/* Answers from the cache what is there now, else from the origin (RQ_BODY's end). */
+static enum MHD_Result answer(struct request *rq)
+{
+    if (rq->serve != NULL)
+        return serve_stored(rq, rq->serve, rq->outcome.verdict, rq->outcome.detail);
+    if (rq->read_later)
+        return read_back(rq);
+    if (rq->lookup && policy_only_if_cached(&rq->headers))
+        return respond_text(rq, 504, "Gateway Timeout: not in cache (only-if-cached)");
+    return fetch_or_wait(rq);
+}
+
+/* After the reader's read: memory again, else the origin. */
+static enum MHD_Result after_read_back(struct request *rq)
+{
+    entry_unref(rq->stored);
+    rq->stored = NULL;
+    look_up(rq);
+    return answer(rq);
 }
 
 /* Answers 431 to a request that left almost no connection memory: a head with no
@@ -963,22 +1012,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             *upload_data_size = 0;
             return take_body(rq, upload_data, n);
         }
-        if (rq->serve != NULL) {
-            struct cache_outcome o = rq->outcome;
-            enum MHD_Result r = serve_stored(rq, rq->serve, o.verdict, o.detail);
-            return r;
-        }
-        if (rq->body_too_large)
+        if (rq->body_too_large && rq->serve == NULL)
             return respond_text(rq, 413, "Content Too Large");
-        if (rq->lookup && policy_only_if_cached(&rq->headers))
-            return respond_text(rq, 504, "Gateway Timeout: not in cache (only-if-cached)");
-        return fetch_or_wait(rq);
+        return answer(rq);
     case RQ_WAITING:
         return MHD_YES;
     case RQ_READY:
         return finish(rq);
     case RQ_COLLAPSED:
         return after_collapse(rq);
+    case RQ_READ_BACK:
+        return after_read_back(rq);
     case RQ_STREAM:
         return answer_stream(rq);
     }
@@ -1023,6 +1067,14 @@ cp_err server_start(const struct config *cfg, int listen_fd, const char *address
         free(s);
         return CP_ERR_NOMEM;
     }
+    cp_err err = store != NULL ? readback_start(&s->up, &s->reader) : CP_OK;
+    if (err != CP_OK) {
+        close(listen_fd);
+        collapse_free(s->collapse);
+        free(s);
+        snprintf(why, why_len, "the disk reader failed to start");
+        return err;
+    }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     s->daemon = MHD_start_daemon(
@@ -1037,6 +1089,7 @@ cp_err server_start(const struct config *cfg, int listen_fd, const char *address
         MHD_OPTION_END);
     if (s->daemon == NULL) {
         close(s->listen_fd);
+        readback_stop(s->reader);
         collapse_free(s->collapse);
         free(s);
         snprintf(why, why_len, "the HTTP front end failed to start");
@@ -1055,6 +1108,9 @@ void server_stop(struct server *s)
     /* The daemon owns the listening socket and closes it. (It is not quiesced first:
      * with a thread pool on epoll, libmicrohttpd 0.9.75 can abort while its workers
      * drop the socket from their epoll sets.) */
+    /* Requests waiting on a read are resumed first: libmicrohttpd must have none
+     * suspended when it stops. */
+    readback_stop(s->reader);
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
     collapse_free(s->collapse);

@@ -1142,9 +1142,11 @@ cp_err store_read(struct store *s, const char *key, const char *vary_key, struct
 }
 
 size_t store_read_variants(struct store *s, const char *key, size_t max_len, bool wait,
-                           struct entry **out, size_t max)
+                           size_t *shortest_left, struct entry **out, size_t max)
 {
     struct recindex_slot at[STORE_MAX_VARIANTS];
+    if (shortest_left != NULL)
+        *shortest_left = 0;
     if (max > STORE_MAX_VARIANTS)
         max = STORE_MAX_VARIANTS;
     struct diskfmt_hash h = diskfmt_key_hash(key, strlen(key), "", 0);
@@ -1159,7 +1161,12 @@ size_t store_read_variants(struct store *s, const char *key, size_t max_len, boo
     size_t n = 0;
     for (size_t i = 0; i < found; i++) {
         struct entry *e;
-        if (at[i].len > max_len || read_record(s, &at[i], gen, &e) != CP_OK)
+        if (at[i].len > max_len) {
+            if (shortest_left != NULL && (*shortest_left == 0 || at[i].len < *shortest_left))
+                *shortest_left = at[i].len;
+            continue;
+        }
+        if (read_record(s, &at[i], gen, &e) != CP_OK)
             continue;
         if (strcmp(e->key, key) == 0) /* `lo` is only a hash of it */
             out[n++] = e;

@@ -151,16 +151,15 @@ void update_invalidate(const struct updater *u, const char *url, const char *hos
     }
 }
 
-struct entry *update_lookup(const struct updater *u, const char *key,
-                            const struct hdrs *request, bool *uri_known)
+/* Reads back from disk the variants of `key` no longer than `max_len` bytes (waiting
+ * for a busy store if `wait`) and stores them in memory; *shortest_left as for
+ * store_read_variants. Returns how many it read (memory may have refused some). */
+static size_t read_back(const struct updater *u, const char *key, size_t max_len, bool wait,
+                        size_t *shortest_left)
 {
-    bool known = false;
-    struct entry *e = cache_lookup(u->cache, key, request, &known);
-    if (uri_known != NULL)
-        *uri_known = known;
-    if (e != NULL || known || u->store == NULL)
-        return e;
-    /* Taken before the disk is looked at (not before the lookup above, which hits need
+    if (shortest_left != NULL)
+        *shortest_left = 0;
+    /* Taken before the disk is looked at (not before the memory lookup, which hits need
      * not pay for): a change made since is either counted here, or made before, and
      * then its disk operation, queued with it under the key's lock, is pending below
      * or applied to the store's index already. */
@@ -169,18 +168,11 @@ struct entry *update_lookup(const struct updater *u, const char *key,
      * the record it replaces or removes (memory may have evicted the newer copy
      * already): until it gets there, the origin answers instead. */
     if (u->mirror != NULL && mirror_pending(u->mirror, key))
-        return NULL;
+        return 0;
     /* Every variant: which one the request selects is the cache's to tell (Vary). */
     struct entry *found[CACHE_MAX_VARIANTS];
-    bool loading = u->loading != NULL && atomic_load(u->loading);
-    size_t max_len = loading ? SIZE_MAX : UPDATE_READ_BACK_MAX;
-    size_t bound = cache_max_bytes(u->cache); /* past it memory would refuse it anyway */
-    if (bound != 0 && bound < max_len)
-        max_len = bound;
-    /* While loading, a restart must turn no response into a miss: wait for the store. */
-    size_t n = store_read_variants(u->store, key, max_len, loading, found, CACHE_MAX_VARIANTS);
-    if (n == 0)
-        return NULL;
+    size_t n = store_read_variants(u->store, key, max_len, wait, shortest_left, found,
+                                   CACHE_MAX_VARIANTS);
     for (size_t i = 0; i < n; i++) {
         entry_pack(found[i]);
         /* Refused if fetched anew, invalidated or cleared meanwhile: then memory is
@@ -188,7 +180,50 @@ struct entry *update_lookup(const struct updater *u, const char *key,
         (void)cache_insert_read(u->cache, found[i], changes);
         entry_unref(found[i]);
     }
+    return n;
+}
+
+/* The longest record memory could take: past it, it would refuse the entry anyway. */
+static size_t memory_bound(const struct updater *u, size_t max_len)
+{
+    size_t bound = cache_max_bytes(u->cache);
+    return bound != 0 && bound < max_len ? bound : max_len;
+}
+
+struct entry *update_lookup(const struct updater *u, const char *key,
+                            const struct hdrs *request, bool *uri_known, bool *read_later)
+{
+    if (read_later != NULL)
+        *read_later = false;
+    bool known = false;
+    struct entry *e = cache_lookup(u->cache, key, request, &known);
+    if (uri_known != NULL)
+        *uri_known = known;
+    if (e != NULL || known || u->store == NULL)
+        return e;
+    bool loading = u->loading != NULL && atomic_load(u->loading);
+    /* While loading, a restart must turn no response into a miss: wait for the store. */
+    size_t max_len = memory_bound(u, loading ? SIZE_MAX : UPDATE_READ_BACK_MAX);
+    size_t shortest_left = 0;
+    size_t n = read_back(u, key, max_len, loading, &shortest_left);
+    if (read_later != NULL)
+        *read_later = shortest_left != 0 && shortest_left <= memory_bound(u, SIZE_MAX);
+    if (n == 0)
+        return NULL;
     return cache_lookup(u->cache, key, request, uri_known);
+}
+
+size_t update_read_back(const struct updater *u, const char *key)
+{
+    if (u->store == NULL)
+        return 0;
+    struct hdrs none;
+    hdrs_init(&none);
+    bool known = false;
+    entry_unref(cache_lookup(u->cache, key, &none, &known));
+    if (known)
+        return 0;
+    return read_back(u, key, memory_bound(u, SIZE_MAX), true, NULL);
 }
 
 struct refresh {

@@ -57,12 +57,21 @@ void update_invalidate(const struct updater *u, const char *url, const char *hos
  * response kept on disk into a miss. Reading the disk blocks the calling thread for as
  * long as the read takes (from the page cache, microseconds), so once the load after a
  * restart is over (u->loading), records longer than UPDATE_READ_BACK_MAX are not read
- * back: the origin answers, a long body streaming from there. Nor is a record whose
+ * here: *read_later (if not NULL) is set when there are such records that memory could
+ * hold, for update_read_back to read on a thread that may wait. Nor is a record whose
  * key may have a write or removal still queued for the disk (mirror_pending), nor a
  * damaged one: the caller sees a miss. Same contract as cache_lookup otherwise. */
 #define UPDATE_READ_BACK_MAX (1024 * 1024) /* longest record read back, in bytes */
 struct entry *update_lookup(const struct updater *u, const char *key,
-                            const struct hdrs *request, bool *uri_known);
+                            const struct hdrs *request, bool *uri_known, bool *read_later);
+
+/* Reads the records of every variant of `key` from disk, whatever their length (up to
+ * what memory can hold), and stores them in memory again, with the same checks as
+ * update_lookup; nothing when a variant of `key` is in memory already (another request
+ * had them read). Waits for the store and the disk: for a thread of its own, never a
+ * front-end one. Returns how many variants it read (memory may have refused some, as
+ * update_lookup's copies). */
+size_t update_read_back(const struct updater *u, const char *key);
 
 /* Starts a background revalidation of `stale` (for stale-while-revalidate) with the
  * request fields `request`; its answer updates the cache when it comes, no client

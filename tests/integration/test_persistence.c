@@ -309,6 +309,97 @@ static void test_evicted_served_from_disk(void **state)
     assert_int_equal(hx_proxy_stop(p), 0);
 }
 
+/* A client fetching /big/2097152?n=<n> and checking what it got. */
+struct long_get {
+    struct proxy *p;
+    const char *path;
+    bool ok; /* a 200 HIT with every byte right */
+};
+
+static void *get_long(void *arg)
+{
+    struct long_get *g = arg;
+    struct hresp r;
+    if (hx_get(g->p->port, g->path, NULL, &r) != 0)
+        return NULL;
+    const char *xc = hresp_header(&r, "X-Cache", 0);
+    g->ok = r.status == 200 && xc != NULL && strcmp(xc, "HIT") == 0 && r.body_len == 2097152;
+    for (size_t k = 0; g->ok && k < r.body_len; k++)
+        g->ok = r.body[k] == hx_pattern(k);
+    hresp_free(&r);
+    return NULL;
+}
+
+/* A record too long to read on a front-end thread (over 1 MiB) is read back all the
+ * same once its response has left memory, by the disk reader while the request waits:
+ * a HIT, the origin not asked, for one client and for several at once. */
+static void test_long_evicted_served_from_disk(void **state)
+{
+    struct hx *h = *state;
+    char dir[512];
+    hx_fresh_dir(h, dir, sizeof dir);
+    const char *const args[] = {"--max-memory", "3M", NULL}; /* one of them at a time */
+    struct proxy *p = hx_proxy_start(h, orig_url(h->origin), dir, args);
+    assert_non_null(p);
+    const size_t n = 2u << 20;
+    get_pattern(p, "/big/2097152?n=0", NULL, 0, n, "MISS");
+    get_pattern(p, "/big/2097152?n=1", NULL, 0, n, "MISS"); /* n=0 leaves memory */
+    assert_true(wait_records(dir, 2, 10.0));
+    settle();
+    get_pattern(p, "/big/2097152?n=0", NULL, 0, n, "HIT"); /* read back; n=1 leaves */
+    get_pattern(p, "/big/2097152?n=0", "bytes=2000000-2000099", 2000000, 100, "HIT");
+    assert_int_equal(orig_count(h->origin, "/big/2097152"), 2);
+
+    struct long_get g[6];
+    pthread_t t[6];
+    for (int i = 0; i < 6; i++) {
+        g[i] = (struct long_get){.p = p, .path = "/big/2097152?n=1"};
+        assert_int_equal(pthread_create(&t[i], NULL, get_long, &g[i]), 0);
+    }
+    for (int i = 0; i < 6; i++) {
+        pthread_join(t[i], NULL);
+        assert_true(g[i].ok);
+    }
+    assert_int_equal(orig_count(h->origin, "/big/2097152"), 2);
+    assert_int_equal(hx_proxy_stop(p), 0);
+}
+
+/* A damaged long record is not served either: the origin answers, and its response is
+ * stored anew. */
+static void test_damaged_long_record_not_read_back(void **state)
+{
+    struct hx *h = *state;
+    char dir[512];
+    hx_fresh_dir(h, dir, sizeof dir);
+    const char *const args[] = {"--max-memory", "3M", NULL};
+    struct proxy *p = hx_proxy_start(h, orig_url(h->origin), dir, args);
+    assert_non_null(p);
+    const size_t n = 2u << 20;
+    get_pattern(p, "/big/2097152?n=0", NULL, 0, n, "MISS");
+    get_pattern(p, "/big/2097152?n=1", NULL, 0, n, "MISS");
+    assert_true(wait_records(dir, 2, 10.0));
+    settle();
+    char **segs = hx_list(dir, ".cps");
+    assert_int_equal(hx_strv_len(segs), 1);
+    char file[1024];
+    snprintf(file, sizeof file, "%s", segs[0]);
+    hx_strv_free(segs);
+    size_t len;
+    char *bytes = hx_read_file(file, &len);
+    assert_non_null(bytes);
+    struct rec recs[2];
+    assert_int_equal(walk_segment((unsigned char *)bytes, len, recs, 2), 2);
+    assert_non_null(strstr(recs[0].url, "/big/2097152?n=0"));
+    bytes[recs[0].body_off + 1500000] ^= 0x5a;
+    assert_int_equal(hx_write_file(file, bytes, len), 0);
+    free(bytes);
+
+    get_pattern(p, "/big/2097152?n=0", NULL, 0, n, "MISS");
+    assert_int_equal(orig_count(h->origin, "/big/2097152"), 3);
+    assert_true(wait_reported(p, strrchr(file, '/') + 1, 10.0));
+    assert_int_equal(hx_proxy_stop(p), 0);
+}
+
 /* An invalidation reaches the disk copy of a response evicted from memory at once: the
  * request right after it is a miss, not the copy read back. */
 static void test_invalidated_not_read_back(void **state)
@@ -799,6 +890,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_keeps_cache, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_evicted_served_from_disk, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_invalidated_not_read_back, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_long_evicted_served_from_disk, hx_setup,
+                                        hx_teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_long_record_not_read_back, hx_setup,
+                                        hx_teardown),
         cmocka_unit_test_setup_teardown(test_replaced_then_evicted_not_read_back, hx_setup,
                                         hx_teardown),
         cmocka_unit_test_setup_teardown(test_evicted_variants_served_from_disk, hx_setup,

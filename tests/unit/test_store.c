@@ -546,7 +546,7 @@ static void test_read_variants(void **state)
     }
     put(s, "http://o/other", "other");
     struct entry *got[STORE_MAX_VARIANTS];
-    size_t n = store_read_variants(s, "http://o/v", SIZE_MAX, true, got, STORE_MAX_VARIANTS);
+    size_t n = store_read_variants(s, "http://o/v", SIZE_MAX, true, NULL, got, STORE_MAX_VARIANTS);
     assert_int_equal(n, 3);
     bool seen[3] = {false, false, false};
     for (size_t i = 0; i < n; i++) {
@@ -562,26 +562,35 @@ static void test_read_variants(void **state)
         entry_unref(got[i]);
     }
     assert_true(seen[0] && seen[1] && seen[2]);
-    assert_int_equal(store_read_variants(s, "http://o/v", SIZE_MAX, true, got, 2), 2);
+    assert_int_equal(store_read_variants(s, "http://o/v", SIZE_MAX, true, NULL, got, 2), 2);
     entry_unref(got[0]);
     entry_unref(got[1]);
     assert_int_equal(
-        store_read_variants(s, "http://o/none", SIZE_MAX, true, got, STORE_MAX_VARIANTS), 0);
+        store_read_variants(s, "http://o/none", SIZE_MAX, true, NULL, got, STORE_MAX_VARIANTS), 0);
     /* Records longer than asked for are left out: here all but the one of the
      * shortest body, "" (each record is its metadata and body). */
     struct where w0;
     assert_true(find_record(f->dir, "http://o/v", &w0)); /* the variant without Vary */
-    n = store_read_variants(s, "http://o/v", (size_t)w0.len, false, got, STORE_MAX_VARIANTS);
+    size_t shortest = 0;
+    n = store_read_variants(s, "http://o/v", (size_t)w0.len, false, &shortest, got,
+                            STORE_MAX_VARIANTS);
     assert_int_equal(n, 1);
     assert_string_equal(got[0]->vary_key, "");
     entry_unref(got[0]);
+    /* ...and the caller is told how long the shortest of them is: w0's, and the vary
+     * key and the body "accept-language=de" (or "-fr", as long). */
+    assert_int_equal(shortest, w0.len + 2 * strlen("accept-language=de"));
+    n = store_read_variants(s, "http://o/v", SIZE_MAX, true, &shortest, got, STORE_MAX_VARIANTS);
+    assert_int_equal(shortest, 0); /* none left out */
+    for (size_t i = 0; i < n; i++)
+        entry_unref(got[i]);
 
     /* find_record finds the last record of the key: the variant without Vary. */
     struct where w;
     assert_true(find_record(f->dir, "http://o/v", &w));
     damage(w.path, w.off + w.len - 1);
     for (int round = 0; round < 2; round++) { /* damaged, then forgotten */
-        n = store_read_variants(s, "http://o/v", SIZE_MAX, true, got, STORE_MAX_VARIANTS);
+        n = store_read_variants(s, "http://o/v", SIZE_MAX, true, NULL, got, STORE_MAX_VARIANTS);
         assert_int_equal(n, 2);
         for (size_t i = 0; i < n; i++) {
             assert_true(got[i]->vary_key[0] != '\0');

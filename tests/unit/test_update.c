@@ -195,7 +195,7 @@ static void test_lookup_reads_disk(void **state)
 
     assert_int_equal(cache_count(f->cache), 0);
     bool known = true;
-    struct entry *got = update_lookup(&f->up, "http://o.test/disk", &req, &known);
+    struct entry *got = update_lookup(&f->up, "http://o.test/disk", &req, &known, NULL);
     assert_non_null(got);
     assert_memory_equal(got->body, "on disk", 7);
     entry_unref(got);
@@ -204,13 +204,14 @@ static void test_lookup_reads_disk(void **state)
     got = cache_lookup(f->cache, "http://o.test/disk", &req, NULL);
     assert_non_null(got);
     entry_unref(got);
-    assert_null(update_lookup(&f->up, "http://o.test/nowhere", &req, &known));
+    assert_null(update_lookup(&f->up, "http://o.test/nowhere", &req, &known, NULL));
     assert_false(known);
 }
 
-/* A record longer than UPDATE_READ_BACK_MAX is read back only while the disk is still
- * being loaded after a restart (so a restart turns no response into a miss); otherwise
- * it stays on disk and the lookup is a miss. */
+/* A record longer than UPDATE_READ_BACK_MAX is read back by the lookup only while the
+ * disk is still being loaded after a restart (so a restart turns no response into a
+ * miss); otherwise the lookup is a miss that says the record is there to be read by
+ * update_read_back, which keeps it in memory, once however often it is asked. */
 static void test_long_record_read_back_while_loading_only(void **state)
 {
     struct fixture *f = *state;
@@ -219,17 +220,56 @@ static void test_long_record_read_back_while_loading_only(void **state)
     write_record(f, "http://o.test/long", calloc(1, UPDATE_READ_BACK_MAX + 1),
                  UPDATE_READ_BACK_MAX + 1);
 
-    bool known = true;
-    assert_null(update_lookup(&f->up, "http://o.test/long", &req, &known));
+    bool known = true, later = false;
+    assert_null(update_lookup(&f->up, "http://o.test/long", &req, &known, &later));
     assert_false(known);
+    assert_true(later);
     atomic_bool loading;
     atomic_init(&loading, true);
     f->up.loading = &loading;
-    struct entry *got = update_lookup(&f->up, "http://o.test/long", &req, NULL);
+    struct entry *got = update_lookup(&f->up, "http://o.test/long", &req, NULL, &later);
     assert_non_null(got);
+    assert_false(later);
     assert_int_equal(got->body_len, UPDATE_READ_BACK_MAX + 1);
     entry_unref(got);
     f->up.loading = NULL;
+
+    write_record(f, "http://o.test/long2", calloc(1, UPDATE_READ_BACK_MAX + 1),
+                 UPDATE_READ_BACK_MAX + 1);
+    assert_null(update_lookup(&f->up, "http://o.test/long2", &req, NULL, &later));
+    assert_true(later);
+    assert_int_equal(update_read_back(&f->up, "http://o.test/long2"), 1);
+    assert_int_equal(update_read_back(&f->up, "http://o.test/long2"), 0); /* in memory */
+    got = update_lookup(&f->up, "http://o.test/long2", &req, NULL, &later);
+    assert_non_null(got);
+    assert_false(later);
+    assert_int_equal(got->body_len, UPDATE_READ_BACK_MAX + 1);
+    entry_unref(got);
+    assert_int_equal(update_read_back(&f->up, "http://o.test/nowhere"), 0);
+}
+
+/* A record longer than memory can hold is not one to read later: memory would refuse
+ * it, and the origin answers as for any response too large to keep. */
+static void test_record_beyond_memory_not_read_later(void **state)
+{
+    struct fixture *f = *state;
+    struct cache *small;
+    assert_int_equal(cache_new(store_generation_ptr(f->store), 64 * 1024, &small), CP_OK);
+    struct updater up = f->up;
+    up.cache = small;
+    struct hdrs req;
+    hdrs_init(&req);
+    write_record(f, "http://o.test/huge", calloc(1, UPDATE_READ_BACK_MAX + 1),
+                 UPDATE_READ_BACK_MAX + 1);
+    write_record(f, "http://o.test/fits", calloc(1, 1000), 1000);
+    bool later = true;
+    assert_null(update_lookup(&up, "http://o.test/huge", &req, NULL, &later));
+    assert_false(later);
+    assert_int_equal(update_read_back(&up, "http://o.test/huge"), 0);
+    struct entry *got = update_lookup(&up, "http://o.test/fits", &req, NULL, &later);
+    assert_non_null(got);
+    entry_unref(got);
+    cache_free(small);
 }
 
 /* An invalidation wins over the disk copy at once: the lookup right after it (while the
@@ -247,10 +287,10 @@ static void test_lookup_after_invalidation(void **state)
     struct hdrs resp;
     hdrs_init(&resp);
     update_invalidate(&f->up, "http://o.test/inv", "h.test", 204, &resp);
-    assert_null(update_lookup(&f->up, key, &req, NULL));
+    assert_null(update_lookup(&f->up, key, &req, NULL, NULL));
     mirror_stop(f->up.mirror); /* writes the removal */
     f->up.mirror = NULL;
-    assert_null(update_lookup(&f->up, key, &req, NULL));
+    assert_null(update_lookup(&f->up, key, &req, NULL, NULL));
     assert_int_equal(cache_count(f->cache), 0);
     hdrs_free(&resp);
 }
@@ -280,6 +320,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lookup_reads_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lookup_after_invalidation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_record_read_back_while_loading_only, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_record_beyond_memory_not_read_later, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_refresh_started_once, setup, teardown),
     };

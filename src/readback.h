@@ -1,0 +1,27 @@
+/* Reads responses back from the disk on a thread of its own, for requests whose
+ * records are too long to read on a front-end thread (see update_lookup): the request
+ * waits, suspended, and looks in memory again when its read is done. */
+#ifndef CP_READBACK_H
+#define CP_READBACK_H
+
+#include "error.h"
+#include "update.h"
+
+struct readback;
+
+/* Starts the reading thread, which reads through `u` (kept by pointer: it must outlive
+ * the reader). Returns CP_ERR_NOMEM, or CP_ERR_INTERNAL if no thread could start. */
+cp_err readback_start(const struct updater *u, struct readback **out);
+
+/* Queues the read of the records of `key` (update_read_back): reads run one at a time,
+ * in the order asked. `done(arg)` is called once the read is over, whatever it found,
+ * on the reading thread, or by readback_stop for a read never made. Returns
+ * CP_ERR_NOMEM or CP_ERR_SHUTDOWN (stopping), and then `done` is never called. */
+cp_err readback_submit(struct readback *rb, const char *key, void (*done)(void *arg),
+                       void *arg);
+
+/* Stops the thread after the read it is making, calls `done` for each read still
+ * queued (on the calling thread), and frees `rb`. NULL is ignored. */
+void readback_stop(struct readback *rb);
+
+#endif

@@ -1,0 +1,178 @@
+/* Unit tests of the disk reader: reads made on its thread bring long records back into
+ * memory, and every request for a read is answered once, made or not (at a stop). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "readback.h"
+
+struct fixture {
+    char dir[64];
+    struct origin origin;
+    struct cache *cache;
+    struct store *store;
+    struct updater up;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/cp-readback-test.XXXXXX");
+    if (mkdtemp(f->dir) == NULL || url_parse_origin("http://o.test", &f->origin) != CP_OK ||
+        store_open(f->dir, 0, &f->store) != CP_OK ||
+        cache_new(store_generation_ptr(f->store), 0, &f->cache) != CP_OK)
+        return -1;
+    f->up = (struct updater){.cache = f->cache, .store = f->store, .origin = &f->origin};
+    *state = f;
+    return 0;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    cache_free(f->cache);
+    store_close(f->store);
+    url_origin_free(&f->origin);
+    int rc = nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return rc;
+}
+
+/* Counts the calls of `done`, and which thread made the last one. */
+struct waiter {
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    int calls;
+    pthread_t by;
+};
+
+static void on_done(void *arg)
+{
+    struct waiter *w = arg;
+    pthread_mutex_lock(&w->lock);
+    w->calls++;
+    w->by = pthread_self();
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void waiter_init(struct waiter *w)
+{
+    memset(w, 0, sizeof *w);
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cv, NULL);
+}
+
+/* Waits up to 10 s for `n` calls; returns how many came. */
+static int wait_calls(struct waiter *w, int n)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&w->lock);
+    while (w->calls < n && pthread_cond_timedwait(&w->cv, &w->lock, &until) == 0)
+        ;
+    int calls = w->calls;
+    pthread_mutex_unlock(&w->lock);
+    return calls;
+}
+
+/* A record longer than a front-end thread reads, as if stored and then evicted. */
+static void write_long_record(struct fixture *f, const char *key, size_t len)
+{
+    struct entry *e = entry_new();
+    assert_non_null(e);
+    e->key = strdup(key);
+    e->vary_key = strdup("");
+    e->status = 200;
+    e->lifetime = 60;
+    e->response_time = time(NULL);
+    e->generation = cache_generation(f->cache);
+    e->body = malloc(len);
+    assert_non_null(e->body);
+    for (size_t i = 0; i < len; i++)
+        e->body[i] = (unsigned char)(i * 7);
+    e->body_len = len;
+    assert_int_equal(store_write(f->store, e), CP_OK);
+    entry_unref(e);
+}
+
+/* The read is made on the reader's thread, and what it read is in memory when `done`
+ * is called: the lookup the woken request makes then finds it. */
+static void test_read_lands_in_memory_before_done(void **state)
+{
+    struct fixture *f = *state;
+    const size_t len = UPDATE_READ_BACK_MAX + 100;
+    write_long_record(f, "http://o.test/long", len);
+    struct hdrs req;
+    hdrs_init(&req);
+    bool later = false;
+    assert_null(update_lookup(&f->up, "http://o.test/long", &req, NULL, &later));
+    assert_true(later);
+
+    struct readback *rb;
+    assert_int_equal(readback_start(&f->up, &rb), CP_OK);
+    struct waiter w;
+    waiter_init(&w);
+    assert_int_equal(readback_submit(rb, "http://o.test/long", on_done, &w), CP_OK);
+    assert_int_equal(wait_calls(&w, 1), 1);
+    assert_false(pthread_equal(w.by, pthread_self()));
+    struct entry *e = cache_lookup(f->cache, "http://o.test/long", &req, NULL);
+    assert_non_null(e);
+    assert_int_equal(e->body_len, len);
+    assert_int_equal(e->body[len - 1], (unsigned char)((len - 1) * 7));
+    entry_unref(e);
+    /* A key with nothing on disk is answered all the same. */
+    assert_int_equal(readback_submit(rb, "http://o.test/none", on_done, &w), CP_OK);
+    assert_int_equal(wait_calls(&w, 2), 2);
+    readback_stop(rb);
+    assert_int_equal(w.calls, 2);
+}
+
+/* Every read asked for is answered exactly once, by the thread or by the stop, however
+ * many are still queued when it comes. */
+static void test_stop_answers_every_read(void **state)
+{
+    struct fixture *f = *state;
+    write_long_record(f, "http://o.test/long", UPDATE_READ_BACK_MAX + 1);
+    enum { N = 200 };
+    static struct waiter w[N];
+    struct readback *rb;
+    assert_int_equal(readback_start(&f->up, &rb), CP_OK);
+    for (int i = 0; i < N; i++) {
+        waiter_init(&w[i]);
+        assert_int_equal(readback_submit(rb, "http://o.test/long", on_done, &w[i]), CP_OK);
+    }
+    readback_stop(rb);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(w[i].calls, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_read_lands_in_memory_before_done, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stop_answers_every_read, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

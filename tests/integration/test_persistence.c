@@ -330,6 +330,22 @@ static void *get_long(void *arg)
     return NULL;
 }
 
+/* Starts a proxy on a fresh cache directory whose memory holds one 2 MiB response
+ * (--max-memory 3M) and stores two (n=0 and n=1, misses), waiting until their records
+ * are on disk: n=0 is then on disk only. */
+static struct proxy *start_two_long_stored(struct hx *h, char *dir, size_t dir_len)
+{
+    hx_fresh_dir(h, dir, dir_len);
+    const char *const args[] = {"--max-memory", "3M", NULL};
+    struct proxy *p = hx_proxy_start(h, orig_url(h->origin), dir, args);
+    assert_non_null(p);
+    get_pattern(p, "/big/2097152?n=0", NULL, 0, 2u << 20, "MISS");
+    get_pattern(p, "/big/2097152?n=1", NULL, 0, 2u << 20, "MISS"); /* n=0 leaves memory */
+    assert_true(wait_records(dir, 2, 10.0));
+    settle();
+    return p;
+}
+
 /* A record too long to read on a front-end thread (over 1 MiB) is read back all the
  * same once its response has left memory, by the disk reader while the request waits:
  * a HIT, the origin not asked, for one client and for several at once. */
@@ -337,15 +353,8 @@ static void test_long_evicted_served_from_disk(void **state)
 {
     struct hx *h = *state;
     char dir[512];
-    hx_fresh_dir(h, dir, sizeof dir);
-    const char *const args[] = {"--max-memory", "3M", NULL}; /* one of them at a time */
-    struct proxy *p = hx_proxy_start(h, orig_url(h->origin), dir, args);
-    assert_non_null(p);
+    struct proxy *p = start_two_long_stored(h, dir, sizeof dir);
     const size_t n = 2u << 20;
-    get_pattern(p, "/big/2097152?n=0", NULL, 0, n, "MISS");
-    get_pattern(p, "/big/2097152?n=1", NULL, 0, n, "MISS"); /* n=0 leaves memory */
-    assert_true(wait_records(dir, 2, 10.0));
-    settle();
     get_pattern(p, "/big/2097152?n=0", NULL, 0, n, "HIT"); /* read back; n=1 leaves */
     get_pattern(p, "/big/2097152?n=0", "bytes=2000000-2000099", 2000000, 100, "HIT");
     assert_int_equal(orig_count(h->origin, "/big/2097152"), 2);
@@ -370,15 +379,8 @@ static void test_damaged_long_record_not_read_back(void **state)
 {
     struct hx *h = *state;
     char dir[512];
-    hx_fresh_dir(h, dir, sizeof dir);
-    const char *const args[] = {"--max-memory", "3M", NULL};
-    struct proxy *p = hx_proxy_start(h, orig_url(h->origin), dir, args);
-    assert_non_null(p);
+    struct proxy *p = start_two_long_stored(h, dir, sizeof dir);
     const size_t n = 2u << 20;
-    get_pattern(p, "/big/2097152?n=0", NULL, 0, n, "MISS");
-    get_pattern(p, "/big/2097152?n=1", NULL, 0, n, "MISS");
-    assert_true(wait_records(dir, 2, 10.0));
-    settle();
     char **segs = hx_list(dir, ".cps");
     assert_int_equal(hx_strv_len(segs), 1);
     char file[1024];

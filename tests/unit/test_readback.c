@@ -6,7 +6,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include <time.h>
 
 #include "readback.h"
+#include "tmpdir.h"
 
 struct fixture {
     char dir[64];
@@ -28,8 +28,8 @@ static int setup(void **state)
     struct fixture *f = calloc(1, sizeof *f);
     if (f == NULL)
         return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/cp-readback-test.XXXXXX");
-    if (mkdtemp(f->dir) == NULL || url_parse_origin("http://o.test", &f->origin) != CP_OK ||
+    if (tmpdir_make(f->dir, sizeof f->dir, "readback") != 0 ||
+        url_parse_origin("http://o.test", &f->origin) != CP_OK ||
         store_open(f->dir, 0, &f->store) != CP_OK ||
         cache_new(store_generation_ptr(f->store), 0, &f->cache) != CP_OK)
         return -1;
@@ -38,21 +38,13 @@ static int setup(void **state)
     return 0;
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int teardown(void **state)
 {
     struct fixture *f = *state;
     cache_free(f->cache);
     store_close(f->store);
     url_origin_free(&f->origin);
-    int rc = nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    int rc = tmpdir_remove(f->dir);
     free(f);
     return rc;
 }

@@ -6,13 +6,13 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "update.h"
+#include "tmpdir.h"
 
 struct fixture {
     char dir[64];
@@ -27,8 +27,8 @@ static int setup(void **state)
     struct fixture *f = calloc(1, sizeof *f);
     if (f == NULL)
         return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/cp-update-test.XXXXXX");
-    if (mkdtemp(f->dir) == NULL || url_parse_origin("http://o.test", &f->origin) != CP_OK ||
+    if (tmpdir_make(f->dir, sizeof f->dir, "update") != 0 ||
+        url_parse_origin("http://o.test", &f->origin) != CP_OK ||
         store_open(f->dir, 0, &f->store) != CP_OK ||
         cache_new(store_generation_ptr(f->store), 0, &f->cache) != CP_OK)
         return -1;
@@ -40,21 +40,13 @@ static int setup(void **state)
     return 0;
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int teardown(void **state)
 {
     struct fixture *f = *state;
     cache_free(f->cache);
     store_close(f->store);
     url_origin_free(&f->origin);
-    int rc = nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    int rc = tmpdir_remove(f->dir);
     free(f);
     return rc;
 }

@@ -96,6 +96,7 @@
 #include "diskfmt.h"
 #include "log.h"
 #include "recindex.h"
+#include "segfds.h"
 #include "segscan.h"
 
 /* The counter is shared with other processes through the mapping: only a lock-free
@@ -249,6 +250,8 @@ struct store {
     /* Removal records not yet appended, oldest first (under write_lock). */
     struct pending *pend;
     size_t npend, cappend;
+
+    struct segfds rfds;    /* segments kept open for reading records back */
 };
 
 static void log_seg(enum log_level lvl, const struct store *s, uint64_t seq, const char *what,
@@ -267,6 +270,7 @@ static void sync_gen_locked(struct store *s)
     if (now == s->index_gen)
         return;
     s->index_gen = now;
+    segfds_forget_all(&s->rfds); /* their space is the clear's to free */
     recindex_free(&s->ix);
     s->segs.n = 0;
     s->bytes = 0;
@@ -451,6 +455,7 @@ cp_err store_open(const char *dir, uint64_t max_bytes, struct store **out)
         goto fail;
     }
     locks = true;
+    segfds_init(&s->rfds);
     if ((err = list_segments(s->dfd, &s->segs)) != CP_OK)
         goto fail;
     for (size_t i = 0; i < s->segs.n; i++)
@@ -467,6 +472,7 @@ fail:;
     if (locks) {
         pthread_mutex_destroy(&s->lock);
         pthread_mutex_destroy(&s->write_lock);
+        segfds_close_all(&s->rfds);
     }
     free(s->segs.v);
     if (s->dfd >= 0)
@@ -499,6 +505,7 @@ void store_close(struct store *s)
     pthread_mutex_unlock(&s->write_lock);
     if (s->wfd >= 0)
         close(s->wfd);
+    segfds_close_all(&s->rfds);
     close(s->dfd);
     munmap((void *)s->gen, (size_t)GEN_SIZE);
     recindex_free(&s->ix);
@@ -574,6 +581,7 @@ static void trim_locked(struct store *s)
         }
         log_debug("removed cache segment %s/%s to stay within %" PRIu64 " bytes", s->dir,
                   name, s->max_bytes);
+        segfds_forget(&s->rfds, s->segs.v[k].seq);
         s->bytes -= s->segs.v[k].size;
         k++;
     }
@@ -1078,6 +1086,15 @@ static void warn_record(const struct store *s, uint64_t seq, uint64_t off, cp_er
              s->dir, name, cp_strerror(err));
 }
 
+/* segfds_open_fn: segment `seq` of store `arg`, for reading. */
+static int open_for_reading(void *arg, uint64_t seq)
+{
+    const struct store *s = arg;
+    char name[SEG_NAME_LEN + 1];
+    seg_name(seq, name);
+    return openat(s->dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+}
+
 /* Reads the record of `slot` (a copy of its index slot, taken in index generation `gen`)
  * whole and checks it; the rest as store_read. */
 static cp_err read_record(struct store *s, const struct recindex_slot *slot, uint64_t gen,
@@ -1088,8 +1105,8 @@ static cp_err read_record(struct store *s, const struct recindex_slot *slot, uin
     const struct recindex_slot at = *slot;
     char name[SEG_NAME_LEN + 1];
     seg_name(at.seq, name);
-    int fd = openat(s->dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
+    struct segfd_use use;
+    if (!segfds_get(&s->rfds, at.seq, open_for_reading, s, &use)) {
         if (errno != ENOENT) {
             log_warn("cannot read cache segment %s/%s: %s", s->dir, name, strerror(errno));
             return errno == ENOMEM ? CP_ERR_NOMEM : CP_ERR_IO;
@@ -1099,12 +1116,12 @@ static cp_err read_record(struct store *s, const struct recindex_slot *slot, uin
     }
     unsigned char *buf = malloc(at.len);
     if (buf == NULL) {
-        close(fd);
+        segfds_put(&s->rfds, &use);
         return CP_ERR_NOMEM;
     }
-    ssize_t got = segscan_pread(fd, buf, at.len, at.off);
+    ssize_t got = segscan_pread(use.fd, buf, at.len, at.off);
     int saved = errno;
-    close(fd);
+    segfds_put(&s->rfds, &use);
     cp_err err;
     struct entry *e = NULL;
     if (got < 0) {
@@ -1389,6 +1406,7 @@ static cp_err load_scan_one(struct load *l, struct segscan_reader *rd)
             log_warn("ignoring cache segment %s: %s; removed", what, cp_strerror(end.damage));
             if (unlinkat(s->dfd, name, 0) != 0)
                 log_warn("cannot remove cache segment %s: %s", what, strerror(errno));
+            segfds_forget(&s->rfds, sg->seq);
             sg->gone = true;
         } else {
             log_warn("ignoring cache segment %s from byte %" PRIu64 " on: %s; cut there", what,

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -1269,6 +1270,28 @@ static void fill_segments(const char *dir, int segments)
     }
 }
 
+/* How many of this process's descriptors are of files under `dir` deleted since they
+ * were opened: held, their space is not freed. */
+static int deleted_fds(const char *dir)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char link[300], target[PATH_MAX];
+        snprintf(link, sizeof link, "/proc/self/fd/%s", de->d_name);
+        ssize_t len = readlink(link, target, sizeof target - 1);
+        if (len <= 0)
+            continue;
+        target[len] = '\0';
+        if (strncmp(target, dir, strlen(dir)) == 0 && strstr(target, " (deleted)") != NULL)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
 /* Which of key-0 .. key-<n-1> store_read finds; checks that they are the newest ones
  * (the oldest go first) and returns the first found (n: none). */
 static int check_newest_kept(struct store *s, int n)
@@ -1309,6 +1332,8 @@ static void test_bound_removes_oldest_segments(void **state)
         assert_true(store_bytes(s) == disk_bytes(f->dir));
         assert_true(readable(s, key, NULL)); /* the segment being written is spared */
     }
+    /* The segments read from are kept open, but not those deleted. */
+    assert_int_equal(deleted_fds(f->dir), 0);
     int first = check_newest_kept(s, n);
     assert_true(first > 0);
     /* Whole segments go: what is left uses the room but for about one segment. */

@@ -11,6 +11,7 @@
 struct read_job {
     struct read_job *next;
     char *key;
+    const struct hdrs *request; /* the waiting request's, left alone while it waits */
     void (*done)(void *arg);
     void *arg;
 };
@@ -44,7 +45,7 @@ static void *reader_main(void *arg)
         if (rb->head == NULL)
             rb->tail = NULL;
         pthread_mutex_unlock(&rb->lock);
-        (void)update_read_back(rb->u, j->key);
+        (void)update_read_back(rb->u, j->key, j->request);
         j->done(j->arg);
         job_free(j);
         pthread_mutex_lock(&rb->lock);
@@ -71,14 +72,15 @@ cp_err readback_start(const struct updater *u, struct readback **out)
     return CP_OK;
 }
 
-cp_err readback_submit(struct readback *rb, const char *key, void (*done)(void *arg),
-                       void *arg)
+cp_err readback_submit(struct readback *rb, const char *key, const struct hdrs *request,
+                       void (*done)(void *arg), void *arg)
 {
     struct read_job *j = calloc(1, sizeof *j);
     if (j == NULL || (j->key = strdup(key)) == NULL) {
         free(j);
         return CP_ERR_NOMEM;
     }
+    j->request = request;
     j->done = done;
     j->arg = arg;
     pthread_mutex_lock(&rb->lock);

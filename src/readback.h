@@ -13,12 +13,13 @@ struct readback;
  * the reader). Returns CP_ERR_NOMEM, or CP_ERR_INTERNAL if no thread could start. */
 cp_err readback_start(const struct updater *u, struct readback **out);
 
-/* Queues the read of the records of `key` (update_read_back): reads run one at a time,
- * in the order asked. `done(arg)` is called once the read is over, whatever it found,
- * on the reading thread, or by readback_stop for a read never made. Returns
+/* Queues the read of the records of `key` for a request with fields `request`
+ * (update_read_back; they must stay as they are until `done`): reads run one at a
+ * time, in the order asked. `done(arg)` is called once the read is over, whatever it
+ * found, on the reading thread, or by readback_stop for a read never made. Returns
  * CP_ERR_NOMEM or CP_ERR_SHUTDOWN (stopping), and then `done` is never called. */
-cp_err readback_submit(struct readback *rb, const char *key, void (*done)(void *arg),
-                       void *arg);
+cp_err readback_submit(struct readback *rb, const char *key, const struct hdrs *request,
+                       void (*done)(void *arg), void *arg);
 
 /* Stops the thread after the read it is making, calls `done` for each read still
  * queued (on the calling thread), and frees `rb`. NULL is ignored. */

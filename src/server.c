@@ -835,7 +835,7 @@ static enum MHD_Result read_back(struct request *rq)
     /* Suspend before submitting: the read may be over (and resume us) at once. */
     rq->state = RQ_WAITING;
     MHD_suspend_connection(rq->conn);
-    if (readback_submit(rq->srv->reader, rq->key, wake_read_back, rq) != CP_OK)
+    if (readback_submit(rq->srv->reader, rq->key, &rq->headers, wake_read_back, rq) != CP_OK)
         wake_read_back(rq); /* not read: the origin answers */
     return MHD_YES;
 }

@@ -213,16 +213,15 @@ struct entry *update_lookup(const struct updater *u, const char *key,
     return cache_lookup(u->cache, key, request, uri_known);
 }
 
-size_t update_read_back(const struct updater *u, const char *key)
+size_t update_read_back(const struct updater *u, const char *key, const struct hdrs *request)
 {
     if (u->store == NULL)
         return 0;
-    struct hdrs none;
-    hdrs_init(&none);
-    bool known = false;
-    entry_unref(cache_lookup(u->cache, key, &none, &known));
-    if (known)
+    struct entry *e = cache_lookup(u->cache, key, request, NULL);
+    if (e != NULL) {
+        entry_unref(e);
         return 0;
+    }
     return read_back(u, key, memory_bound(u, SIZE_MAX), true, NULL);
 }
 

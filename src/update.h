@@ -67,11 +67,11 @@ struct entry *update_lookup(const struct updater *u, const char *key,
 
 /* Reads the records of every variant of `key` from disk, whatever their length (up to
  * what memory can hold), and stores them in memory again, with the same checks as
- * update_lookup; nothing when a variant of `key` is in memory already (another request
- * had them read). Waits for the store and the disk: for a thread of its own, never a
- * front-end one. Returns how many variants it read (memory may have refused some, as
- * update_lookup's copies). */
-size_t update_read_back(const struct updater *u, const char *key);
+ * update_lookup; nothing when the variant that `request` selects is in memory already
+ * (another request had it read). Waits for the store and the disk: for a thread of its
+ * own, never a front-end one. Returns how many variants it read (memory may have
+ * refused some, as update_lookup's copies). */
+size_t update_read_back(const struct updater *u, const char *key, const struct hdrs *request);
 
 /* Starts a background revalidation of `stale` (for stale-while-revalidate) with the
  * request fields `request`; its answer updates the cache when it comes, no client

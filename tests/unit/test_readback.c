@@ -125,7 +125,7 @@ static void test_read_lands_in_memory_before_done(void **state)
     assert_int_equal(readback_start(&f->up, &rb), CP_OK);
     struct waiter w;
     waiter_init(&w);
-    assert_int_equal(readback_submit(rb, "http://o.test/long", on_done, &w), CP_OK);
+    assert_int_equal(readback_submit(rb, "http://o.test/long", &req, on_done, &w), CP_OK);
     assert_int_equal(wait_calls(&w, 1), 1);
     assert_false(pthread_equal(w.by, pthread_self()));
     struct entry *e = cache_lookup(f->cache, "http://o.test/long", &req, NULL);
@@ -134,7 +134,7 @@ static void test_read_lands_in_memory_before_done(void **state)
     assert_int_equal(e->body[len - 1], (unsigned char)((len - 1) * 7));
     entry_unref(e);
     /* A key with nothing on disk is answered all the same. */
-    assert_int_equal(readback_submit(rb, "http://o.test/none", on_done, &w), CP_OK);
+    assert_int_equal(readback_submit(rb, "http://o.test/none", &req, on_done, &w), CP_OK);
     assert_int_equal(wait_calls(&w, 2), 2);
     readback_stop(rb);
     assert_int_equal(w.calls, 2);
@@ -148,11 +148,13 @@ static void test_stop_answers_every_read(void **state)
     write_long_record(f, "http://o.test/long", UPDATE_READ_BACK_MAX + 1);
     enum { N = 200 };
     static struct waiter w[N];
+    struct hdrs req;
+    hdrs_init(&req);
     struct readback *rb;
     assert_int_equal(readback_start(&f->up, &rb), CP_OK);
     for (int i = 0; i < N; i++) {
         waiter_init(&w[i]);
-        assert_int_equal(readback_submit(rb, "http://o.test/long", on_done, &w[i]), CP_OK);
+        assert_int_equal(readback_submit(rb, "http://o.test/long", &req, on_done, &w[i]), CP_OK);
     }
     readback_stop(rb);
     for (int i = 0; i < N; i++)

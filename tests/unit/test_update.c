@@ -11,8 +11,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "update.h"
+#include "http.h"
 #include "tmpdir.h"
+#include "update.h"
 
 struct fixture {
     char dir[64];
@@ -230,14 +231,62 @@ static void test_long_record_read_back_while_loading_only(void **state)
                  UPDATE_READ_BACK_MAX + 1);
     assert_null(update_lookup(&f->up, "http://o.test/long2", &req, NULL, &later));
     assert_true(later);
-    assert_int_equal(update_read_back(&f->up, "http://o.test/long2"), 1);
-    assert_int_equal(update_read_back(&f->up, "http://o.test/long2"), 0); /* in memory */
+    assert_int_equal(update_read_back(&f->up, "http://o.test/long2", &req), 1);
+    assert_int_equal(update_read_back(&f->up, "http://o.test/long2", &req), 0); /* in memory */
     got = update_lookup(&f->up, "http://o.test/long2", &req, NULL, &later);
     assert_non_null(got);
     assert_false(later);
     assert_int_equal(got->body_len, UPDATE_READ_BACK_MAX + 1);
     entry_unref(got);
-    assert_int_equal(update_read_back(&f->up, "http://o.test/nowhere"), 0);
+    assert_int_equal(update_read_back(&f->up, "http://o.test/nowhere", &req), 0);
+}
+
+/* Writes a record of `key` varying on Accept-Language, for a request in `lang`, with
+ * `len` zero bytes of body. */
+static void write_variant(struct fixture *f, const char *key, const char *lang, size_t len)
+{
+    struct hdrs req;
+    hdrs_init(&req);
+    assert_int_equal(hdrs_add(&req, "Accept-Language", lang), CP_OK);
+    struct entry *e = entry_new();
+    assert_non_null(e);
+    e->key = strdup(key);
+    assert_int_equal(http_vary_key("Accept-Language", &req, &e->vary_key), CP_OK);
+    assert_int_equal(hdrs_add(&e->headers, "Vary", "Accept-Language"), CP_OK);
+    e->status = 200;
+    e->lifetime = 60;
+    e->response_time = time(NULL);
+    e->generation = cache_generation(f->cache);
+    e->body = calloc(1, len);
+    e->body_len = len;
+    assert_non_null(e->body);
+    assert_int_equal(store_write(f->store, e), CP_OK);
+    entry_unref(e);
+    hdrs_free(&req);
+}
+
+/* Of a URL's variants, the short one is read back by the lookup and the long one left
+ * for later; the later read brings the long one, which the request selects, although
+ * the short one is in memory already. */
+static void test_long_variant_read_later(void **state)
+{
+    struct fixture *f = *state;
+    write_variant(f, "http://o.test/v", "de", 10);
+    write_variant(f, "http://o.test/v", "fr", UPDATE_READ_BACK_MAX + 1);
+    struct hdrs fr;
+    hdrs_init(&fr);
+    assert_int_equal(hdrs_add(&fr, "Accept-Language", "fr"), CP_OK);
+    bool known = false, later = false;
+    assert_null(update_lookup(&f->up, "http://o.test/v", &fr, &known, &later));
+    assert_true(later);
+    assert_int_equal(cache_count(f->cache), 1); /* the short one */
+    assert_int_equal(update_read_back(&f->up, "http://o.test/v", &fr), 2);
+    struct entry *got = update_lookup(&f->up, "http://o.test/v", &fr, NULL, &later);
+    assert_non_null(got);
+    assert_int_equal(got->body_len, UPDATE_READ_BACK_MAX + 1);
+    entry_unref(got);
+    assert_int_equal(update_read_back(&f->up, "http://o.test/v", &fr), 0); /* in memory */
+    hdrs_free(&fr);
 }
 
 /* A record longer than memory can hold is not one to read later: memory would refuse
@@ -257,7 +306,7 @@ static void test_record_beyond_memory_not_read_later(void **state)
     bool later = true;
     assert_null(update_lookup(&up, "http://o.test/huge", &req, NULL, &later));
     assert_false(later);
-    assert_int_equal(update_read_back(&up, "http://o.test/huge"), 0);
+    assert_int_equal(update_read_back(&up, "http://o.test/huge", &req), 0);
     struct entry *got = update_lookup(&up, "http://o.test/fits", &req, NULL, &later);
     assert_non_null(got);
     entry_unref(got);
@@ -313,6 +362,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lookup_after_invalidation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_record_read_back_while_loading_only, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_long_variant_read_later, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_beyond_memory_not_read_later, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_refresh_started_once, setup, teardown),

@@ -12,7 +12,7 @@ struct read_job {
     struct read_job *next;
     char *key;
     const struct hdrs *request; /* the waiting request's, left alone while it waits */
-    void (*done)(void *arg);
+    void (*done)(void *arg, bool made);
     void *arg;
 };
 
@@ -46,7 +46,7 @@ static void *reader_main(void *arg)
             rb->tail = NULL;
         pthread_mutex_unlock(&rb->lock);
         (void)update_read_back(rb->u, j->key, j->request);
-        j->done(j->arg);
+        j->done(j->arg, true);
         job_free(j);
         pthread_mutex_lock(&rb->lock);
     }
@@ -73,7 +73,7 @@ cp_err readback_start(const struct updater *u, struct readback **out)
 }
 
 cp_err readback_submit(struct readback *rb, const char *key, const struct hdrs *request,
-                       void (*done)(void *arg), void *arg)
+                       void (*done)(void *arg, bool made), void *arg)
 {
     struct read_job *j = calloc(1, sizeof *j);
     if (j == NULL || (j->key = strdup(key)) == NULL) {
@@ -106,16 +106,29 @@ void readback_stop(struct readback *rb)
     if (rb == NULL)
         return;
     pthread_mutex_lock(&rb->lock);
+    bool joined = rb->stopping;
     rb->stopping = true;
     pthread_cond_signal(&rb->wake);
     pthread_mutex_unlock(&rb->lock);
+    if (joined)
+        return;
     pthread_join(rb->thread, NULL);
-    while (rb->head != NULL) {
-        struct read_job *j = rb->head;
-        rb->head = j->next;
-        j->done(j->arg);
+    /* Nothing joins the queue now (submits see `stopping`): it is ours alone. */
+    struct read_job *left = rb->head;
+    rb->head = rb->tail = NULL;
+    while (left != NULL) {
+        struct read_job *j = left;
+        left = j->next;
+        j->done(j->arg, false);
         job_free(j);
     }
+}
+
+void readback_free(struct readback *rb)
+{
+    if (rb == NULL)
+        return;
+    readback_stop(rb);
     pthread_cond_destroy(&rb->wake);
     pthread_mutex_destroy(&rb->lock);
     free(rb);

@@ -15,14 +15,19 @@ cp_err readback_start(const struct updater *u, struct readback **out);
 
 /* Queues the read of the records of `key` for a request with fields `request`
  * (update_read_back; they must stay as they are until `done`): reads run one at a
- * time, in the order asked. `done(arg)` is called once the read is over, whatever it
- * found, on the reading thread, or by readback_stop for a read never made. Returns
- * CP_ERR_NOMEM or CP_ERR_SHUTDOWN (stopping), and then `done` is never called. */
+ * time, in the order asked. `done(arg, true)` is called once the read is over, whatever
+ * it found, on the reading thread; `done(arg, false)` by readback_stop for a read never
+ * made. Returns CP_ERR_NOMEM, or CP_ERR_SHUTDOWN once readback_stop has begun, and then
+ * `done` is never called. */
 cp_err readback_submit(struct readback *rb, const char *key, const struct hdrs *request,
-                       void (*done)(void *arg), void *arg);
+                       void (*done)(void *arg, bool made), void *arg);
 
-/* Stops the thread after the read it is making, calls `done` for each read still
- * queued (on the calling thread), and frees `rb`. NULL is ignored. */
+/* Stops the thread after the read it is making and calls `done(arg, false)` for each
+ * read still queued (on the calling thread). `rb` stays valid: submits fail from then
+ * on, until readback_free. NULL is ignored. */
 void readback_stop(struct readback *rb);
+
+/* Frees a stopped reader, once nothing can submit to it any more. NULL is ignored. */
+void readback_free(struct readback *rb);
 
 #endif

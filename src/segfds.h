@@ -2,7 +2,9 @@
  * a record read back costs an fstat and a pread instead of an open, a pread and a
  * close. A descriptor stays valid for the reads using it when its segment is deleted,
  * and is closed when the last of them is done, so a deleted segment's space is not
- * held by it (nor for long by one deleted behind the store's back: see segfds_get). */
+ * held by it. One deleted behind the store's back is seen by the fstat of the next
+ * read of it (see segfds_get); until then, or until its slot is reused or a clear,
+ * its space stays held. */
 #ifndef CP_SEGFDS_H
 #define CP_SEGFDS_H
 

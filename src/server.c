@@ -71,6 +71,7 @@ struct request {
     bool no_collapse;      /* waited once already: go to the origin itself */
     bool read_later;       /* records of its key too long to read on the front end */
     bool read_back;        /* ...had been read for it: not again */
+    bool read_back_lost;   /* ...or never will be: the server is stopping */
     struct fetch_result res;
     struct relay *relay;   /* RQ_STREAM: the body in transit */
     size_t pool_use;       /* of libmicrohttpd's connection memory (headroom.h) */
@@ -818,10 +819,12 @@ static void look_up(struct request *rq)
     }
 }
 
-/* Wakes a request whose records the reader has read back (readback_submit's `done`). */
-static void wake_read_back(void *arg)
+/* Wakes a request whose records the reader has read back (readback_submit's `done`),
+ * or never will (`made` false: the server is stopping). */
+static void wake_read_back(void *arg, bool made)
 {
     struct request *rq = arg;
+    rq->read_back_lost = !made;
     rq->state = RQ_READ_BACK;
     MHD_resume_connection(rq->conn);
 }
@@ -835,8 +838,9 @@ static enum MHD_Result read_back(struct request *rq)
     /* Suspend before submitting: the read may be over (and resume us) at once. */
     rq->state = RQ_WAITING;
     MHD_suspend_connection(rq->conn);
-    if (readback_submit(rq->srv->reader, rq->key, &rq->headers, wake_read_back, rq) != CP_OK)
-        wake_read_back(rq); /* not read: the origin answers */
+    cp_err err = readback_submit(rq->srv->reader, rq->key, &rq->headers, wake_read_back, rq);
+    if (err != CP_OK) /* not read: the origin answers, unless the server is stopping */
+        wake_read_back(rq, err != CP_ERR_SHUTDOWN);
     return MHD_YES;
 }
 
@@ -855,6 +859,10 @@ static enum MHD_Result answer(struct request *rq)
 /* After the reader's read: memory again, else the origin. */
 static enum MHD_Result after_read_back(struct request *rq)
 {
+    /* Stopping: not to wait again behind another request's fetch, which libmicrohttpd
+     * would have to stop with this connection suspended. */
+    if (rq->read_back_lost)
+        return respond_text(rq, 503, "Service Unavailable: shutting down");
     entry_unref(rq->stored);
     rq->stored = NULL;
     look_up(rq);
@@ -1089,7 +1097,7 @@ cp_err server_start(const struct config *cfg, int listen_fd, const char *address
         MHD_OPTION_END);
     if (s->daemon == NULL) {
         close(s->listen_fd);
-        readback_stop(s->reader);
+        readback_free(s->reader);
         collapse_free(s->collapse);
         free(s);
         snprintf(why, why_len, "the HTTP front end failed to start");
@@ -1113,6 +1121,7 @@ void server_stop(struct server *s)
     readback_stop(s->reader);
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
+    readback_free(s->reader); /* no request can submit to it now */
     collapse_free(s->collapse);
     free(s);
 }

@@ -206,11 +206,11 @@ struct entry *update_lookup(const struct updater *u, const char *key,
     size_t max_len = memory_bound(u, loading ? SIZE_MAX : UPDATE_READ_BACK_MAX);
     size_t shortest_left = 0;
     size_t n = read_back(u, key, max_len, loading, &shortest_left);
+    bool later = shortest_left != 0 && shortest_left <= memory_bound(u, SIZE_MAX);
+    e = n > 0 ? cache_lookup(u->cache, key, request, uri_known) : NULL;
     if (read_later != NULL)
-        *read_later = shortest_left != 0 && shortest_left <= memory_bound(u, SIZE_MAX);
-    if (n == 0)
-        return NULL;
-    return cache_lookup(u->cache, key, request, uri_known);
+        *read_later = e == NULL && later;
+    return e;
 }
 
 size_t update_read_back(const struct updater *u, const char *key, const struct hdrs *request)

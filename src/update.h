@@ -57,8 +57,9 @@ void update_invalidate(const struct updater *u, const char *url, const char *hos
  * response kept on disk into a miss. Reading the disk blocks the calling thread for as
  * long as the read takes (from the page cache, microseconds), so once the load after a
  * restart is over (u->loading), records longer than UPDATE_READ_BACK_MAX are not read
- * here: *read_later (if not NULL) is set when there are such records that memory could
- * hold, for update_read_back to read on a thread that may wait. Nor is a record whose
+ * here: *read_later (if not NULL) is set when nothing was found and there are such
+ * records that memory could hold, for update_read_back to read on a thread that may
+ * wait. Nor is a record whose
  * key may have a write or removal still queued for the disk (mirror_pending), nor a
  * damaged one: the caller sees a miss. Same contract as cache_lookup otherwise. */
 #define UPDATE_READ_BACK_MAX (1024 * 1024) /* longest record read back, in bytes */

@@ -49,20 +49,22 @@ static int teardown(void **state)
     return rc;
 }
 
-/* Counts the calls of `done`, and which thread made the last one. */
+/* Counts the calls of `done`, and which thread made the last one, and what it said. */
 struct waiter {
     pthread_mutex_t lock;
     pthread_cond_t cv;
     int calls;
     pthread_t by;
+    bool made;
 };
 
-static void on_done(void *arg)
+static void on_done(void *arg, bool made)
 {
     struct waiter *w = arg;
     pthread_mutex_lock(&w->lock);
     w->calls++;
     w->by = pthread_self();
+    w->made = made;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->lock);
 }
@@ -128,6 +130,7 @@ static void test_read_lands_in_memory_before_done(void **state)
     assert_int_equal(readback_submit(rb, "http://o.test/long", &req, on_done, &w), CP_OK);
     assert_int_equal(wait_calls(&w, 1), 1);
     assert_false(pthread_equal(w.by, pthread_self()));
+    assert_true(w.made);
     struct entry *e = cache_lookup(f->cache, "http://o.test/long", &req, NULL);
     assert_non_null(e);
     assert_int_equal(e->body_len, len);
@@ -138,10 +141,12 @@ static void test_read_lands_in_memory_before_done(void **state)
     assert_int_equal(wait_calls(&w, 2), 2);
     readback_stop(rb);
     assert_int_equal(w.calls, 2);
+    readback_free(rb);
 }
 
-/* Every read asked for is answered exactly once, by the thread or by the stop, however
- * many are still queued when it comes. */
+/* Every read asked for is answered exactly once, by the thread or by the stop (which
+ * says it was not made), however many are still queued when it comes; after the stop,
+ * a read is refused and never answered. */
 static void test_stop_answers_every_read(void **state)
 {
     struct fixture *f = *state;
@@ -157,8 +162,21 @@ static void test_stop_answers_every_read(void **state)
         assert_int_equal(readback_submit(rb, "http://o.test/long", &req, on_done, &w[i]), CP_OK);
     }
     readback_stop(rb);
-    for (int i = 0; i < N; i++)
+    /* Reads are made in the order asked: those made come first, then those never made. */
+    bool lost = false;
+    for (int i = 0; i < N; i++) {
         assert_int_equal(w[i].calls, 1);
+        if (lost)
+            assert_false(w[i].made);
+        lost = !w[i].made;
+    }
+    struct waiter late;
+    waiter_init(&late);
+    assert_int_equal(readback_submit(rb, "http://o.test/long", &req, on_done, &late),
+                     CP_ERR_SHUTDOWN);
+    readback_stop(rb); /* again: nothing more to do */
+    readback_free(rb);
+    assert_int_equal(late.calls, 0);
 }
 
 int main(void)

@@ -166,6 +166,34 @@ static void test_deleted_behind_back(void **state)
     segfds_put(&f->c, &u);
 }
 
+/* Opens segment `seq` and, as the store's trimming may do right then, deletes it before
+ * the descriptor is kept (its forget comes too early to find it). */
+static int open_then_delete(void *arg, uint64_t seq)
+{
+    struct fixture *f = arg;
+    int fd = open_seg(arg, seq);
+    char path[128];
+    path_of(f, seq, path, sizeof path);
+    assert_int_equal(unlink(path), 0);
+    segfds_forget(&f->c, seq);
+    return fd;
+}
+
+/* A segment deleted between its open and the moment it is kept is not kept past the
+ * read that opened it. */
+static void test_deleted_while_opening(void **state)
+{
+    struct fixture *f = *state;
+    make_seg(f, 9);
+    struct segfd_use u;
+    assert_true(segfds_get(&f->c, 9, open_then_delete, f, &u));
+    char buf[8] = "";
+    assert_int_equal(pread(u.fd, buf, sizeof buf - 1, 0), 1); /* the read goes on */
+    assert_string_equal(buf, "9");
+    segfds_put(&f->c, &u);
+    assert_false(is_open(u.fd));
+}
+
 /* Past SEGFDS_SLOTS segments, the least recently used one not in use is closed; one in
  * use is never taken, and when every slot is in use a read gets a descriptor of its
  * own, closed when it ends. */
@@ -205,6 +233,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_forgotten_closed_after_last_read, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_deleted_behind_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deleted_while_opening, setup, teardown),
         cmocka_unit_test_setup_teardown(test_least_recently_used_given_up, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -286,6 +286,21 @@ static void test_long_variant_read_later(void **state)
     assert_int_equal(got->body_len, UPDATE_READ_BACK_MAX + 1);
     entry_unref(got);
     assert_int_equal(update_read_back(&f->up, "http://o.test/v", &fr), 0); /* in memory */
+
+    /* A lookup that finds what it asked for leaves nothing to read later, whatever
+     * else of the URL stays on disk. */
+    write_variant(f, "http://o.test/w", "de", 10);
+    write_variant(f, "http://o.test/w", "fr", UPDATE_READ_BACK_MAX + 1);
+    struct hdrs de;
+    hdrs_init(&de);
+    assert_int_equal(hdrs_add(&de, "Accept-Language", "de"), CP_OK);
+    later = true;
+    got = update_lookup(&f->up, "http://o.test/w", &de, NULL, &later);
+    assert_non_null(got);
+    assert_int_equal(got->body_len, 10);
+    assert_false(later);
+    entry_unref(got);
+    hdrs_free(&de);
     hdrs_free(&fr);
 }
 

@@ -13,41 +13,7 @@
 #include <time.h>
 
 #include "readback.h"
-#include "tmpdir.h"
-
-struct fixture {
-    char dir[64];
-    struct origin origin;
-    struct cache *cache;
-    struct store *store;
-    struct updater up;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof *f);
-    if (f == NULL)
-        return -1;
-    if (tmpdir_make(f->dir, sizeof f->dir, "readback") != 0 ||
-        url_parse_origin("http://o.test", &f->origin) != CP_OK ||
-        store_open(f->dir, 0, &f->store) != CP_OK ||
-        cache_new(store_generation_ptr(f->store), 0, &f->cache) != CP_OK)
-        return -1;
-    f->up = (struct updater){.cache = f->cache, .store = f->store, .origin = &f->origin};
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    cache_free(f->cache);
-    store_close(f->store);
-    url_origin_free(&f->origin);
-    int rc = tmpdir_remove(f->dir);
-    free(f);
-    return rc;
-}
+#include "upfix.h"
 
 /* Counts the calls of `done`, and which thread made the last one, and what it said. */
 struct waiter {
@@ -90,31 +56,22 @@ static int wait_calls(struct waiter *w, int n)
     return calls;
 }
 
-/* A record longer than a front-end thread reads, as if stored and then evicted. */
-static void write_long_record(struct fixture *f, const char *key, size_t len)
+/* A record longer than a front-end thread reads, as if stored and then evicted, with
+ * a body that tells its bytes apart. */
+static void write_long_record(struct upfix *f, const char *key, size_t len)
 {
-    struct entry *e = entry_new();
-    assert_non_null(e);
-    e->key = strdup(key);
-    e->vary_key = strdup("");
-    e->status = 200;
-    e->lifetime = 60;
-    e->response_time = time(NULL);
-    e->generation = cache_generation(f->cache);
-    e->body = malloc(len);
-    assert_non_null(e->body);
+    unsigned char *body = malloc(len);
+    assert_non_null(body);
     for (size_t i = 0; i < len; i++)
-        e->body[i] = (unsigned char)(i * 7);
-    e->body_len = len;
-    assert_int_equal(store_write(f->store, e), CP_OK);
-    entry_unref(e);
+        body[i] = (unsigned char)(i * 7);
+    upfix_write_record(f, key, body, len);
 }
 
 /* The read is made on the reader's thread, and what it read is in memory when `done`
  * is called: the lookup the woken request makes then finds it. */
 static void test_read_lands_in_memory_before_done(void **state)
 {
-    struct fixture *f = *state;
+    struct upfix *f = *state;
     const size_t len = UPDATE_READ_BACK_MAX + 100;
     write_long_record(f, "http://o.test/long", len);
     struct hdrs req;
@@ -149,7 +106,7 @@ static void test_read_lands_in_memory_before_done(void **state)
  * a read is refused and never answered. */
 static void test_stop_answers_every_read(void **state)
 {
-    struct fixture *f = *state;
+    struct upfix *f = *state;
     write_long_record(f, "http://o.test/long", UPDATE_READ_BACK_MAX + 1);
     enum { N = 200 };
     static struct waiter w[N];
@@ -182,9 +139,10 @@ static void test_stop_answers_every_read(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_read_lands_in_memory_before_done, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_stop_answers_every_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_lands_in_memory_before_done, upfix_setup,
+                                        upfix_teardown),
+        cmocka_unit_test_setup_teardown(test_stop_answers_every_read, upfix_setup,
+                                        upfix_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,45 +12,7 @@
 #include <time.h>
 
 #include "http.h"
-#include "tmpdir.h"
-#include "update.h"
-
-struct fixture {
-    char dir[64];
-    struct origin origin;
-    struct cache *cache;
-    struct store *store;
-    struct updater up;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof *f);
-    if (f == NULL)
-        return -1;
-    if (tmpdir_make(f->dir, sizeof f->dir, "update") != 0 ||
-        url_parse_origin("http://o.test", &f->origin) != CP_OK ||
-        store_open(f->dir, 0, &f->store) != CP_OK ||
-        cache_new(store_generation_ptr(f->store), 0, &f->cache) != CP_OK)
-        return -1;
-    f->up = (struct updater){.cache = f->cache,
-                             .store = f->store,
-                             .origin = &f->origin,
-                             .popts = {.default_ttl = 0, .max_object_size = 1 << 20}};
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    cache_free(f->cache);
-    store_close(f->store);
-    url_origin_free(&f->origin);
-    int rc = tmpdir_remove(f->dir);
-    free(f);
-    return rc;
-}
+#include "upfix.h"
 
 /* An origin answer with the given fields (name, value, ..., NULL) and body. */
 static struct fetch_result answer(int status, const char *body, ...)
@@ -70,7 +32,7 @@ static struct fetch_result answer(int status, const char *body, ...)
 
 static void test_stored_when_allowed(void **state)
 {
-    struct fixture *f = *state;
+    struct upfix *f = *state;
     struct hdrs req;
     hdrs_init(&req);
     struct fetch_result res = answer(200, "hello", "Cache-Control", "max-age=60", NULL);
@@ -97,7 +59,7 @@ static void test_stored_when_allowed(void **state)
 
 static void test_revalidated_shares_body(void **state)
 {
-    struct fixture *f = *state;
+    struct upfix *f = *state;
     struct hdrs req;
     hdrs_init(&req);
     struct fetch_result res =
@@ -126,7 +88,7 @@ static void test_revalidated_shares_body(void **state)
 
 static void test_invalidate_same_origin_only(void **state)
 {
-    struct fixture *f = *state;
+    struct upfix *f = *state;
     struct hdrs req;
     hdrs_init(&req);
     /* Keys are URL and Host (url_cache_key); the last one is x for another Host. */
@@ -158,33 +120,14 @@ static void test_invalidate_same_origin_only(void **state)
     hdrs_free(&resp);
 }
 
-/* Writes a record of `key` (no Vary, fresh for a minute) with `len` bytes of `body`
- * (taken over) straight to the store, as if stored and then evicted from memory. */
-static void write_record(struct fixture *f, const char *key, unsigned char *body, size_t len)
-{
-    struct entry *e = entry_new();
-    assert_non_null(e);
-    e->key = strdup(key);
-    e->vary_key = strdup("");
-    e->status = 200;
-    e->lifetime = 60;
-    e->response_time = time(NULL);
-    e->generation = cache_generation(f->cache);
-    e->body = body;
-    e->body_len = len;
-    assert_non_null(e->body);
-    assert_int_equal(store_write(f->store, e), CP_OK);
-    entry_unref(e);
-}
-
 /* A miss in memory looks at the entry's record on disk (not loaded yet, or evicted), and
  * keeps what it finds in memory. */
 static void test_lookup_reads_disk(void **state)
 {
-    struct fixture *f = *state;
+    struct upfix *f = *state;
     struct hdrs req;
     hdrs_init(&req);
-    write_record(f, "http://o.test/disk", (unsigned char *)strdup("on disk"), 7);
+    upfix_write_record(f, "http://o.test/disk", (unsigned char *)strdup("on disk"), 7);
 
     assert_int_equal(cache_count(f->cache), 0);
     bool known = true;
@@ -207,10 +150,10 @@ static void test_lookup_reads_disk(void **state)
  * update_read_back, which keeps it in memory, once however often it is asked. */
 static void test_long_record_read_back_while_loading_only(void **state)
 {
-    struct fixture *f = *state;
+    struct upfix *f = *state;
     struct hdrs req;
     hdrs_init(&req);
-    write_record(f, "http://o.test/long", calloc(1, UPDATE_READ_BACK_MAX + 1),
+    upfix_write_record(f, "http://o.test/long", calloc(1, UPDATE_READ_BACK_MAX + 1),
                  UPDATE_READ_BACK_MAX + 1);
 
     bool known = true, later = false;
@@ -227,7 +170,7 @@ static void test_long_record_read_back_while_loading_only(void **state)
     entry_unref(got);
     f->up.loading = NULL;
 
-    write_record(f, "http://o.test/long2", calloc(1, UPDATE_READ_BACK_MAX + 1),
+    upfix_write_record(f, "http://o.test/long2", calloc(1, UPDATE_READ_BACK_MAX + 1),
                  UPDATE_READ_BACK_MAX + 1);
     assert_null(update_lookup(&f->up, "http://o.test/long2", &req, NULL, &later));
     assert_true(later);
@@ -243,7 +186,7 @@ static void test_long_record_read_back_while_loading_only(void **state)
 
 /* Writes a record of `key` varying on Accept-Language, for a request in `lang`, with
  * `len` zero bytes of body. */
-static void write_variant(struct fixture *f, const char *key, const char *lang, size_t len)
+static void write_variant(struct upfix *f, const char *key, const char *lang, size_t len)
 {
     struct hdrs req;
     hdrs_init(&req);
@@ -270,7 +213,7 @@ static void write_variant(struct fixture *f, const char *key, const char *lang, 
  * the short one is in memory already. */
 static void test_long_variant_read_later(void **state)
 {
-    struct fixture *f = *state;
+    struct upfix *f = *state;
     write_variant(f, "http://o.test/v", "de", 10);
     write_variant(f, "http://o.test/v", "fr", UPDATE_READ_BACK_MAX + 1);
     struct hdrs fr;
@@ -308,16 +251,16 @@ static void test_long_variant_read_later(void **state)
  * it, and the origin answers as for any response too large to keep. */
 static void test_record_beyond_memory_not_read_later(void **state)
 {
-    struct fixture *f = *state;
+    struct upfix *f = *state;
     struct cache *small;
     assert_int_equal(cache_new(store_generation_ptr(f->store), 64 * 1024, &small), CP_OK);
     struct updater up = f->up;
     up.cache = small;
     struct hdrs req;
     hdrs_init(&req);
-    write_record(f, "http://o.test/huge", calloc(1, UPDATE_READ_BACK_MAX + 1),
+    upfix_write_record(f, "http://o.test/huge", calloc(1, UPDATE_READ_BACK_MAX + 1),
                  UPDATE_READ_BACK_MAX + 1);
-    write_record(f, "http://o.test/fits", calloc(1, 1000), 1000);
+    upfix_write_record(f, "http://o.test/fits", calloc(1, 1000), 1000);
     bool later = true;
     assert_null(update_lookup(&up, "http://o.test/huge", &req, NULL, &later));
     assert_false(later);
@@ -333,12 +276,12 @@ static void test_record_beyond_memory_not_read_later(void **state)
  * one after the removal is on disk. */
 static void test_lookup_after_invalidation(void **state)
 {
-    struct fixture *f = *state;
+    struct upfix *f = *state;
     assert_int_equal(mirror_start(f->store, &f->up.mirror), CP_OK);
     struct hdrs req;
     hdrs_init(&req);
     const char *key = "http://o.test/inv h.test";
-    write_record(f, key, (unsigned char *)strdup("old"), 3);
+    upfix_write_record(f, key, (unsigned char *)strdup("old"), 3);
 
     struct hdrs resp;
     hdrs_init(&resp);
@@ -354,7 +297,7 @@ static void test_lookup_after_invalidation(void **state)
 /* A stored response is refreshed in the background once, not once per stale hit. */
 static void test_refresh_started_once(void **state)
 {
-    struct fixture *f = *state;
+    struct upfix *f = *state;
     struct hdrs req;
     hdrs_init(&req);
     struct entry *e = entry_new();
@@ -370,17 +313,17 @@ static void test_refresh_started_once(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_stored_when_allowed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_revalidated_shares_body, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_invalidate_same_origin_only, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lookup_reads_disk, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lookup_after_invalidation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_long_record_read_back_while_loading_only, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_long_variant_read_later, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_record_beyond_memory_not_read_later, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_refresh_started_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stored_when_allowed, upfix_setup, upfix_teardown),
+        cmocka_unit_test_setup_teardown(test_revalidated_shares_body, upfix_setup, upfix_teardown),
+        cmocka_unit_test_setup_teardown(test_invalidate_same_origin_only, upfix_setup, upfix_teardown),
+        cmocka_unit_test_setup_teardown(test_lookup_reads_disk, upfix_setup, upfix_teardown),
+        cmocka_unit_test_setup_teardown(test_lookup_after_invalidation, upfix_setup, upfix_teardown),
+        cmocka_unit_test_setup_teardown(test_long_record_read_back_while_loading_only, upfix_setup,
+                                        upfix_teardown),
+        cmocka_unit_test_setup_teardown(test_long_variant_read_later, upfix_setup, upfix_teardown),
+        cmocka_unit_test_setup_teardown(test_record_beyond_memory_not_read_later, upfix_setup,
+                                        upfix_teardown),
+        cmocka_unit_test_setup_teardown(test_refresh_started_once, upfix_setup, upfix_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -258,31 +258,43 @@ static void settle(void)
     sleep_ms(100);
 }
 
-/* Starts a proxy on a fresh cache directory (its path written to `dir`) whose memory
- * holds two of the 4000-byte responses of these tests (--max-memory 12K): a third one
- * evicts the least recently used. */
-static struct proxy *start_small(struct hx *h, char *dir, size_t dir_len)
+/* Starts a proxy on a fresh cache directory (its path written to `dir`) with
+ * --max-memory `memory`. */
+static struct proxy *start_bounded(struct hx *h, char *dir, size_t dir_len, const char *memory)
 {
     hx_fresh_dir(h, dir, dir_len);
-    const char *const small[] = {"--max-memory", "12K", NULL};
-    struct proxy *p = hx_proxy_start(h, orig_url(h->origin), dir, small);
+    const char *const args[] = {"--max-memory", memory, NULL};
+    struct proxy *p = hx_proxy_start(h, orig_url(h->origin), dir, args);
     assert_non_null(p);
     return p;
 }
 
+/* start_bounded with memory for two of the 4000-byte responses of these tests (12K): a
+ * third one evicts the least recently used. */
+static struct proxy *start_small(struct hx *h, char *dir, size_t dir_len)
+{
+    return start_bounded(h, dir, dir_len, "12K");
+}
+
+/* Stores `n` responses of `size` bytes (/big/<size>?n=0..n-1, all misses) and waits
+ * until their records are on disk. */
+static void store_n(struct proxy *p, const char *dir, size_t size, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char path[48];
+        snprintf(path, sizeof path, "/big/%zu?n=%d", size, i);
+        get_pattern(p, path, NULL, 0, size, "MISS");
+    }
+    assert_true(wait_records(dir, (size_t)n, 10.0));
+    settle();
+}
+
 /* Starts a proxy whose memory holds two of the /big/4000 responses, and stores four
- * (n=0..3, all misses), waiting until their records are on disk: n=0 and n=1 are then
- * on disk only. */
+ * (n=0..3): n=0 and n=1 are then on disk only. */
 static struct proxy *start_four_stored(struct hx *h, char *dir, size_t dir_len)
 {
     struct proxy *p = start_small(h, dir, dir_len);
-    char path[32];
-    for (int i = 0; i < 4; i++) { /* 4 x 4000 bytes do not fit in 12 KiB */
-        snprintf(path, sizeof path, "/big/4000?n=%d", i);
-        get_pattern(p, path, NULL, 0, 4000, "MISS");
-    }
-    assert_true(wait_records(dir, 4, 10.0));
-    settle();
+    store_n(p, dir, 4000, 4); /* 4 x 4000 bytes do not fit in 12 KiB */
     return p;
 }
 
@@ -330,19 +342,34 @@ static void *get_long(void *arg)
     return NULL;
 }
 
-/* Starts a proxy on a fresh cache directory whose memory holds one 2 MiB response
- * (--max-memory 3M) and stores two (n=0 and n=1, misses), waiting until their records
- * are on disk: n=0 is then on disk only. */
+/* The cache directory `dir` holds one segment of `nrec` records, the first of `url`:
+ * flips 8 bytes of its body from byte `at` on, and writes the segment's path to `file`. */
+static void damage_first_body(const char *dir, size_t nrec, const char *url, size_t at,
+                              char *file, size_t file_len)
+{
+    char **segs = hx_list(dir, ".cps");
+    assert_int_equal(hx_strv_len(segs), 1);
+    snprintf(file, file_len, "%s", segs[0]);
+    hx_strv_free(segs);
+    size_t len;
+    char *bytes = hx_read_file(file, &len);
+    assert_non_null(bytes);
+    struct rec recs[4];
+    assert_true(nrec <= 4);
+    assert_int_equal(walk_segment((unsigned char *)bytes, len, recs, nrec), nrec);
+    assert_non_null(strstr(recs[0].url, url));
+    for (size_t i = recs[0].body_off + at; i < recs[0].body_off + at + 8; i++)
+        bytes[i] = (char)(bytes[i] ^ 0x5a);
+    assert_int_equal(hx_write_file(file, bytes, len), 0);
+    free(bytes);
+}
+
+/* Starts a proxy whose memory holds one 2 MiB response (3M) and stores two (n=0 and
+ * n=1): n=0 is then on disk only. */
 static struct proxy *start_two_long_stored(struct hx *h, char *dir, size_t dir_len)
 {
-    hx_fresh_dir(h, dir, dir_len);
-    const char *const args[] = {"--max-memory", "3M", NULL};
-    struct proxy *p = hx_proxy_start(h, orig_url(h->origin), dir, args);
-    assert_non_null(p);
-    get_pattern(p, "/big/2097152?n=0", NULL, 0, 2u << 20, "MISS");
-    get_pattern(p, "/big/2097152?n=1", NULL, 0, 2u << 20, "MISS"); /* n=0 leaves memory */
-    assert_true(wait_records(dir, 2, 10.0));
-    settle();
+    struct proxy *p = start_bounded(h, dir, dir_len, "3M");
+    store_n(p, dir, 2u << 20, 2);
     return p;
 }
 
@@ -381,20 +408,8 @@ static void test_damaged_long_record_not_read_back(void **state)
     char dir[512];
     struct proxy *p = start_two_long_stored(h, dir, sizeof dir);
     const size_t n = 2u << 20;
-    char **segs = hx_list(dir, ".cps");
-    assert_int_equal(hx_strv_len(segs), 1);
     char file[1024];
-    snprintf(file, sizeof file, "%s", segs[0]);
-    hx_strv_free(segs);
-    size_t len;
-    char *bytes = hx_read_file(file, &len);
-    assert_non_null(bytes);
-    struct rec recs[2];
-    assert_int_equal(walk_segment((unsigned char *)bytes, len, recs, 2), 2);
-    assert_non_null(strstr(recs[0].url, "/big/2097152?n=0"));
-    bytes[recs[0].body_off + 1500000] ^= 0x5a;
-    assert_int_equal(hx_write_file(file, bytes, len), 0);
-    free(bytes);
+    damage_first_body(dir, 2, "/big/2097152?n=0", 1500000, file, sizeof file);
 
     get_pattern(p, "/big/2097152?n=0", NULL, 0, n, "MISS");
     assert_int_equal(orig_count(h->origin, "/big/2097152"), 3);
@@ -422,21 +437,8 @@ static void test_damaged_record_not_read_back(void **state)
     struct hx *h = *state;
     char dir[512];
     struct proxy *p = start_four_stored(h, dir, sizeof dir);
-    char **segs = hx_list(dir, ".cps");
-    assert_int_equal(hx_strv_len(segs), 1);
     char file[1024];
-    snprintf(file, sizeof file, "%s", segs[0]);
-    hx_strv_free(segs);
-    size_t len;
-    char *bytes = hx_read_file(file, &len);
-    assert_non_null(bytes);
-    struct rec recs[4];
-    assert_int_equal(walk_segment((unsigned char *)bytes, len, recs, 4), 4);
-    assert_non_null(strstr(recs[0].url, "/big/4000?n=0"));
-    for (size_t i = recs[0].body_off + 100; i < recs[0].body_off + 108; i++)
-        bytes[i] = (char)(bytes[i] ^ 0x5a);
-    assert_int_equal(hx_write_file(file, bytes, len), 0);
-    free(bytes);
+    damage_first_body(dir, 4, "/big/4000?n=0", 100, file, sizeof file);
 
     get_pattern(p, "/big/4000?n=0", NULL, 0, 4000, "MISS");
     assert_int_equal(orig_count(h->origin, "/big/4000"), 5);

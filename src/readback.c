@@ -106,11 +106,11 @@ void readback_stop(struct readback *rb)
     if (rb == NULL)
         return;
     pthread_mutex_lock(&rb->lock);
-    bool joined = rb->stopping;
+    bool already = rb->stopping;
     rb->stopping = true;
     pthread_cond_signal(&rb->wake);
     pthread_mutex_unlock(&rb->lock);
-    if (joined)
+    if (already)
         return;
     pthread_join(rb->thread, NULL);
     /* Nothing joins the queue now (submits see `stopping`): it is ours alone. */

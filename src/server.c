@@ -1113,11 +1113,10 @@ void server_stop(struct server *s)
 {
     if (s == NULL)
         return;
-    /* The daemon owns the listening socket and closes it. (It is not quiesced first:
-     * with a thread pool on epoll, libmicrohttpd 0.9.75 can abort while its workers
-     * drop the socket from their epoll sets.) */
-    /* Requests waiting on a read are resumed first: libmicrohttpd must have none
-     * suspended when it stops. */
+    /* Requests waiting on a disk read are resumed first: libmicrohttpd must have none
+     * suspended when it stops. The daemon owns the listening socket and closes it. (It
+     * is not quiesced first: with a thread pool on epoll, libmicrohttpd 0.9.75 can
+     * abort while its workers drop the socket from their epoll sets.) */
     readback_stop(s->reader);
     if (s->daemon)
         MHD_stop_daemon(s->daemon);

@@ -138,8 +138,8 @@ cp_err store_read(struct store *s, const char *key, const char *vary_key, struct
 /* Reads every variant of `key` (whatever its vary key) through the index, at most `max`
  * of them and at most STORE_MAX_VARIANTS, each checked as by store_read, into
  * out[0..n); returns n (the caller drops each reference). Records longer than
- * `max_len` bytes are left out unread, and if `shortest_left` is not NULL, it is set
- * to the length of the shortest of those (0: none); so are those that cannot be read
+ * `max_len` bytes are left out unread (if `shortest_left` is not NULL, it is set to the
+ * length of the shortest of them, 0 if none), as are those that cannot be read
  * (damaged ones, logged and forgotten as by store_read; out of memory; I/O errors).
  * Unless `wait`, returns 0 at once when the store is busy (as while the writer deletes
  * old segments and sweeps the index), so that the caller can ask the origin instead of

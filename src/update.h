@@ -59,9 +59,9 @@ void update_invalidate(const struct updater *u, const char *url, const char *hos
  * restart is over (u->loading), records longer than UPDATE_READ_BACK_MAX are not read
  * here: *read_later (if not NULL) is set when nothing was found and there are such
  * records that memory could hold, for update_read_back to read on a thread that may
- * wait. Nor is a record whose
- * key may have a write or removal still queued for the disk (mirror_pending), nor a
- * damaged one: the caller sees a miss. Same contract as cache_lookup otherwise. */
+ * wait. Nor is a record whose key may have a write or removal still queued for the
+ * disk (mirror_pending) read, nor a damaged one: the caller sees a miss. Same contract
+ * as cache_lookup otherwise. */
 #define UPDATE_READ_BACK_MAX (1024 * 1024) /* longest record read back, in bytes */
 struct entry *update_lookup(const struct updater *u, const char *key,
                             const struct hdrs *request, bool *uri_known, bool *read_later);

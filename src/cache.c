@@ -359,6 +359,21 @@ struct entry *cache_lookup(struct cache *c, const char *key, const struct hdrs *
     return found;
 }
 
+char *cache_vary(struct cache *c, const char *key)
+{
+    uint64_t hash;
+    size_t len = strlen(key);
+    struct stripe *st = stripe_for(c, key, len, &hash);
+    char *vary = NULL;
+    pthread_mutex_lock(&st->lock);
+    struct slot *s = NULL;
+    HASH_FIND_BYHASHVALUE(hh, st->table, key, len, (unsigned)hash, s);
+    if (s != NULL && s->n > 0 && hdrs_join(&s->variants[0]->e->headers, "Vary", &vary) != CP_OK)
+        vary = NULL;
+    pthread_mutex_unlock(&st->lock);
+    return vary;
+}
+
 /* Removes the victim `v` from its table slot if it is still there (it may have been
  * removed or replaced since it left the clock). Returns true if it was. */
 static bool table_forget(struct cache *c, struct node *v)

@@ -50,6 +50,10 @@ size_t cache_max_bytes(const struct cache *c);
 /* The generation new entries must carry to be accepted by cache_insert. */
 uint64_t cache_generation(struct cache *c);
 
+/* The Vary field of the newest stored variant of `key` (the caller frees it), or NULL
+ * when none is stored, it has no Vary, or memory ran out. */
+char *cache_vary(struct cache *c, const char *key);
+
 /* Finds a stored variant of `key` whose Vary secondary key matches `request` (of
  * several, as when one was stored without Vary, the most recent by response_time).
  * Returns it with a reference the caller drops with entry_unref, or NULL; then

@@ -1143,11 +1143,17 @@ static cp_err read_record(struct store *s, const struct recindex_slot *slot, uin
     return err;
 }
 
-cp_err store_read(struct store *s, const char *key, const char *vary_key, struct entry **out)
+cp_err store_read_within(struct store *s, const char *key, const char *vary_key,
+                         size_t max_len, bool wait, size_t *len_left, struct entry **out)
 {
     *out = NULL;
+    if (len_left != NULL)
+        *len_left = 0;
     struct diskfmt_hash h = diskfmt_key_hash(key, strlen(key), vary_key, strlen(vary_key));
-    pthread_mutex_lock(&s->lock);
+    if (wait)
+        pthread_mutex_lock(&s->lock);
+    else if (pthread_mutex_trylock(&s->lock) != 0)
+        return CP_ERR_NOT_FOUND;
     sync_gen_locked(s);
     struct recindex_slot *sl = recindex_find(&s->ix, &h);
     struct recindex_slot at = sl != NULL ? *sl : (struct recindex_slot){0};
@@ -1155,7 +1161,17 @@ cp_err store_read(struct store *s, const char *key, const char *vary_key, struct
     pthread_mutex_unlock(&s->lock);
     if (sl == NULL)
         return CP_ERR_NOT_FOUND;
+    if (at.len > max_len) {
+        if (len_left != NULL)
+            *len_left = at.len;
+        return CP_ERR_TOO_LARGE;
+    }
     return read_record(s, &at, gen, out);
+}
+
+cp_err store_read(struct store *s, const char *key, const char *vary_key, struct entry **out)
+{
+    return store_read_within(s, key, vary_key, SIZE_MAX, true, NULL, out);
 }
 
 size_t store_read_variants(struct store *s, const char *key, size_t max_len, bool wait,

@@ -135,6 +135,12 @@ void store_load_stop(struct store *s);
  * CP_ERR_IO, CP_ERR_NOMEM. Safe from any thread, while store_load and store_write run. */
 cp_err store_read(struct store *s, const char *key, const char *vary_key, struct entry **out);
 
+/* store_read, but a record longer than `max_len` bytes is not read: CP_ERR_TOO_LARGE,
+ * and *len_left (if not NULL; else 0) is its length. Unless `wait`, CP_ERR_NOT_FOUND at
+ * once when the store is busy, as store_read_variants. */
+cp_err store_read_within(struct store *s, const char *key, const char *vary_key,
+                         size_t max_len, bool wait, size_t *len_left, struct entry **out);
+
 /* Reads every variant of `key` (whatever its vary key) through the index, at most `max`
  * of them and at most STORE_MAX_VARIANTS, each checked as by store_read, into
  * out[0..n); returns n (the caller drops each reference). Records longer than

@@ -190,6 +190,38 @@ static size_t memory_bound(const struct updater *u, size_t max_len)
     return bound != 0 && bound < max_len ? bound : max_len;
 }
 
+/* A Vary miss: other variants of `key` are in memory, not the one `request` selects.
+ * Only its record is looked for on disk, the Vary of the newest variant in memory
+ * telling which; the rest as update_lookup. */
+static struct entry *read_variant_back(const struct updater *u, const char *key,
+                                       const struct hdrs *request, bool loading,
+                                       bool *read_later)
+{
+    struct entry *e = NULL;
+    char *vary = cache_vary(u->cache, key), *vary_key = NULL;
+    if (vary == NULL || http_vary_key(vary, request, &vary_key) != CP_OK)
+        goto out;
+    uint64_t changes = cache_changes(u->cache, key); /* as in read_back */
+    if (u->mirror != NULL && mirror_pending(u->mirror, key))
+        goto out;
+    size_t left = 0;
+    struct entry *found = NULL;
+    size_t max_len = memory_bound(u, loading ? SIZE_MAX : UPDATE_READ_BACK_MAX);
+    if (store_read_within(u->store, key, vary_key, max_len, loading, &left, &found) ==
+        CP_OK) {
+        entry_pack(found);
+        (void)cache_insert_read(u->cache, found, changes);
+        entry_unref(found);
+        e = cache_lookup(u->cache, key, request, NULL);
+    }
+    if (read_later != NULL)
+        *read_later = e == NULL && left != 0 && left <= memory_bound(u, SIZE_MAX);
+out:
+    free(vary);
+    free(vary_key);
+    return e;
+}
+
 struct entry *update_lookup(const struct updater *u, const char *key,
                             const struct hdrs *request, bool *uri_known, bool *read_later)
 {
@@ -199,9 +231,11 @@ struct entry *update_lookup(const struct updater *u, const char *key,
     struct entry *e = cache_lookup(u->cache, key, request, &known);
     if (uri_known != NULL)
         *uri_known = known;
-    if (e != NULL || known || u->store == NULL)
+    if (e != NULL || u->store == NULL)
         return e;
     bool loading = u->loading != NULL && atomic_load(u->loading);
+    if (known)
+        return read_variant_back(u, key, request, loading, read_later);
     /* While loading, a restart must turn no response into a miss: wait for the store. */
     size_t max_len = memory_bound(u, loading ? SIZE_MAX : UPDATE_READ_BACK_MAX);
     size_t shortest_left = 0;

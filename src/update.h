@@ -52,9 +52,11 @@ void update_invalidate(const struct updater *u, const char *url, const char *hos
 
 /* Looks in the cache and, when no variant of `key` is in memory, on disk for the records
  * of its variants: not loaded yet after a restart, or evicted from memory but still
- * within --max-disk. What it finds it stores in memory again, and the variant the
- * request selects is returned, so neither a restart nor the memory bound turns a
- * response kept on disk into a miss. Reading the disk blocks the calling thread for as
+ * within --max-disk; when other variants are in memory but not the one the request
+ * selects, for the record of that one alone (the Vary of the newest in memory tells
+ * which). What it finds it stores in memory again, and the variant the request selects
+ * is returned, so neither a restart nor the memory bound turns a response kept on disk
+ * into a miss. Reading the disk blocks the calling thread for as
  * long as the read takes (from the page cache, microseconds), so once the load after a
  * restart is over (u->loading), records longer than UPDATE_READ_BACK_MAX are not read
  * here: *read_later (if not NULL) is set when nothing was found and there are such

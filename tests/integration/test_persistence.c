@@ -560,6 +560,34 @@ static void test_evicted_variants_served_from_disk(void **state)
     assert_int_equal(hx_proxy_stop(p), 0);
 }
 
+/* A variant evicted while another of its URL stays in memory comes back from disk to
+ * the request that selects it, without asking the origin. */
+static void test_evicted_variant_beside_one_in_memory(void **state)
+{
+    struct hx *h = *state;
+    char dir[512];
+    static char de[4001], fr[4001];
+    memset(de, 'd', sizeof de - 1);
+    memset(fr, 'f', sizeof fr - 1);
+    const char *const fields[] = {"Cache-Control", "max-age=60", "Vary", "Accept-Language",
+                                  NULL};
+    struct orig_route rde = {.fields = fields, .body = de};
+    struct orig_route rfr = {.fields = fields, .body = fr};
+    struct proxy *p = start_small(h, dir, sizeof dir);
+    orig_route(h->origin, "/lang", &rde);
+    get_lang(p, "/lang", "de", "MISS", de);
+    orig_route(h->origin, "/lang", &rfr);
+    get_lang(p, "/lang", "fr", "MISS", fr);
+    get_lang(p, "/lang", "de", "HIT", de); /* used: the clock passes it over once */
+    get_pattern(p, "/big/4000?n=0", NULL, 0, 4000, "MISS"); /* fr leaves memory */
+    assert_true(wait_records(dir, 3, 10.0));
+    settle();
+    get_lang(p, "/lang", "fr", "HIT", fr);
+    get_lang(p, "/lang", "de", "HIT", de);
+    assert_int_equal(orig_count(h->origin, "/lang"), 2);
+    assert_int_equal(hx_proxy_stop(p), 0);
+}
+
 /* An invalidation reaches every Vary variant on disk, also those evicted from memory
  * (whose vary keys this process no longer knows): none comes back after a restart,
  * while the variant of another URL, evicted alike, does. */
@@ -901,6 +929,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replaced_then_evicted_not_read_back, hx_setup,
                                         hx_teardown),
         cmocka_unit_test_setup_teardown(test_evicted_variants_served_from_disk, hx_setup,
+                                        hx_teardown),
+        cmocka_unit_test_setup_teardown(test_evicted_variant_beside_one_in_memory, hx_setup,
                                         hx_teardown),
         cmocka_unit_test_setup_teardown(test_damaged_record_not_read_back, hx_setup,
                                         hx_teardown),

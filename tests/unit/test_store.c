@@ -501,6 +501,15 @@ static void test_read_one(void **state)
     entry_unref(got);
     assert_int_equal(store_read(s, "http://o/none", "", &got), CP_ERR_NOT_FOUND);
     assert_null(got);
+    /* Within a length: a longer record is not read, and its length is told. */
+    size_t left = 0;
+    assert_int_equal(store_read_within(s, "http://o/one", "", 10, false, &left, &got),
+                     CP_ERR_TOO_LARGE);
+    assert_null(got);
+    assert_int_equal(left, record_size(a));
+    assert_int_equal(store_read_within(s, "http://o/one", "", left, false, &left, &got), CP_OK);
+    assert_int_equal(left, 0);
+    entry_unref(got);
     assert_int_equal(store_read(s, "http://o/one", "other variant", &got), CP_ERR_NOT_FOUND);
 
     /* A damaged record is never handed out, and is forgotten; its neighbours stay. */

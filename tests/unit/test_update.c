@@ -247,6 +247,59 @@ static void test_long_variant_read_later(void **state)
     hdrs_free(&fr);
 }
 
+/* A Vary miss reads the selected variant's record alone: one in memory, the other on
+ * disk only (evicted), the request for the other is answered from disk; a long one is
+ * left for a later read, which brings it. */
+static void test_vary_miss_reads_variant(void **state)
+{
+    struct upfix *f = *state;
+    write_variant(f, "http://o.test/x", "fr", 10);
+    write_variant(f, "http://o.test/x", "it", UPDATE_READ_BACK_MAX + 1);
+    struct hdrs de, fr, it;
+    hdrs_init(&de);
+    hdrs_init(&fr);
+    hdrs_init(&it);
+    assert_int_equal(hdrs_add(&de, "Accept-Language", "de"), CP_OK);
+    assert_int_equal(hdrs_add(&fr, "Accept-Language", "fr"), CP_OK);
+    assert_int_equal(hdrs_add(&it, "Accept-Language", "it"), CP_OK);
+    /* de comes from the origin: in memory only, with its Vary. */
+    struct fetch_result res = answer(200, "deutsch", "Cache-Control", "max-age=60", "Vary",
+                                     "Accept-Language", NULL);
+    bool stored = false;
+    entry_unref(update_from_response(&f->up, "http://o.test/x", "GET", &de, &res, &stored));
+    fetch_result_free(&res);
+    assert_true(stored);
+    assert_int_equal(cache_count(f->cache), 1);
+
+    bool known = false, later = true;
+    struct entry *got = update_lookup(&f->up, "http://o.test/x", &fr, &known, &later);
+    assert_non_null(got); /* read back, not a Vary miss */
+    assert_int_equal(got->body_len, 10);
+    assert_false(later);
+    entry_unref(got);
+    assert_int_equal(cache_count(f->cache), 2);
+
+    assert_null(update_lookup(&f->up, "http://o.test/x", &it, &known, &later));
+    assert_true(known);
+    assert_true(later);
+    assert_int_equal(update_read_back(&f->up, "http://o.test/x", &it), 2);
+    got = update_lookup(&f->up, "http://o.test/x", &it, NULL, &later);
+    assert_non_null(got);
+    assert_int_equal(got->body_len, UPDATE_READ_BACK_MAX + 1);
+    entry_unref(got);
+
+    struct hdrs es;
+    hdrs_init(&es);
+    assert_int_equal(hdrs_add(&es, "Accept-Language", "es"), CP_OK);
+    assert_null(update_lookup(&f->up, "http://o.test/x", &es, &known, &later)); /* none */
+    assert_true(known);
+    assert_false(later);
+    hdrs_free(&es);
+    hdrs_free(&de);
+    hdrs_free(&fr);
+    hdrs_free(&it);
+}
+
 /* A record longer than memory can hold is not one to read later: memory would refuse
  * it, and the origin answers as for any response too large to keep. */
 static void test_record_beyond_memory_not_read_later(void **state)
@@ -320,7 +373,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lookup_after_invalidation, upfix_setup, upfix_teardown),
         cmocka_unit_test_setup_teardown(test_long_record_read_back_while_loading_only, upfix_setup,
                                         upfix_teardown),
-        cmocka_unit_test_setup_teardown(test_long_variant_read_later, upfix_setup, upfix_teardown),
+        cmocka_unit_test_setup_teardown(test_long_variant_read_later, upfix_setup,
+                                        upfix_teardown),
+        cmocka_unit_test_setup_teardown(test_vary_miss_reads_variant, upfix_setup,
+                                        upfix_teardown),
         cmocka_unit_test_setup_teardown(test_record_beyond_memory_not_read_later, upfix_setup,
                                         upfix_teardown),
         cmocka_unit_test_setup_teardown(test_refresh_started_once, upfix_setup, upfix_teardown),

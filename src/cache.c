@@ -396,6 +396,11 @@ static bool table_forget(struct cache *c, struct node *v)
         found = true;
         break;
     }
+    /* Evicted while the disk loads: a copy the load still brings of this key is no
+     * newer than what memory had, so the key is marked as by a removal (read under the
+     * lock, as cache_remove does), and the slot stays for the mark. */
+    if (found && atomic_load(&c->loading))
+        s->gone = true;
     if (s != NULL && s->n == 0 && !s->gone) {
         HASH_DEL(st->table, s);
         slot_free(s);

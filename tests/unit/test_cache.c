@@ -591,6 +591,37 @@ static void assert_evicted(const struct evictions *ev, const char *const *want, 
         assert_string_equal(ev->keys[i], want[i]);
 }
 
+/* While the disk loads, a response stored afresh and then evicted keeps the older copy
+ * the load brings afterwards out of memory; once the load ends, copies get in again. */
+static void test_evicted_while_loading_keeps_older_copy_out(void **state)
+{
+    (void)state;
+    struct cache *c;
+    struct entry *probe = numbered(0);
+    size_t one = cache_entry_size(probe);
+    entry_unref(probe);
+    assert_int_equal(cache_new(NULL, 2 * one, &c), CP_OK); /* two fit */
+    struct hdrs none;
+    hdrs_init(&none);
+    cache_load_begin(c);
+    struct entry *fresh = numbered(0);
+    fresh->response_time = 2000;
+    assert_int_equal(cache_insert(c, fresh), CP_OK);
+    insert_numbered(c, 1);
+    insert_numbered(c, 2); /* 00 goes */
+    assert_false(has_numbered(c, 0));
+    struct entry *older = numbered(0);
+    older->response_time = 1000;
+    assert_int_equal(cache_insert_loaded(c, older), CP_ERR_SUPERSEDED);
+    assert_false(has_numbered(c, 0));
+    cache_load_end(c);
+    assert_int_equal(cache_insert_loaded(c, older), CP_OK);
+    assert_true(has_numbered(c, 0));
+    entry_unref(fresh);
+    entry_unref(older);
+    cache_free(c);
+}
+
 static void test_entry_size(void **state)
 {
     (void)state;
@@ -970,6 +1001,7 @@ int main(void)
         cmocka_unit_test(test_eviction_second_chance),
         cmocka_unit_test(test_replacement_not_evicted_twice),
         cmocka_unit_test(test_invalidated_while_loading),
+        cmocka_unit_test(test_evicted_while_loading_keeps_older_copy_out),
         cmocka_unit_test(test_too_large_refused),
         cmocka_unit_test(test_evicted_entry_stays_readable),
         cmocka_unit_test(test_bound_under_concurrency),

@@ -30,6 +30,7 @@ struct node {
     struct node *prev, *next; /* circular clock list */
     bool on_clock;
     struct node *victim_next;
+    bool fresh;               /* stored by cache_insert, not a copy from disk */
 };
 
 struct slot {
@@ -396,10 +397,12 @@ static bool table_forget(struct cache *c, struct node *v)
         found = true;
         break;
     }
-    /* Evicted while the disk loads: a copy the load still brings of this key is no
-     * newer than what memory had, so the key is marked as by a removal (read under the
-     * lock, as cache_remove does), and the slot stays for the mark. */
-    if (found && atomic_load(&c->loading))
+    /* A fresh response evicted while the disk loads: a copy the load still brings of
+     * this key is no newer, so the key is marked as by a removal (`loading` read under
+     * the lock, as cache_remove does) and the slot stays for the mark. Copies from disk
+     * leave none: the load evicts them by the thousand when the disk holds more than
+     * memory, and brings each key once. */
+    if (found && v->fresh && atomic_load(&c->loading))
         s->gone = true;
     if (s != NULL && s->n == 0 && !s->gone) {
         HASH_DEL(st->table, s);
@@ -447,6 +450,7 @@ static cp_err insert(struct cache *c, struct entry *e, bool loaded, const uint64
     struct node *n = node_new(e);
     if (n == NULL)
         return CP_ERR_NOMEM;
+    n->fresh = !loaded;
     if (c->max_bytes != 0 && n->size > c->max_bytes) {
         entry_unref(n->e);
         free(n);

@@ -85,8 +85,8 @@ cp_err cache_insert_then(struct cache *c, struct entry *e,
 
 /* While the disk is being loaded, a copy read from disk may reach the cache after the
  * response was invalidated (cache_remove), or stored afresh and evicted, meanwhile.
- * Between cache_load_begin and cache_load_end, cache_remove and an eviction leave a
- * mark on the key, and cache_insert_loaded
+ * Between cache_load_begin and cache_load_end, cache_remove and the eviction of a
+ * response stored by cache_insert leave a mark on the key, and cache_insert_loaded
  * refuses a copy from disk for a marked key (CP_ERR_SUPERSEDED), as it refuses one no
  * newer (response_time) than the variant stored; otherwise it is cache_insert.
  * cache_load_end drops the marks. None fails: when memory for a mark runs out, every

@@ -614,11 +614,19 @@ static void test_evicted_while_loading_keeps_older_copy_out(void **state)
     older->response_time = 1000;
     assert_int_equal(cache_insert_loaded(c, older), CP_ERR_SUPERSEDED);
     assert_false(has_numbered(c, 0));
+    /* A copy from disk evicted meanwhile leaves no mark: the load evicts its own. */
+    struct entry *loaded = numbered(5);
+    assert_int_equal(cache_insert_loaded(c, loaded), CP_OK);
+    insert_numbered(c, 6);
+    insert_numbered(c, 7); /* 05 goes */
+    assert_false(has_numbered(c, 5));
+    assert_int_equal(cache_insert_loaded(c, loaded), CP_OK);
     cache_load_end(c);
     assert_int_equal(cache_insert_loaded(c, older), CP_OK);
     assert_true(has_numbered(c, 0));
     entry_unref(fresh);
     entry_unref(older);
+    entry_unref(loaded);
     cache_free(c);
 }
 

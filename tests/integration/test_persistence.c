@@ -528,24 +528,34 @@ static void test_replaced_then_evicted_not_read_back(void **state)
     assert_int_equal(hx_proxy_stop(p), 0);
 }
 
+/* The answers of /lang for de and for fr (Vary: Accept-Language), 4000 bytes each. */
+static char de[4001], fr[4001];
+
+/* Starts a proxy as start_small does and stores /lang for de, then for fr (misses: the
+ * origin answers fr differently). */
+static struct proxy *start_two_variants(struct hx *h, char *dir, size_t dir_len)
+{
+    memset(de, 'd', sizeof de - 1);
+    memset(fr, 'f', sizeof fr - 1);
+    static const char *const fields[] = {"Cache-Control", "max-age=60", "Vary",
+                                         "Accept-Language", NULL};
+    static struct orig_route rde = {.fields = fields, .body = de};
+    static struct orig_route rfr = {.fields = fields, .body = fr};
+    struct proxy *p = start_small(h, dir, dir_len);
+    orig_route(h->origin, "/lang", &rde);
+    get_lang(p, "/lang", "de", "MISS", de);
+    orig_route(h->origin, "/lang", &rfr);
+    get_lang(p, "/lang", "fr", "MISS", fr);
+    return p;
+}
+
 /* Variants evicted from memory come back from disk too, each to the request that
  * selects it (Vary), without asking the origin. */
 static void test_evicted_variants_served_from_disk(void **state)
 {
     struct hx *h = *state;
     char dir[512];
-    static char de[4001], fr[4001];
-    memset(de, 'd', sizeof de - 1);
-    memset(fr, 'f', sizeof fr - 1);
-    const char *const fields[] = {"Cache-Control", "max-age=60", "Vary", "Accept-Language",
-                                  NULL};
-    struct orig_route rde = {.fields = fields, .body = de};
-    struct orig_route rfr = {.fields = fields, .body = fr};
-    struct proxy *p = start_small(h, dir, sizeof dir);
-    orig_route(h->origin, "/lang", &rde);
-    get_lang(p, "/lang", "de", "MISS", de);
-    orig_route(h->origin, "/lang", &rfr); /* the origin answers fr differently */
-    get_lang(p, "/lang", "fr", "MISS", fr);
+    struct proxy *p = start_two_variants(h, dir, sizeof dir);
     char path[32];
     for (int i = 0; i < 3; i++) { /* 5 x 4000 bytes do not fit in 12 KiB: both leave */
         snprintf(path, sizeof path, "/big/4000?n=%d", i);
@@ -566,18 +576,7 @@ static void test_evicted_variant_beside_one_in_memory(void **state)
 {
     struct hx *h = *state;
     char dir[512];
-    static char de[4001], fr[4001];
-    memset(de, 'd', sizeof de - 1);
-    memset(fr, 'f', sizeof fr - 1);
-    const char *const fields[] = {"Cache-Control", "max-age=60", "Vary", "Accept-Language",
-                                  NULL};
-    struct orig_route rde = {.fields = fields, .body = de};
-    struct orig_route rfr = {.fields = fields, .body = fr};
-    struct proxy *p = start_small(h, dir, sizeof dir);
-    orig_route(h->origin, "/lang", &rde);
-    get_lang(p, "/lang", "de", "MISS", de);
-    orig_route(h->origin, "/lang", &rfr);
-    get_lang(p, "/lang", "fr", "MISS", fr);
+    struct proxy *p = start_two_variants(h, dir, sizeof dir);
     get_lang(p, "/lang", "de", "HIT", de); /* used: the clock passes it over once */
     get_pattern(p, "/big/4000?n=0", NULL, 0, 4000, "MISS"); /* fr leaves memory */
     assert_true(wait_records(dir, 3, 10.0));

@@ -1143,6 +1143,18 @@ static cp_err read_record(struct store *s, const struct recindex_slot *slot, uin
     return err;
 }
 
+/* Takes `lock` for a look at the index, in the generation in force: waiting for it if
+ * `wait`, else false at once when it is busy (the writer may hold it for a while). */
+static bool lock_for_reading(struct store *s, bool wait)
+{
+    if (wait)
+        pthread_mutex_lock(&s->lock);
+    else if (pthread_mutex_trylock(&s->lock) != 0)
+        return false;
+    sync_gen_locked(s);
+    return true;
+}
+
 cp_err store_read_within(struct store *s, const char *key, const char *vary_key,
                          size_t max_len, bool wait, size_t *len_left, struct entry **out)
 {
@@ -1150,11 +1162,8 @@ cp_err store_read_within(struct store *s, const char *key, const char *vary_key,
     if (len_left != NULL)
         *len_left = 0;
     struct diskfmt_hash h = diskfmt_key_hash(key, strlen(key), vary_key, strlen(vary_key));
-    if (wait)
-        pthread_mutex_lock(&s->lock);
-    else if (pthread_mutex_trylock(&s->lock) != 0)
+    if (!lock_for_reading(s, wait))
         return CP_ERR_NOT_FOUND;
-    sync_gen_locked(s);
     struct recindex_slot *sl = recindex_find(&s->ix, &h);
     struct recindex_slot at = sl != NULL ? *sl : (struct recindex_slot){0};
     uint64_t gen = s->index_gen;
@@ -1183,11 +1192,8 @@ size_t store_read_variants(struct store *s, const char *key, size_t max_len, boo
     if (max > STORE_MAX_VARIANTS)
         max = STORE_MAX_VARIANTS;
     struct diskfmt_hash h = diskfmt_key_hash(key, strlen(key), "", 0);
-    if (wait)
-        pthread_mutex_lock(&s->lock);
-    else if (pthread_mutex_trylock(&s->lock) != 0)
+    if (!lock_for_reading(s, wait))
         return 0;
-    sync_gen_locked(s);
     size_t found = recindex_find_lo(&s->ix, h.lo, at, max);
     uint64_t gen = s->index_gen;
     pthread_mutex_unlock(&s->lock);

@@ -151,6 +151,30 @@ void update_invalidate(const struct updater *u, const char *url, const char *hos
     }
 }
 
+/* Stores in memory the copy `e` read from disk (and drops the caller's reference),
+ * refused if its key was fetched anew, invalidated or cleared since `changes` was
+ * taken: then memory is right as it is. */
+static void keep_read(const struct updater *u, struct entry *e, uint64_t changes)
+{
+    entry_pack(e);
+    (void)cache_insert_read(u->cache, e, changes);
+    entry_unref(e);
+}
+
+/* Whether the disk's records of `key` may be read back now, taking into *changes the
+ * count that keep_read needs. The count is taken before the disk is looked at (not
+ * before the memory lookup, which hits need not pay for): a change made since is either
+ * counted there, or made before, and then its disk operation, queued with it under the
+ * key's lock, is pending here or applied to the store's index already. A write or
+ * removal on its way to the disk would not stop the store from finding the record it
+ * replaces or removes (memory may have evicted the newer copy already): until it gets
+ * there, the origin answers instead. */
+static bool disk_may_answer(const struct updater *u, const char *key, uint64_t *changes)
+{
+    *changes = cache_changes(u->cache, key);
+    return u->mirror == NULL || !mirror_pending(u->mirror, key);
+}
+
 /* Reads back from disk the variants of `key` no longer than `max_len` bytes (waiting
  * for a busy store if `wait`) and stores them in memory; *shortest_left as for
  * store_read_variants. Returns how many it read (memory may have refused some). */
@@ -159,27 +183,15 @@ static size_t read_back(const struct updater *u, const char *key, size_t max_len
 {
     if (shortest_left != NULL)
         *shortest_left = 0;
-    /* Taken before the disk is looked at (not before the memory lookup, which hits need
-     * not pay for): a change made since is either counted here, or made before, and
-     * then its disk operation, queued with it under the key's lock, is pending below
-     * or applied to the store's index already. */
-    uint64_t changes = cache_changes(u->cache, key);
-    /* A write or removal on its way to the disk would not stop the store from finding
-     * the record it replaces or removes (memory may have evicted the newer copy
-     * already): until it gets there, the origin answers instead. */
-    if (u->mirror != NULL && mirror_pending(u->mirror, key))
+    uint64_t changes;
+    if (!disk_may_answer(u, key, &changes))
         return 0;
     /* Every variant: which one the request selects is the cache's to tell (Vary). */
     struct entry *found[CACHE_MAX_VARIANTS];
     size_t n = store_read_variants(u->store, key, max_len, wait, shortest_left, found,
                                    CACHE_MAX_VARIANTS);
-    for (size_t i = 0; i < n; i++) {
-        entry_pack(found[i]);
-        /* Refused if fetched anew, invalidated or cleared meanwhile: then memory is
-         * right as it is. */
-        (void)cache_insert_read(u->cache, found[i], changes);
-        entry_unref(found[i]);
-    }
+    for (size_t i = 0; i < n; i++)
+        keep_read(u, found[i], changes);
     return n;
 }
 
@@ -191,31 +203,25 @@ static size_t memory_bound(const struct updater *u, size_t max_len)
 }
 
 /* A Vary miss: other variants of `key` are in memory, not the one `request` selects.
- * Only its record is looked for on disk, the Vary of the newest variant in memory
- * telling which; the rest as update_lookup. */
+ * Only its record is looked for on disk (the Vary of the newest variant in memory tells
+ * which), as read_back does; *left is the record's length if it is longer than
+ * `max_len` and so left unread. Returns the variant, or NULL. */
 static struct entry *read_variant_back(const struct updater *u, const char *key,
-                                       const struct hdrs *request, bool loading,
-                                       bool *read_later)
+                                       const struct hdrs *request, size_t max_len,
+                                       bool wait, size_t *left)
 {
     struct entry *e = NULL;
     char *vary = cache_vary(u->cache, key), *vary_key = NULL;
     if (vary == NULL || http_vary_key(vary, request, &vary_key) != CP_OK)
         goto out;
-    uint64_t changes = cache_changes(u->cache, key); /* as in read_back */
-    if (u->mirror != NULL && mirror_pending(u->mirror, key))
+    uint64_t changes;
+    if (!disk_may_answer(u, key, &changes))
         goto out;
-    size_t left = 0;
     struct entry *found = NULL;
-    size_t max_len = memory_bound(u, loading ? SIZE_MAX : UPDATE_READ_BACK_MAX);
-    if (store_read_within(u->store, key, vary_key, max_len, loading, &left, &found) ==
-        CP_OK) {
-        entry_pack(found);
-        (void)cache_insert_read(u->cache, found, changes);
-        entry_unref(found);
+    if (store_read_within(u->store, key, vary_key, max_len, wait, left, &found) == CP_OK) {
+        keep_read(u, found, changes);
         e = cache_lookup(u->cache, key, request, NULL);
     }
-    if (read_later != NULL)
-        *read_later = e == NULL && left != 0 && left <= memory_bound(u, SIZE_MAX);
 out:
     free(vary);
     free(vary_key);
@@ -233,17 +239,16 @@ struct entry *update_lookup(const struct updater *u, const char *key,
         *uri_known = known;
     if (e != NULL || u->store == NULL)
         return e;
-    bool loading = u->loading != NULL && atomic_load(u->loading);
-    if (known)
-        return read_variant_back(u, key, request, loading, read_later);
     /* While loading, a restart must turn no response into a miss: wait for the store. */
+    bool loading = u->loading != NULL && atomic_load(u->loading);
     size_t max_len = memory_bound(u, loading ? SIZE_MAX : UPDATE_READ_BACK_MAX);
-    size_t shortest_left = 0;
-    size_t n = read_back(u, key, max_len, loading, &shortest_left);
-    bool later = shortest_left != 0 && shortest_left <= memory_bound(u, SIZE_MAX);
-    e = n > 0 ? cache_lookup(u->cache, key, request, uri_known) : NULL;
+    size_t left = 0; /* the shortest record left unread for its length */
+    if (known)
+        e = read_variant_back(u, key, request, max_len, loading, &left);
+    else if (read_back(u, key, max_len, loading, &left) > 0)
+        e = cache_lookup(u->cache, key, request, uri_known);
     if (read_later != NULL)
-        *read_later = e == NULL && later;
+        *read_later = e == NULL && left != 0 && left <= memory_bound(u, SIZE_MAX);
     return e;
 }
 

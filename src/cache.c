@@ -1,5 +1,5 @@
-/* The in-memory cache (see cache.h): a fixed number of stripes, each a uthash table
- * under its own mutex, so lookups on different keys rarely contend, and one clock list
+/* The in-memory cache (see cache.h): a fixed number of stripes, each a hash index of
+ * keys under its own mutex, so lookups on different keys rarely contend, and one clock list
  * of every stored variant, in insertion order, that eviction walks. */
 #include "cache.h"
 
@@ -9,11 +9,8 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "hindex.h"
 #include "http.h"
-
-#undef uthash_fatal
-#define uthash_fatal(msg) abort() /* only on allocation failure of the bucket array */
-#include <uthash.h>
 
 #define CACHE_STRIPES 64 /* 2^6, indexed by the hash's top 6 bits */
 
@@ -34,17 +31,16 @@ struct node {
 };
 
 struct slot {
-    char *key;             /* owned; the uthash key */
     struct node **variants;
     size_t n, cap;
     bool gone;             /* invalidated while the disk loads: no copy from disk (a slot
                               with no variant is kept for this mark alone) */
-    UT_hash_handle hh;
+    char key[];            /* in the slot: one cache line fewer to compare it */
 };
 
 struct stripe {
     pthread_mutex_t lock;
-    struct slot *table;
+    struct hindex table;   /* of struct slot, by the key's hash (stripe_for) */
     size_t entries;
     /* Fresh inserts and removals of this stripe's keys so far, counted under `lock`
      * (read without it by cache_changes): a copy read from disk meanwhile is refused. */
@@ -196,11 +192,38 @@ static struct node *clock_evict_locked(struct cache *c, const struct node *keep)
     return victims;
 }
 
+/* A slot for `key` (`len` bytes), with no variant; NULL when out of memory. */
+static struct slot *slot_new(const char *key, size_t len)
+{
+    struct slot *s = calloc(1, sizeof *s + len + 1);
+    if (s != NULL)
+        memcpy(s->key, key, len + 1);
+    return s;
+}
+
 static void slot_free(struct slot *s)
 {
     free(s->variants);
-    free(s->key);
     free(s);
+}
+
+static bool slot_is(const void *item, const void *key)
+{
+    return strcmp(((const struct slot *)item)->key, key) == 0;
+}
+
+/* The slot of `key` (whose hash is `hash`) in the stripe, or NULL. Caller holds the
+ * stripe's lock. */
+static struct slot *slot_find(struct stripe *st, uint64_t hash, const char *key)
+{
+    return hindex_find(&st->table, hash, slot_is, key);
+}
+
+/* Takes `s` out of the stripe's table and frees it. Caller holds the stripe's lock. */
+static void slot_drop(struct stripe *st, uint64_t hash, struct slot *s)
+{
+    hindex_remove(&st->table, hash, s);
+    slot_free(s);
 }
 
 /* Takes every node of the stripe's table off the clock, empties the table and releases
@@ -208,21 +231,25 @@ static void slot_free(struct slot *s)
 static size_t stripe_clear_locked(struct cache *c, struct stripe *st)
 {
     size_t n = st->entries;
-    struct slot *s, *tmp;
+    struct hindex *t = &st->table;
     pthread_mutex_lock(&c->clock_lock);
-    HASH_ITER(hh, st->table, s, tmp) {
-        for (size_t i = 0; i < s->n; i++)
+    for (size_t k = 0; k < t->cap; k++) {
+        struct slot *s = t->cells[k].item;
+        for (size_t i = 0; s != NULL && i < s->n; i++)
             if (clock_unlink_locked(c, s->variants[i]))
                 node_release(s->variants[i]);
     }
     clock_publish_locked(c);
     pthread_mutex_unlock(&c->clock_lock);
-    HASH_ITER(hh, st->table, s, tmp) {
-        HASH_DEL(st->table, s);
+    for (size_t k = 0; k < t->cap; k++) {
+        struct slot *s = t->cells[k].item;
+        if (s == NULL)
+            continue;
         for (size_t i = 0; i < s->n; i++)
             node_release(s->variants[i]);
         slot_free(s);
     }
+    hindex_free(t);
     st->entries = 0;
     return n;
 }
@@ -307,7 +334,7 @@ uint64_t cache_generation(struct cache *c) { return sync_generation(c); }
 static struct stripe *stripe_for(struct cache *c, const char *key, size_t len, uint64_t *hash)
 {
     *hash = XXH3_64bits(key, len);
-    /* High bits pick the stripe: uthash picks its buckets from the low ones. */
+    /* High bits pick the stripe: the stripe's index picks its cells by the low ones. */
     return &c->stripes[*hash >> 58];
 }
 
@@ -337,8 +364,7 @@ struct entry *cache_lookup(struct cache *c, const char *key, const struct hdrs *
     struct entry *found = NULL;
 
     pthread_mutex_lock(&st->lock);
-    struct slot *s = NULL;
-    HASH_FIND_BYHASHVALUE(hh, st->table, key, len, (unsigned)hash, s);
+    struct slot *s = slot_find(st, hash, key);
     if (s != NULL) {
         /* Newest first: of several variants that match (one stored without Vary among
          * them), the most recent answers (RFC 9111 section 4.1). */
@@ -367,8 +393,7 @@ char *cache_vary(struct cache *c, const char *key)
     struct stripe *st = stripe_for(c, key, len, &hash);
     char *vary = NULL;
     pthread_mutex_lock(&st->lock);
-    struct slot *s = NULL;
-    HASH_FIND_BYHASHVALUE(hh, st->table, key, len, (unsigned)hash, s);
+    struct slot *s = slot_find(st, hash, key);
     if (s != NULL && s->n > 0 && hdrs_join(&s->variants[0]->e->headers, "Vary", &vary) != CP_OK)
         vary = NULL;
     pthread_mutex_unlock(&st->lock);
@@ -385,8 +410,7 @@ static bool table_forget(struct cache *c, struct node *v)
     bool found = false;
 
     pthread_mutex_lock(&st->lock);
-    struct slot *s = NULL;
-    HASH_FIND_BYHASHVALUE(hh, st->table, v->e->key, len, (unsigned)hash, s);
+    struct slot *s = slot_find(st, hash, v->e->key);
     for (size_t i = 0; s != NULL && i < s->n; i++) {
         if (s->variants[i] != v)
             continue;
@@ -404,10 +428,8 @@ static bool table_forget(struct cache *c, struct node *v)
      * memory, and brings each key once. */
     if (found && v->fresh && atomic_load(&c->loading))
         s->gone = true;
-    if (s != NULL && s->n == 0 && !s->gone) {
-        HASH_DEL(st->table, s);
-        slot_free(s);
-    }
+    if (s != NULL && s->n == 0 && !s->gone)
+        slot_drop(st, hash, s);
     pthread_mutex_unlock(&st->lock);
     if (found)
         node_release(v); /* the table's hold; we still have the clock's */
@@ -464,20 +486,20 @@ static cp_err insert(struct cache *c, struct entry *e, bool loaded, const uint64
     bool old_off_clock = false;
 
     pthread_mutex_lock(&st->lock);
-    struct slot *s = NULL;
-    HASH_FIND_BYHASHVALUE(hh, st->table, e->key, len, (unsigned)hash, s);
+    struct slot *s = slot_find(st, hash, e->key);
     /* Changes are counted under this lock: one to this key either comes after this
      * insert or is seen here. */
     if ((loaded && ((s != NULL && s->gone) || atomic_load(&c->marks_lost))) ||
         (since != NULL && atomic_load(&st->changes) != *since))
         goto superseded; /* invalidated since the disk was read */
     if (s == NULL) {
-        s = calloc(1, sizeof *s);
-        if (s == NULL || (s->key = strdup(e->key)) == NULL) {
-            free(s);
+        s = slot_new(e->key, len);
+        if (s == NULL)
+            goto nomem;
+        if (hindex_add(&st->table, hash, s) != CP_OK) {
+            slot_free(s);
             goto nomem;
         }
-        HASH_ADD_KEYPTR_BYHASHVALUE(hh, st->table, s->key, len, (unsigned)hash, s);
     }
     for (size_t i = 0; i < s->n; i++) {
         const char *other = s->variants[i]->e->vary_key ? s->variants[i]->e->vary_key : "";
@@ -504,10 +526,8 @@ static cp_err insert(struct cache *c, struct entry *e, bool loaded, const uint64
             size_t cap = s->cap ? s->cap * 2 : 2;
             struct node **v = realloc(s->variants, cap * sizeof *v);
             if (v == NULL) {
-                if (s->n == 0 && !s->gone) {
-                    HASH_DEL(st->table, s);
-                    slot_free(s);
-                }
+                if (s->n == 0 && !s->gone)
+                    slot_drop(st, hash, s);
                 goto nomem;
             }
             s->variants = v;
@@ -597,19 +617,18 @@ static size_t remove_key(struct cache *c, const char *key,
     atomic_fetch_add(&st->changes, 1);
     if (then != NULL)
         then(then_arg, key);
-    struct slot *s = NULL;
-    HASH_FIND_BYHASHVALUE(hh, st->table, key, len, (unsigned)hash, s);
+    struct slot *s = slot_find(st, hash, key);
     if (s == NULL && keep) {
         /* Not in memory, maybe not loaded yet: the mark keeps its disk copy out. */
-        s = calloc(1, sizeof *s);
-        if (s == NULL || (s->key = strdup(key)) == NULL) {
-            free(s);
+        s = slot_new(key, len);
+        if (s != NULL && hindex_add(&st->table, hash, s) != CP_OK) {
+            slot_free(s);
             s = NULL;
-            atomic_store(&c->marks_lost, true);
-        } else {
-            s->gone = true;
-            HASH_ADD_KEYPTR_BYHASHVALUE(hh, st->table, s->key, len, (unsigned)hash, s);
         }
+        if (s == NULL)
+            atomic_store(&c->marks_lost, true);
+        else
+            s->gone = true;
         pthread_mutex_unlock(&st->lock);
         return 0;
     }
@@ -631,7 +650,7 @@ static size_t remove_key(struct cache *c, const char *key,
             s->gone = true;
             s = NULL;
         } else {
-            HASH_DEL(st->table, s);
+            hindex_remove(&st->table, hash, s);
         }
     }
     pthread_mutex_unlock(&st->lock);
@@ -664,13 +683,17 @@ void cache_load_end(struct cache *c)
     for (size_t i = 0; i < CACHE_STRIPES; i++) {
         struct stripe *st = &c->stripes[i];
         pthread_mutex_lock(&st->lock);
-        struct slot *s, *tmp;
-        HASH_ITER(hh, st->table, s, tmp) {
-            s->gone = false;
-            if (s->n == 0) {
-                HASH_DEL(st->table, s);
+        /* A removal may move a later slot into cell k: k is looked at again. */
+        for (size_t k = 0; k < st->table.cap;) {
+            struct slot *s = st->table.cells[k].item;
+            if (s != NULL && s->n == 0) {
+                hindex_remove_at(&st->table, k);
                 slot_free(s);
+                continue;
             }
+            if (s != NULL)
+                s->gone = false;
+            k++;
         }
         pthread_mutex_unlock(&st->lock);
     }

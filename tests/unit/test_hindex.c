@@ -95,7 +95,7 @@ static void test_shared_hash(void **state)
  * form one run of cells: removing any one of them leaves all the others findable. */
 static void check_runs(const size_t *homes, size_t n)
 {
-    char keys[8][8];
+    char keys[8][24];
     assert_true(n <= 8);
     for (size_t victim = 0; victim < n; victim++) {
         struct hindex ix = {0};
@@ -141,7 +141,7 @@ static void test_walk_removing(void **state)
     (void)state;
     enum { N = 5000 };
     struct hindex ix = {0};
-    char (*keys)[12] = calloc(N, sizeof *keys);
+    char (*keys)[24] = calloc(N, sizeof *keys);
     assert_non_null(keys);
     for (size_t i = 0; i < N; i++) {
         snprintf(keys[i], sizeof keys[i], "%zu", i);
@@ -179,7 +179,7 @@ static void test_growth(void **state)
     (void)state;
     enum { N = 100000 };
     struct hindex ix = {0};
-    char (*keys)[12] = calloc(N, sizeof *keys);
+    char (*keys)[24] = calloc(N, sizeof *keys);
     assert_non_null(keys);
     for (size_t i = 0; i < N; i++) {
         snprintf(keys[i], sizeof keys[i], "%zu", i);

@@ -13,6 +13,7 @@
 #include "http.h"
 
 #define CACHE_STRIPES 64 /* 2^6, indexed by the hash's top 6 bits */
+#define CACHE_RECENT 64  /* changes whose keys each stripe remembers */
 
 /* One stored variant. The table and the clock list each hold it once (`holds`); the
  * evictor inherits the clock's hold for the victims it takes, so a victim stays valid
@@ -45,6 +46,11 @@ struct stripe {
     /* Fresh inserts and removals of this stripe's keys so far, counted under `lock`
      * (read without it by cache_changes): a copy read from disk meanwhile is refused. */
     _Atomic uint64_t changes;
+    /* The key hash of change k (from 0) is recent[k % CACHE_RECENT], for the last
+     * CACHE_RECENT changes: a copy is refused for a change to its own key, not to any
+     * key of the stripe, which under a load of misses would be nearly every copy that
+     * takes a while to read. Under `lock`. */
+    uint64_t recent[CACHE_RECENT];
 };
 
 /* Locking: a stripe lock may be held while taking the clock lock, never the reverse,
@@ -460,9 +466,32 @@ static void variant_place(struct slot *s, size_t i, struct node *n)
     s->variants[i] = n;
 }
 
+/* Counts a change (a fresh insert, a removal) to the key whose hash is `hash`. Caller
+ * holds the stripe's lock. */
+static void count_change(struct stripe *st, uint64_t hash)
+{
+    uint64_t k = atomic_load(&st->changes);
+    st->recent[k % CACHE_RECENT] = hash;
+    atomic_store(&st->changes, k + 1);
+}
+
+/* Whether the key whose hash is `hash` may have changed since the stripe's count was
+ * `since`: it did, or too many changes came since to tell. Caller holds the lock. */
+static bool changed_since(const struct stripe *st, uint64_t hash, uint64_t since)
+{
+    uint64_t now = atomic_load(&st->changes);
+    if (now - since > CACHE_RECENT)
+        return true;
+    for (uint64_t k = since; k != now; k++)
+        if (st->recent[k % CACHE_RECENT] == hash)
+            return true;
+    return false;
+}
+
 /* `loaded`: a copy from disk, refused when marked (see cache_load_begin); `since`, if not
- * NULL: refused too if the stripe's count of changes is no longer *since. `then`, if not
- * NULL, is called with `e` under the stripe lock once it is stored. */
+ * NULL: refused too if the key changed since the stripe's count was *since
+ * (changed_since). `then`, if not NULL, is called with `e` under the stripe lock once it
+ * is stored. */
 static cp_err insert(struct cache *c, struct entry *e, bool loaded, const uint64_t *since,
                      void (*then)(void *arg, struct entry *e), void *then_arg)
 {
@@ -490,7 +519,7 @@ static cp_err insert(struct cache *c, struct entry *e, bool loaded, const uint64
     /* Changes are counted under this lock: one to this key either comes after this
      * insert or is seen here. */
     if ((loaded && ((s != NULL && s->gone) || atomic_load(&c->marks_lost))) ||
-        (since != NULL && atomic_load(&st->changes) != *since))
+        (since != NULL && changed_since(st, hash, *since)))
         goto superseded; /* invalidated since the disk was read */
     if (s == NULL) {
         s = slot_new(e->key, len);
@@ -538,7 +567,7 @@ static cp_err insert(struct cache *c, struct entry *e, bool loaded, const uint64
         st->entries++;
     }
     if (!loaded)
-        atomic_fetch_add(&st->changes, 1);
+        count_change(st, hash);
     if (then != NULL)
         then(then_arg, e);
     pthread_mutex_lock(&c->clock_lock);
@@ -614,7 +643,7 @@ static size_t remove_key(struct cache *c, const char *key,
     pthread_mutex_lock(&st->lock);
     /* Read under the lock: cache_load_end drops the marks under it after clearing. */
     bool keep = atomic_load(&c->loading);
-    atomic_fetch_add(&st->changes, 1);
+    count_change(st, hash);
     if (then != NULL)
         then(then_arg, key);
     struct slot *s = slot_find(st, hash, key);

@@ -98,9 +98,10 @@ cp_err cache_insert_loaded(struct cache *c, struct entry *e);
 /* A response evicted from memory may be read back from disk. A removal (cache_remove)
  * or a fresh response (cache_insert) made while it was being read must win: read
  * cache_changes() for its key before looking on disk, and cache_insert_read refuses the
- * copy (CP_ERR_SUPERSEDED) if a change has been made since to that key or to another
- * that shares its lock (one in 64), and otherwise acts as cache_insert_loaded. Never
- * fails beyond cache_insert_loaded's errors. */
+ * copy (CP_ERR_SUPERSEDED) if a change has been made since to that key (or, when more
+ * than 64 changes were made meanwhile to the keys that share its lock, one in 64 of all,
+ * to any of them), and otherwise acts as cache_insert_loaded. Never fails beyond
+ * cache_insert_loaded's errors. */
 uint64_t cache_changes(struct cache *c, const char *key);
 cp_err cache_insert_read(struct cache *c, struct entry *e, uint64_t changes);
 

@@ -134,6 +134,38 @@ static void test_remove_in_wrapping_run(void **state)
     check_runs(homes, sizeof homes / sizeof *homes);
 }
 
+typedef char number_text[24];
+
+/* Adds the items "0" .. "n-1", each under spread(i), checking that the table never gets
+ * more than half full. Returns the items' texts, to free. */
+static number_text *add_numbers(struct hindex *ix, size_t n)
+{
+    number_text *keys = calloc(n, sizeof *keys);
+    assert_non_null(keys);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(keys[i], sizeof keys[i], "%zu", i);
+        assert_int_equal(hindex_add(ix, spread(i), keys[i]), CP_OK);
+        assert_true(ix->n * 2 <= ix->cap);
+    }
+    assert_int_equal(ix->n, n);
+    return keys;
+}
+
+/* Checks that of add_numbers' items exactly the odd ones are left, each found, and
+ * that walking the cells counts them. */
+static void assert_odd_left(const struct hindex *ix, number_text *keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *found = hindex_find(ix, spread(i), same_string, keys[i]);
+        if (i % 2 == 0)
+            assert_null(found);
+        else
+            assert_ptr_equal(found, keys[i]);
+    }
+    assert_int_equal(ix->n, n / 2);
+    assert_int_equal(walk_count(ix), n / 2);
+}
+
 /* A walk that removes every other item, looking at a cell again after a removal as
  * hindex.h says, leaves exactly the others, findable, in a table whose runs wrap. */
 static void test_walk_removing(void **state)
@@ -141,12 +173,7 @@ static void test_walk_removing(void **state)
     (void)state;
     enum { N = 5000 };
     struct hindex ix = {0};
-    char (*keys)[24] = calloc(N, sizeof *keys);
-    assert_non_null(keys);
-    for (size_t i = 0; i < N; i++) {
-        snprintf(keys[i], sizeof keys[i], "%zu", i);
-        assert_int_equal(hindex_add(&ix, spread(i), keys[i]), CP_OK);
-    }
+    number_text *keys = add_numbers(&ix, N);
     size_t seen_odd = 0;
     for (size_t k = 0; k < ix.cap;) {
         char *item = ix.cells[k].item;
@@ -159,15 +186,7 @@ static void test_walk_removing(void **state)
         k++;
     }
     assert_true(seen_odd >= N / 2); /* a wrapped run may show one again, never hide one */
-    assert_int_equal(ix.n, N / 2);
-    assert_int_equal(walk_count(&ix), N / 2);
-    for (size_t i = 0; i < N; i++) {
-        char *found = hindex_find(&ix, spread(i), same_string, keys[i]);
-        if (i % 2 == 0)
-            assert_null(found);
-        else
-            assert_ptr_equal(found, keys[i]);
-    }
+    assert_odd_left(&ix, keys, N);
     hindex_free(&ix);
     free(keys);
 }
@@ -179,24 +198,10 @@ static void test_growth(void **state)
     (void)state;
     enum { N = 100000 };
     struct hindex ix = {0};
-    char (*keys)[24] = calloc(N, sizeof *keys);
-    assert_non_null(keys);
-    for (size_t i = 0; i < N; i++) {
-        snprintf(keys[i], sizeof keys[i], "%zu", i);
-        assert_int_equal(hindex_add(&ix, spread(i), keys[i]), CP_OK);
-        assert_true(ix.n * 2 <= ix.cap);
-    }
-    assert_int_equal(ix.n, N);
+    number_text *keys = add_numbers(&ix, N);
     for (size_t i = 0; i < N; i += 2)
         assert_true(hindex_remove(&ix, spread(i), keys[i]));
-    for (size_t i = 0; i < N; i++) {
-        char *found = hindex_find(&ix, spread(i), same_string, keys[i]);
-        if (i % 2 == 0)
-            assert_null(found);
-        else
-            assert_ptr_equal(found, keys[i]);
-    }
-    assert_int_equal(walk_count(&ix), N / 2);
+    assert_odd_left(&ix, keys, N);
     hindex_free(&ix);
     free(keys);
 }

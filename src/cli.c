@@ -13,6 +13,7 @@
 #include <string.h>
 
 #define CLI_MAX_THREADS 1024u
+#define CLI_MAX_CONNECTIONS 1000000u
 /* Keeps timeouts in milliseconds within a 32-bit long. */
 #define CLI_MAX_TIMEOUT_S 1000000L
 /* Anything larger is surely a typo, and keeps default_ttl + now far from overflow. */
@@ -38,6 +39,7 @@ enum {
     OPT_MAX_MEMORY,
     OPT_MAX_DISK,
     OPT_SCHEDULING,
+    OPT_MAX_CONNECTIONS,
 };
 
 static const struct option long_opts[] = {
@@ -47,6 +49,7 @@ static const struct option long_opts[] = {
     {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
     {"default-ttl", required_argument, NULL, OPT_DEFAULT_TTL},
     {"threads", required_argument, NULL, OPT_THREADS},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
     {"bind", required_argument, NULL, OPT_BIND},
     {"origin-cacert", required_argument, NULL, OPT_ORIGIN_CACERT},
     {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
@@ -93,6 +96,9 @@ static const char usage_text[] =
     "                            serve a response up to SECONDS stale when the\n"
     "                            origin fails or answers 5xx (default: 0, off)\n"
     "  --threads N               request threads, 1-1024 (default: CPU count)\n"
+    "  --max-connections N       client connections at once, 1-1000000; more wait\n"
+    "                            to be accepted (default: as many as the open-file\n"
+    "                            limit allows, at most 10000)\n"
     "  --scheduling POLICY       batch: the proxy's threads hand work to one\n"
     "                            another in batches (SCHED_BATCH, the default);\n"
     "                            normal: they preempt other processes sooner\n"
@@ -311,6 +317,13 @@ static cp_err apply(int opt, const char *arg, struct config *cfg, char *why, siz
             return CP_ERR_BAD_NUMBER;
         }
         cfg->threads = (unsigned)u;
+        return CP_OK;
+    case OPT_MAX_CONNECTIONS:
+        if (!parse_u64(arg, CLI_MAX_CONNECTIONS, &u) || u == 0) {
+            say(why, why_len, "--max-connections '%s' (1-%u)", arg, CLI_MAX_CONNECTIONS);
+            return CP_ERR_BAD_NUMBER;
+        }
+        cfg->max_connections = (unsigned)u;
         return CP_OK;
     case OPT_BIND: {
         unsigned char buf[sizeof(struct in6_addr)];

@@ -30,6 +30,9 @@ struct config {
     int64_t default_ttl;         /* seconds, 0 = strict (also set by --strict) */
     int64_t serve_stale_on_error; /* seconds of staleness served when the origin fails */
     unsigned threads;            /* front-end threads */
+    unsigned max_connections;    /* client connections at once; 0: as many as the
+                                    open-file limit allows, at most
+                                    FDLIMIT_DEFAULT_CONNECTIONS (see fdlimit.h) */
     char *origin_cacert;         /* NULL: system CAs */
     long connect_timeout_ms;
     long origin_timeout_ms;

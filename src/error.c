@@ -13,6 +13,7 @@ static const char *const messages[CP_ERR__COUNT] = {
     [CP_ERR_BAD_ADDRESS] = "invalid bind address (must be an IPv4 or IPv6 address)",
     [CP_ERR_CACHE_DIR] = "cache directory is not usable",
     [CP_ERR_LISTEN] = "cannot listen (address or port already in use?)",
+    [CP_ERR_FILE_LIMIT] = "too few open files allowed (ulimit -n)",
     [CP_ERR_IO] = "input/output error",
     [CP_ERR_CORRUPT] = "corrupt cache file",
     [CP_ERR_VERSION] = "cache file of an unknown format version",

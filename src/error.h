@@ -14,6 +14,7 @@ typedef enum {
     CP_ERR_BAD_ADDRESS,    /* --bind is not an IP address */
     CP_ERR_CACHE_DIR,      /* cache directory cannot be created or written */
     CP_ERR_LISTEN,         /* the listening socket could not be opened (port in use) */
+    CP_ERR_FILE_LIMIT,     /* the open-file limit is too low for --max-connections */
     CP_ERR_IO,             /* a read/write/rename on disk failed */
     CP_ERR_CORRUPT,        /* a cache file fails its checks (magic, checksum, lengths) */
     CP_ERR_VERSION,        /* a cache file of a format version we do not read */

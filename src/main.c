@@ -16,6 +16,7 @@
 
 #include "cache.h"
 #include "cli.h"
+#include "fdlimit.h"
 #include "fetch.h"
 #include "headroom.h"
 #include "listener.h"
@@ -171,6 +172,37 @@ static bool load_wait(struct loader *l)
     return done;
 }
 
+/* Makes room among open files for the client connections (fdlimit.h): raises the soft
+ * limit, and with no --max-connections takes as many as fit, at most the default, the
+ * open files then allowed in *files. Returns the number, or 0 after reporting that the
+ * number asked for does not fit. */
+static unsigned connections_that_fit(const struct config *cfg, uint64_t *files)
+{
+    unsigned want = cfg->max_connections ? cfg->max_connections : FDLIMIT_DEFAULT_CONNECTIONS;
+    uint64_t have = 0;
+    *files = 0;
+    if (fdlimit_raise(fdlimit_files_for(want), &have) != CP_OK)
+        return want; /* cannot tell: accepting fails as the system says, then */
+    *files = have;
+    unsigned fit = fdlimit_connections_within(have, want);
+    if (fit == want)
+        return want;
+    char detail[160];
+    if (cfg->max_connections != 0) {
+        snprintf(detail, sizeof detail, "--max-connections %u needs %llu open files; %llu allowed",
+                 want, (unsigned long long)fdlimit_files_for(want), (unsigned long long)have);
+        report(CP_ERR_FILE_LIMIT, detail);
+        return 0;
+    }
+    if (fit == 0) {
+        snprintf(detail, sizeof detail, "%llu open files allowed; one connection needs %llu",
+                 (unsigned long long)have, (unsigned long long)fdlimit_files_for(1));
+        report(CP_ERR_FILE_LIMIT, detail);
+        return 0;
+    }
+    return fit;
+}
+
 static int serve(const struct config *cfg)
 {
     int rc = EXIT_RUNTIME;
@@ -195,6 +227,14 @@ static int serve(const struct config *cfg)
     if (cfg->batch_scheduling && scheduling_prefer_batches() != CP_OK)
         log_warn("cannot run under SCHED_BATCH (%s); going on under the normal policy",
                  strerror(errno));
+
+    struct config sized = *cfg; /* the same, with the connections that fit */
+    uint64_t files = 0;
+    if ((sized.max_connections = connections_that_fit(cfg, &files)) == 0)
+        return EXIT_RUNTIME;
+    bool fewer_connections = cfg->max_connections == 0 &&
+                             sized.max_connections < FDLIMIT_DEFAULT_CONNECTIONS;
+    cfg = &sized;
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         report(CP_ERR_INTERNAL, "libcurl failed to initialise");
@@ -264,6 +304,9 @@ static int serve(const struct config *cfg)
                  server_address(server), cfg->origin.prefix, cfg->cache_dir,
                  atomic_load(&loader.count));
     }
+    if (fewer_connections)
+        log_info("%llu open files allowed: at most %u client connections at once",
+                 (unsigned long long)files, cfg->max_connections);
 
     int sig = 0;
     sigwait(&stop_signals, &sig);

@@ -15,6 +15,7 @@
 #include "bytes.h"
 #include "collapse.h"
 #include "conditional.h"
+#include "fdlimit.h"
 #include "forward.h"
 #include "headroom.h"
 #include "http.h"
@@ -1090,6 +1091,9 @@ cp_err server_start(const struct config *cfg, int listen_fd, const char *address
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, /* first, so it sees every message */
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(cfg->threads > 1 ? cfg->threads : 0),
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(cfg->max_connections != 0
+                                                        ? cfg->max_connections
+                                                        : FDLIMIT_DEFAULT_CONNECTIONS),
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,

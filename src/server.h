@@ -17,7 +17,9 @@
 struct server;
 
 /* Starts answering on `listen_fd` (listener_open's, taken over: closed by server_stop,
- * or at once on failure; `address` is its text) with cfg->threads threads. `cfg`,
+ * or at once on failure; `address` is its text) with cfg->threads threads, accepting
+ * up to cfg->max_connections client connections at once (0: FDLIMIT_DEFAULT_CONNECTIONS;
+ * the caller makes room for them among open files, see fdlimit.h). `cfg`,
  * `cache`, `store` and `mirror` (both may be NULL: no disk mirror), `loading` (true
  * while the disk is still being loaded, may be NULL) and `fetcher` must outlive the
  * server. Returns CP_ERR_NOMEM, or CP_ERR_INTERNAL with the reason written to `why`. */

@@ -18,20 +18,14 @@
 
 #include "harness.h"
 
-/* Runs the binary with `args` (NULL-terminated, after argv[0]); expects a failure with
+/* Runs `argv` (the binary's arguments from argv[first_arg] on); expects a failure with
  * one stderr line containing `needle` (any case). */
-static void expect_failure(const char *const *args, const char *needle)
+static void check_failure(const char *const *argv, size_t first_arg, const char *needle)
 {
-    const char *argv[32];
-    size_t n = 0;
-    argv[n++] = hx_proxy_path();
-    for (size_t i = 0; args[i] && n < 31; i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
     char *out = NULL, *err = NULL;
     int st = hx_run(argv, 10.0, &out, &err);
     char cmd[1024] = "";
-    for (size_t i = 1; i < n; i++) {
+    for (size_t i = first_arg; argv[i] != NULL; i++) {
         size_t l = strlen(cmd);
         snprintf(cmd + l, sizeof cmd - l, " %s", argv[i]);
     }
@@ -48,6 +42,38 @@ static void expect_failure(const char *const *args, const char *needle)
                  shown);
     if (!named)
         fail_msg("caching-proxy%s: stderr does not name '%s': %s", cmd, needle, shown);
+}
+
+/* Runs the binary with `args` (NULL-terminated, after argv[0]); expects a failure with
+ * one stderr line containing `needle` (any case). */
+static void expect_failure(const char *const *args, const char *needle)
+{
+    const char *argv[32];
+    size_t n = 0;
+    argv[n++] = hx_proxy_path();
+    for (size_t i = 0; args[i] && n < 31; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    check_failure(argv, 1, needle);
+}
+
+/* The same, the binary run by a shell that first limits open files to `files`, soft
+ * and hard limits both, so that the binary cannot raise it. */
+static void expect_failure_with_files(unsigned files, const char *const *args,
+                                      const char *needle)
+{
+    char script[64];
+    snprintf(script, sizeof script, "ulimit -n %u && exec \"$0\" \"$@\"", files);
+    const char *argv[32];
+    size_t n = 0;
+    argv[n++] = "/bin/sh";
+    argv[n++] = "-c";
+    argv[n++] = script;
+    argv[n++] = hx_proxy_path();
+    for (size_t i = 0; args[i] && n < 31; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    check_failure(argv, 4, needle);
 }
 
 struct valid {
@@ -183,6 +209,20 @@ static void test_cache_dir_unusable(void **state)
                  dir, st, shown);
 }
 
+/* More connections than the open-file limit can hold: the binary says so at start,
+ * rather than failing later on a connection. */
+static void test_max_connections_beyond_file_limit(void **state)
+{
+    struct valid v;
+    valid_args(*state, &v);
+    const char *const a[] = { "--port", v.port, "--origin", v.origin, "--cache-dir", v.cache,
+                              "--max-connections", "1000", NULL };
+    expect_failure_with_files(200, a, "--max-connections 1000");
+    const char *const dflt[] = { "--port", v.port, "--origin", v.origin, "--cache-dir",
+                                 v.cache, NULL };
+    expect_failure_with_files(64, dflt, "open files");
+}
+
 static void test_help_lists_every_option(void **state)
 {
     (void)state;
@@ -194,7 +234,7 @@ static void test_help_lists_every_option(void **state)
         "--port", "--origin", "--cache-dir", "--default-ttl", "--clear-cache",
         "--origin-cacert", "--origin-timeout", "--no-follow-redirects", "--help", "--version",
         "--threads", "--bind", "--connect-timeout", "--max-object-size", "--max-request-body",
-        "--verbose", "--quiet", NULL
+        "--verbose", "--quiet", "--max-connections", NULL
     };
     const char *missing = NULL;
     for (size_t i = 0; opts[i] && missing == NULL; i++)
@@ -235,6 +275,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stray_argument, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_port_in_use, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_cache_dir_unusable, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_max_connections_beyond_file_limit, hx_setup,
+                                        hx_teardown),
         cmocka_unit_test_setup_teardown(test_help_lists_every_option, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_version, hx_setup, hx_teardown),
     };

@@ -70,6 +70,7 @@ static void defaults(void **state)
     assert_int_equal(r.cfg.default_ttl, CLI_DEFAULT_TTL);
     assert_int_equal(r.cfg.default_ttl, 300);
     assert_int_equal(r.cfg.threads, 4);
+    assert_int_equal(r.cfg.max_connections, 0); /* as many as the files allow */
     assert_null(r.cfg.origin_cacert);
     assert_int_equal(r.cfg.connect_timeout_ms, 10000);
     assert_int_equal(r.cfg.origin_timeout_ms, 60000);
@@ -95,7 +96,8 @@ static void every_option(void **state)
                          "--bind", "127.0.0.1", "--origin-cacert", "/etc/ca.pem",
                          "--connect-timeout", "0.5", "--origin-timeout", "2.25",
                          "--no-follow-redirects", "--max-object-size", "1K",
-                         "--max-request-body", "2M", "--verbose", "--scheduling", "normal"),
+                         "--max-request-body", "2M", "--verbose", "--scheduling", "normal",
+                         "--max-connections", "1000000"),
                      CP_OK);
     assert_int_equal(r.cfg.action, CLI_SERVE);
     assert_int_equal(r.cfg.port, 65535);
@@ -106,6 +108,7 @@ static void every_option(void **state)
     assert_string_equal(r.cfg.cache_dir, "/tmp/c");
     assert_int_equal(r.cfg.default_ttl, 0);
     assert_int_equal(r.cfg.threads, 1024);
+    assert_int_equal(r.cfg.max_connections, 1000000);
     assert_string_equal(r.cfg.bind, "127.0.0.1");
     assert_string_equal(r.cfg.origin_cacert, "/etc/ca.pem");
     assert_int_equal(r.cfg.connect_timeout_ms, 500);
@@ -120,7 +123,7 @@ static void every_option(void **state)
 
     /* "--opt=value" and short flags */
     assert_int_equal(RUN(&r, "--port=1", "--origin=http://[::1]:9/", "--bind=::1", "-q",
-                         "--threads=1", "--default-ttl=86400"),
+                         "--threads=1", "--default-ttl=86400", "--max-connections=1"),
                      CP_OK);
     assert_int_equal(r.cfg.port, 1);
     assert_string_equal(r.cfg.origin.prefix, "http://[::1]:9");
@@ -128,6 +131,7 @@ static void every_option(void **state)
     assert_true(r.cfg.quiet);
     assert_false(r.cfg.verbose);
     assert_int_equal(r.cfg.threads, 1);
+    assert_int_equal(r.cfg.max_connections, 1);
     assert_int_equal(r.cfg.default_ttl, 86400);
     cli_config_free(&r.cfg);
 }
@@ -266,6 +270,10 @@ static void number_errors(void **state)
         {"--threads", "1025", CP_ERR_BAD_NUMBER},
         {"--threads", "many", CP_ERR_BAD_NUMBER},
         {"--threads", "-2", CP_ERR_BAD_NUMBER},
+        {"--max-connections", "0", CP_ERR_BAD_NUMBER},
+        {"--max-connections", "1000001", CP_ERR_BAD_NUMBER},
+        {"--max-connections", "10k", CP_ERR_BAD_NUMBER},
+        {"--max-connections", "", CP_ERR_BAD_NUMBER},
         {"--default-ttl", "-1", CP_ERR_BAD_NUMBER},
         {"--default-ttl", "1.5", CP_ERR_BAD_NUMBER},
         {"--default-ttl", "5m", CP_ERR_BAD_NUMBER},
@@ -591,6 +599,7 @@ static void usage_text(void **state)
         "--no-follow-redirects", "--max-object-size", "--max-request-body", "-v, --verbose",
         "-q, --quiet", "-h, --help", "-V, --version", "Usage: caching-proxy", "--strict",
         "--serve-stale-on-error", "--max-memory", "--max-disk", "--scheduling POLICY",
+        "--max-connections N", "at most 10000",
         "default: 300", "default: 16M", "default: 64M", "default: 10", "default: 60",
         "XDG_CACHE_HOME",
     };

@@ -1086,7 +1086,16 @@ static void warn_record(const struct store *s, uint64_t seq, uint64_t off, cp_er
              s->dir, name, cp_strerror(err));
 }
 
-/* segfds_open_fn: segment `seq` of store `arg`, for reading. */
+/* Logs that segment `seq` could not be opened or read, with the system's reason. */
+static void warn_unreadable(const struct store *s, uint64_t seq, int errnum)
+{
+    char name[SEG_NAME_LEN + 1];
+    seg_name(seq, name);
+    log_warn("cannot read cache segment %s/%s: %s", s->dir, name, strerror(errnum));
+}
+
+/* Opens segment `seq` of store `arg` for reading (a segfds_open_fn; the load's too):
+ * a descriptor, or -1 with errno set. */
 static int open_for_reading(void *arg, uint64_t seq)
 {
     const struct store *s = arg;
@@ -1103,13 +1112,12 @@ static cp_err read_record(struct store *s, const struct recindex_slot *slot, uin
     *out = NULL;
     const struct diskfmt_hash h = {slot->lo, slot->hi};
     const struct recindex_slot at = *slot;
-    char name[SEG_NAME_LEN + 1];
-    seg_name(at.seq, name);
     struct segfd_use use;
     if (!segfds_get(&s->rfds, at.seq, open_for_reading, s, &use)) {
-        if (errno != ENOENT) {
-            log_warn("cannot read cache segment %s/%s: %s", s->dir, name, strerror(errno));
-            return errno == ENOMEM ? CP_ERR_NOMEM : CP_ERR_IO;
+        int saved = errno;
+        if (saved != ENOENT) {
+            warn_unreadable(s, at.seq, saved);
+            return saved == ENOMEM ? CP_ERR_NOMEM : CP_ERR_IO;
         }
         forget_record(s, &h, at.seq, at.off); /* the segment is gone */
         return CP_ERR_NOT_FOUND;
@@ -1125,7 +1133,7 @@ static cp_err read_record(struct store *s, const struct recindex_slot *slot, uin
     cp_err err;
     struct entry *e = NULL;
     if (got < 0) {
-        log_warn("cannot read cache segment %s/%s: %s", s->dir, name, strerror(saved));
+        warn_unreadable(s, at.seq, saved);
         err = CP_ERR_IO;
     } else if ((size_t)got < at.len) {
         err = CP_ERR_CORRUPT;
@@ -1547,14 +1555,13 @@ static void load_hand_over(struct load *l, bool (*cb)(void *, struct entry *), v
         if (r->seg != open_seg) {
             if (rd.fd >= 0)
                 close(rd.fd);
-            char name[SEG_NAME_LEN + 1];
-            seg_name(sg->seq, name);
-            int fd = openat(s->dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+            int fd = open_for_reading(s, sg->seq);
+            int saved = errno;
             segscan_reader_use(&rd, fd);
             open_seg = r->seg;
             seg_ok = fd >= 0;
-            if (!seg_ok && errno != ENOENT) /* ENOENT: deleted by the bound meanwhile */
-                log_warn("cannot read cache segment %s/%s: %s", s->dir, name, strerror(errno));
+            if (!seg_ok && saved != ENOENT) /* ENOENT: deleted by the bound meanwhile */
+                warn_unreadable(s, sg->seq, saved);
         }
         if (!seg_ok)
             continue;

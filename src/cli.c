@@ -2,6 +2,7 @@
  * problem comes back as a cp_err plus a short detail naming the option and value,
  * and the caller alone decides what to print. */
 #include "cli.h"
+#include "headroom.h"
 
 #include <arpa/inet.h>
 #include <getopt.h>
@@ -40,6 +41,7 @@ enum {
     OPT_MAX_DISK,
     OPT_SCHEDULING,
     OPT_MAX_CONNECTIONS,
+    OPT_HEADER_MEMORY,
 };
 
 static const struct option long_opts[] = {
@@ -50,6 +52,7 @@ static const struct option long_opts[] = {
     {"default-ttl", required_argument, NULL, OPT_DEFAULT_TTL},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+    {"header-memory", required_argument, NULL, OPT_HEADER_MEMORY},
     {"bind", required_argument, NULL, OPT_BIND},
     {"origin-cacert", required_argument, NULL, OPT_ORIGIN_CACERT},
     {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
@@ -99,6 +102,10 @@ static const char usage_text[] =
     "  --max-connections N       client connections at once, 1-1000000; more wait\n"
     "                            to be accepted (default: as many as the open-file\n"
     "                            limit allows, at most 10000)\n"
+    "  --header-memory BYTES     memory of each client connection for a request's\n"
+    "                            header and its response's, 8K-1M, K/M suffixes\n"
+    "                            allowed (default: 32K; a request header that\n"
+    "                            leaves too little room: 431)\n"
     "  --scheduling POLICY       batch: the proxy's threads hand work to one\n"
     "                            another in batches (SCHED_BATCH, the default);\n"
     "                            normal: they preempt other processes sooner\n"
@@ -325,6 +332,16 @@ static cp_err apply(int opt, const char *arg, struct config *cfg, char *why, siz
         }
         cfg->max_connections = (unsigned)u;
         return CP_OK;
+    case OPT_HEADER_MEMORY: {
+        size_t n;
+        if (!cli_parse_size(arg, &n) || n < HEADROOM_POOL_MIN || n > HEADROOM_POOL_MAX) {
+            say(why, why_len, "--header-memory '%s' (%uK-%uM)", arg, HEADROOM_POOL_MIN >> 10,
+                HEADROOM_POOL_MAX >> 20);
+            return CP_ERR_BAD_NUMBER;
+        }
+        cfg->header_memory = n;
+        return CP_OK;
+    }
     case OPT_BIND: {
         unsigned char buf[sizeof(struct in6_addr)];
         if (inet_pton(AF_INET, arg, buf) != 1 && inet_pton(AF_INET6, arg, buf) != 1) {
@@ -429,6 +446,7 @@ cp_err cli_parse(int argc, char **argv, const char *xdg_cache_home, const char *
     cfg->batch_scheduling = true;
     cfg->max_object_size = CLI_DEFAULT_MAX_OBJECT;
     cfg->max_request_body = CLI_DEFAULT_MAX_BODY;
+    cfg->header_memory = HEADROOM_POOL_DEFAULT;
     say(why, why_len, "%s", "");
 
     /* --help and --version win over any error, so the whole line is read first and

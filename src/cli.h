@@ -33,6 +33,8 @@ struct config {
     unsigned max_connections;    /* client connections at once; 0: as many as the
                                     open-file limit allows, at most
                                     FDLIMIT_DEFAULT_CONNECTIONS (see fdlimit.h) */
+    size_t header_memory;        /* each connection's room for a request's header and
+                                    its response's (headroom.h) */
     char *origin_cacert;         /* NULL: system CAs */
     long connect_timeout_ms;
     long origin_timeout_ms;

@@ -22,23 +22,24 @@ size_t headroom_request_use(const struct headroom_request *r)
     return r->header_size + ALLOCATION_SLOP + cookie + r->records * RECORD + EARLY_BYTES;
 }
 
-bool headroom_request_fits(size_t request_use)
+bool headroom_request_fits(size_t pool, size_t request_use)
 {
-    return request_use + OWN_ANSWER <= HEADROOM_POOL;
+    return request_use <= pool && pool - request_use >= OWN_ANSWER;
 }
 
-enum headroom_verdict headroom_check(size_t request_use, size_t fields_bytes)
+enum headroom_verdict headroom_check(size_t pool, size_t request_use, size_t fields_bytes)
 {
     size_t head = fields_bytes + HEAD_EXTRA;
-    if (head > HEADROOM_POOL || request_use > HEADROOM_POOL - head)
-        return SMALL_REQUEST + head > HEADROOM_POOL ? HEADROOM_RESPONSE_TOO_LARGE
-                                                    : HEADROOM_REQUEST_TOO_LARGE;
+    if (head > pool || request_use > pool - head)
+        return head > pool || pool - head < SMALL_REQUEST ? HEADROOM_RESPONSE_TOO_LARGE
+                                                          : HEADROOM_REQUEST_TOO_LARGE;
     return HEADROOM_FITS;
 }
 
-size_t headroom_origin_head_max(void)
+size_t headroom_origin_head_max(size_t pool)
 {
-    return HEADROOM_POOL - SMALL_REQUEST - HEAD_EXTRA - OUR_FIELDS;
+    size_t reserved = SMALL_REQUEST + HEAD_EXTRA + OUR_FIELDS;
+    return pool > reserved ? pool - reserved : 0;
 }
 
 size_t headroom_field_bytes(const char *name, const char *value)

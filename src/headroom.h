@@ -8,9 +8,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* The pool given to libmicrohttpd for each connection (its default). libmicrohttpd
- * zeroes all of it at every request, so a larger pool costs every request. */
-#define HEADROOM_POOL (32u * 1024)
+/* The pool given to libmicrohttpd for each connection (--header-memory): its default
+ * (libmicrohttpd's own), and the bounds. Each open connection holds its whole pool, and
+ * libmicrohttpd zeroes all of it at every request, so a larger pool costs memory and
+ * every request; below the minimum, common responses' heads would not fit. */
+#define HEADROOM_POOL_DEFAULT (32u * 1024)
+#define HEADROOM_POOL_MIN (8u * 1024)
+#define HEADROOM_POOL_MAX (1024u * 1024)
 
 /* What libmicrohttpd keeps of a request while its response is being sent. */
 struct headroom_request {
@@ -29,19 +33,22 @@ enum headroom_verdict {
  * guard zones, with room for a few more bytes the client sent early (pipelining). */
 size_t headroom_request_use(const struct headroom_request *r);
 
-/* Whether the request leaves room for a short answer of our own (an error, with a few
- * fields): if not, it is to be refused with 431 before anything else. */
-bool headroom_request_fits(size_t request_use);
+/* Whether the request leaves room in a `pool`-byte pool for a short answer of our own
+ * (an error, with a few fields): if not, it is to be refused with 431 before anything
+ * else. */
+bool headroom_request_fits(size_t pool, size_t request_use);
 
 /* Decides whether a response head whose fields add up to `fields_bytes` (each
  * "Name: value\r\n", see headroom_field_bytes) fits beside a request taking
- * `request_use`; what libmicrohttpd adds (status line, Date, framing) is allowed for. */
-enum headroom_verdict headroom_check(size_t request_use, size_t fields_bytes);
+ * `request_use` in a `pool`-byte pool; what libmicrohttpd adds (status line, Date,
+ * framing) is allowed for. */
+enum headroom_verdict headroom_check(size_t pool, size_t request_use, size_t fields_bytes);
 
 /* The largest header block (fields as the origin sent them) that the front end could
- * send beside a plain request, with the fields it adds itself: an origin's response
- * with a larger one can never reach a client, so the fetcher refuses it (502). */
-size_t headroom_origin_head_max(void);
+ * send beside a plain request in a `pool`-byte pool (at least HEADROOM_POOL_MIN), with
+ * the fields it adds itself: an origin's response with a larger one can never reach a
+ * client, so the fetcher refuses it (502). */
+size_t headroom_origin_head_max(size_t pool);
 
 /* Bytes one field takes in a response head: name, ": ", value, CRLF. */
 size_t headroom_field_bytes(const char *name, const char *value);

@@ -276,7 +276,7 @@ static int serve(const struct config *cfg)
         .timeout_ms = cfg->origin_timeout_ms,
         .follow_redirects = cfg->follow_redirects,
         .max_redirects = 5,
-        .max_head = headroom_origin_head_max(),
+        .max_head = headroom_origin_head_max(cfg->header_memory),
     };
     if ((err = fetcher_start(&fo, &fetcher)) != CP_OK || (err = mirror_start(store, &mirror)) != CP_OK) {
         report(err, NULL);

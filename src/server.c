@@ -191,7 +191,8 @@ static enum MHD_Result respond_text(struct request *rq, unsigned status, const c
  * go out beside any request: libmicrohttpd would close the connection without one. */
 static enum MHD_Result queue_head(struct request *rq, unsigned status, struct head *h)
 {
-    enum headroom_verdict v = headroom_check(rq->pool_use, h->bytes);
+    size_t pool = rq->srv->cfg->header_memory;
+    enum headroom_verdict v = headroom_check(pool, rq->pool_use, h->bytes);
     if (v != HEADROOM_FITS) {
         MHD_destroy_response(h->resp);
         log_debug("%s %s: a response head of %zu bytes does not fit beside the request's",
@@ -892,7 +893,7 @@ static size_t request_pool_use(const struct request *rq)
     const char *cookie = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "Cookie");
     struct headroom_request r = {
         /* Without the size (never expected once the fields are in), assume the worst. */
-        .header_size = ci != NULL ? ci->header_size : HEADROOM_POOL,
+        .header_size = ci != NULL ? ci->header_size : rq->srv->cfg->header_memory,
         .cookie_len = cookie != NULL ? strlen(cookie) : 0,
     };
     static const enum MHD_ValueKind kinds[] = {MHD_HEADER_KIND, MHD_COOKIE_KIND,
@@ -939,7 +940,7 @@ static enum MHD_Result begin(struct request *rq, const char *method, const char 
     struct collected fields = {.h = &rq->headers, .end = hs ? method + hs->header_size : NULL};
     MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, collect_header, &fields);
     rq->pool_use = request_pool_use(rq);
-    if (!headroom_request_fits(rq->pool_use))
+    if (!headroom_request_fits(srv->cfg->header_memory, rq->pool_use))
         return refuse_oversized(rq);
     if (fields.folded || !http_request_fields_ok(&rq->headers))
         return respond_text(rq, 400, "Bad Request: malformed header field");
@@ -1097,7 +1098,7 @@ cp_err server_start(const struct config *cfg, int listen_fd, const char *address
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADROOM_POOL,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->header_memory,
         MHD_OPTION_END);
     if (s->daemon == NULL) {
         close(s->listen_fd);

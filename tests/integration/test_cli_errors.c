@@ -234,7 +234,7 @@ static void test_help_lists_every_option(void **state)
         "--port", "--origin", "--cache-dir", "--default-ttl", "--clear-cache",
         "--origin-cacert", "--origin-timeout", "--no-follow-redirects", "--help", "--version",
         "--threads", "--bind", "--connect-timeout", "--max-object-size", "--max-request-body",
-        "--verbose", "--quiet", "--max-connections", NULL
+        "--verbose", "--quiet", "--max-connections", "--header-memory", NULL
     };
     const char *missing = NULL;
     for (size_t i = 0; opts[i] && missing == NULL; i++)

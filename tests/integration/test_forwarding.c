@@ -456,7 +456,7 @@ static const char *cookie_line(char *buf, size_t len)
 static void get_expect(uint16_t port, const char *path, size_t cookie_len, long status,
                        const char *body)
 {
-    static char line[20000];
+    static char line[40000];
     const char *fields[] = {cookie_len > 0 ? cookie_line(line, cookie_len) : NULL, NULL};
     struct hresp r;
     assert_int_equal(hx_get(port, path, fields, &r), 0);
@@ -513,6 +513,55 @@ static void test_large_heads_answered(void **state)
     /* Refused, so not stored: both requests reach the origin. */
     twice_via(h, padded_origin(40), 502, "502 Bad Gateway: origin's response header", 2);
     twice_via(h, padded_origin(28), 200, "ok", 1);
+}
+
+/* --header-memory moves those limits: with 64 KiB, a 40 KB origin head (502 by default)
+ * passes and is stored, even beside an 8 KB cookie, and a 20 KB cookie (431 by
+ * default) is answered; with
+ * 8 KiB, a 12 KB origin head is refused and a 3 KB cookie leaves no room for a 4 KB
+ * response head, while plain requests still get it. */
+static void test_header_memory_moves_limits(void **state)
+{
+    struct hx *h = *state;
+    const char *const large[] = {"--header-memory", "64K", NULL};
+    struct rawo *o = padded_origin(40);
+    assert_non_null(o);
+    struct proxy *p = hx_proxy_start(h, rawo_url(o), NULL, large);
+    assert_non_null(p);
+    get_expect(p->port, "/pad", 0, 200, "ok");
+    get_expect(p->port, "/pad", 8000, 200, "ok");
+    assert_int_equal(rawo_requests(o), 1); /* stored, then a HIT */
+    assert_int_equal(hx_proxy_stop(p), 0);
+    rawo_stop(o);
+
+    o = padded_origin(12);
+    assert_non_null(o);
+    p = hx_proxy_start(h, rawo_url(o), NULL, large);
+    assert_non_null(p);
+    get_expect(p->port, "/pad", 20000, 200, "ok");
+    assert_int_equal(hx_proxy_stop(p), 0);
+    p = hx_proxy_start(h, rawo_url(o), NULL, NULL); /* the default, same origin */
+    assert_non_null(p);
+    get_expect(p->port, "/pad-default", 20000, 431, ""); /* libmicrohttpd's own answer */
+    assert_int_equal(hx_proxy_stop(p), 0);
+
+    const char *const small[] = {"--header-memory", "8K", NULL};
+    p = hx_proxy_start(h, rawo_url(o), NULL, small);
+    assert_non_null(p);
+    get_expect(p->port, "/pad-small", 0, 502, "502 Bad Gateway: origin's response header");
+    assert_int_equal(hx_proxy_stop(p), 0);
+    rawo_stop(o);
+
+    o = padded_origin(4);
+    assert_non_null(o);
+    p = hx_proxy_start(h, rawo_url(o), NULL, small);
+    assert_non_null(p);
+    get_expect(p->port, "/pad4", 0, 200, "ok");
+    get_expect(p->port, "/pad4", 3000, 431, "431 ");
+    get_expect(p->port, "/pad4", 0, 200, "ok");
+    assert_int_equal(rawo_requests(o), 1);
+    assert_int_equal(hx_proxy_stop(p), 0);
+    rawo_stop(o);
 }
 
 /* An origin's response whose body cannot be passed on as meant gets the client a 502
@@ -1308,6 +1357,7 @@ int main(void)
                                         hx_teardown),
         cmocka_unit_test_setup_teardown(test_folded_field_joined, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_trailer_fields_ignored, hx_setup, hx_teardown),
+        cmocka_unit_test_setup_teardown(test_header_memory_moves_limits, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_large_heads_answered, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_ambiguous_length_refused, hx_setup, hx_teardown),
         cmocka_unit_test_setup_teardown(test_leading_whitespace_field_survived, hx_setup,

@@ -71,6 +71,7 @@ static void defaults(void **state)
     assert_int_equal(r.cfg.default_ttl, 300);
     assert_int_equal(r.cfg.threads, 4);
     assert_int_equal(r.cfg.max_connections, 0); /* as many as the files allow */
+    assert_int_equal(r.cfg.header_memory, 32 * 1024);
     assert_null(r.cfg.origin_cacert);
     assert_int_equal(r.cfg.connect_timeout_ms, 10000);
     assert_int_equal(r.cfg.origin_timeout_ms, 60000);
@@ -97,7 +98,7 @@ static void every_option(void **state)
                          "--connect-timeout", "0.5", "--origin-timeout", "2.25",
                          "--no-follow-redirects", "--max-object-size", "1K",
                          "--max-request-body", "2M", "--verbose", "--scheduling", "normal",
-                         "--max-connections", "1000000"),
+                         "--max-connections", "1000000", "--header-memory", "1M"),
                      CP_OK);
     assert_int_equal(r.cfg.action, CLI_SERVE);
     assert_int_equal(r.cfg.port, 65535);
@@ -109,6 +110,7 @@ static void every_option(void **state)
     assert_int_equal(r.cfg.default_ttl, 0);
     assert_int_equal(r.cfg.threads, 1024);
     assert_int_equal(r.cfg.max_connections, 1000000);
+    assert_int_equal(r.cfg.header_memory, 1u << 20);
     assert_string_equal(r.cfg.bind, "127.0.0.1");
     assert_string_equal(r.cfg.origin_cacert, "/etc/ca.pem");
     assert_int_equal(r.cfg.connect_timeout_ms, 500);
@@ -123,7 +125,8 @@ static void every_option(void **state)
 
     /* "--opt=value" and short flags */
     assert_int_equal(RUN(&r, "--port=1", "--origin=http://[::1]:9/", "--bind=::1", "-q",
-                         "--threads=1", "--default-ttl=86400", "--max-connections=1"),
+                         "--threads=1", "--default-ttl=86400", "--max-connections=1",
+                         "--header-memory=8192"),
                      CP_OK);
     assert_int_equal(r.cfg.port, 1);
     assert_string_equal(r.cfg.origin.prefix, "http://[::1]:9");
@@ -132,6 +135,7 @@ static void every_option(void **state)
     assert_false(r.cfg.verbose);
     assert_int_equal(r.cfg.threads, 1);
     assert_int_equal(r.cfg.max_connections, 1);
+    assert_int_equal(r.cfg.header_memory, 8192);
     assert_int_equal(r.cfg.default_ttl, 86400);
     cli_config_free(&r.cfg);
 }
@@ -274,6 +278,12 @@ static void number_errors(void **state)
         {"--max-connections", "1000001", CP_ERR_BAD_NUMBER},
         {"--max-connections", "10k", CP_ERR_BAD_NUMBER},
         {"--max-connections", "", CP_ERR_BAD_NUMBER},
+        {"--header-memory", "8191", CP_ERR_BAD_NUMBER},
+        {"--header-memory", "7K", CP_ERR_BAD_NUMBER},
+        {"--header-memory", "1025K", CP_ERR_BAD_NUMBER},
+        {"--header-memory", "2G", CP_ERR_BAD_NUMBER},
+        {"--header-memory", "0", CP_ERR_BAD_NUMBER},
+        {"--header-memory", "lots", CP_ERR_BAD_NUMBER},
         {"--default-ttl", "-1", CP_ERR_BAD_NUMBER},
         {"--default-ttl", "1.5", CP_ERR_BAD_NUMBER},
         {"--default-ttl", "5m", CP_ERR_BAD_NUMBER},
@@ -312,6 +322,9 @@ static void number_errors(void **state)
             fail_msg("%s '%s': why is '%s'", bad[i].opt, bad[i].value, r.why);
         cli_config_free(&r.cfg);
     }
+    /* A size out of range says which are allowed. */
+    RUN(&r, SERVE, "--header-memory", "4K");
+    expect_fail(&r, CP_ERR_BAD_NUMBER, "--header-memory '4K' (8K-1M)");
 }
 
 static void timeouts(void **state)
@@ -599,7 +612,7 @@ static void usage_text(void **state)
         "--no-follow-redirects", "--max-object-size", "--max-request-body", "-v, --verbose",
         "-q, --quiet", "-h, --help", "-V, --version", "Usage: caching-proxy", "--strict",
         "--serve-stale-on-error", "--max-memory", "--max-disk", "--scheduling POLICY",
-        "--max-connections N", "at most 10000",
+        "--max-connections N", "at most 10000", "--header-memory BYTES", "default: 32K",
         "default: 300", "default: 16M", "default: 64M", "default: 10", "default: 60",
         "XDG_CACHE_HOME",
     };

@@ -42,6 +42,10 @@ static void test_cookie_counts_twice(void **state)
     assert_true(headroom_request_use(&more) >= headroom_request_use(&plain) + 56);
 }
 
+/* The pools tried: the bounds of --header-memory and its default. */
+static const size_t pools[] = {HEADROOM_POOL_MIN, HEADROOM_POOL_DEFAULT, HEADROOM_POOL_MAX};
+#define NPOOLS (sizeof pools / sizeof pools[0])
+
 /* A request is let through only if libmicrohttpd's smallest answer head (status line,
  * Date, Content-Length, Connection: close) still fits beside it. */
 static void test_request_fits_leaves_room_for_an_answer(void **state)
@@ -51,43 +55,78 @@ static void test_request_fits_leaves_room_for_an_answer(void **state)
                            sizeof "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n" - 1 +
                            sizeof "Content-Length: 36\r\n" - 1 +
                            sizeof "Connection: close\r\n" - 1 + 2;
-    size_t last = 0;
-    for (size_t use = 0; use <= HEADROOM_POOL + 100; use++)
-        if (headroom_request_fits(use))
-            last = use;
-    assert_true(last > HEADROOM_POOL / 2);
-    assert_true(HEADROOM_POOL - last >= smallest_head);
-    for (size_t use = 0; use <= last; use += 97)
-        assert_true(headroom_request_fits(use)); /* no gaps below the last */
-    assert_false(headroom_request_fits(last + 1));
-    assert_false(headroom_request_fits(HEADROOM_POOL));
+    for (size_t p = 0; p < NPOOLS; p++) {
+        size_t pool = pools[p];
+        size_t last = 0;
+        for (size_t use = 0; use <= pool + 100; use++)
+            if (headroom_request_fits(pool, use))
+                last = use;
+        assert_true(last > pool / 2);
+        assert_true(pool - last >= smallest_head);
+        for (size_t use = 0; use <= last; use += 97)
+            assert_true(headroom_request_fits(pool, use)); /* no gaps below the last */
+        assert_false(headroom_request_fits(pool, last + 1));
+        assert_false(headroom_request_fits(pool, pool));
+        assert_false(headroom_request_fits(pool, (size_t)-1));
+    }
 }
 
 static void test_check_verdicts(void **state)
 {
     (void)state;
+    const size_t pool = HEADROOM_POOL_DEFAULT;
     struct headroom_request plain = {.header_size = 120, .cookie_len = 0, .records = 3};
     size_t small = headroom_request_use(&plain);
-    assert_int_equal(headroom_check(small, 400), HEADROOM_FITS);
-    assert_int_equal(headroom_check(small, 16 * 1024), HEADROOM_FITS);
+    assert_int_equal(headroom_check(pool, small, 400), HEADROOM_FITS);
+    assert_int_equal(headroom_check(pool, small, 16 * 1024), HEADROOM_FITS);
     /* A head that would fit beside a plain request but not beside this one: 431. */
-    assert_int_equal(headroom_check(21000, 12 * 1024), HEADROOM_REQUEST_TOO_LARGE);
+    assert_int_equal(headroom_check(pool, 21000, 12 * 1024), HEADROOM_REQUEST_TOO_LARGE);
     /* A head that fits beside no request: 502, whatever the request. */
-    assert_int_equal(headroom_check(small, HEADROOM_POOL), HEADROOM_RESPONSE_TOO_LARGE);
-    assert_int_equal(headroom_check(20000, HEADROOM_POOL), HEADROOM_RESPONSE_TOO_LARGE);
-    assert_int_equal(headroom_check(small, (size_t)-1 / 2), HEADROOM_RESPONSE_TOO_LARGE);
-    /* Fitting is monotonic in both sizes. */
-    for (size_t use = 0; use < HEADROOM_POOL; use += 512)
-        for (size_t f = 0; f < HEADROOM_POOL; f += 512)
-            if (headroom_check(use, f) == HEADROOM_FITS) {
-                assert_int_equal(headroom_check(use > 0 ? use - 1 : 0, f), HEADROOM_FITS);
-                assert_int_equal(headroom_check(use, f > 0 ? f - 1 : 0), HEADROOM_FITS);
-                assert_true(use + f < HEADROOM_POOL);
-            }
+    assert_int_equal(headroom_check(pool, small, pool), HEADROOM_RESPONSE_TOO_LARGE);
+    assert_int_equal(headroom_check(pool, 20000, pool), HEADROOM_RESPONSE_TOO_LARGE);
+    assert_int_equal(headroom_check(pool, small, (size_t)-1 / 2), HEADROOM_RESPONSE_TOO_LARGE);
+    /* Fitting is monotonic in both sizes, and never past the pool. */
+    for (size_t p = 0; p < NPOOLS; p++) {
+        size_t step = pools[p] / 64;
+        for (size_t use = 0; use < pools[p]; use += step)
+            for (size_t f = 0; f < pools[p]; f += step)
+                if (headroom_check(pools[p], use, f) == HEADROOM_FITS) {
+                    assert_int_equal(headroom_check(pools[p], use > 0 ? use - 1 : 0, f),
+                                     HEADROOM_FITS);
+                    assert_int_equal(headroom_check(pools[p], use, f > 0 ? f - 1 : 0),
+                                     HEADROOM_FITS);
+                    assert_true(use + f < pools[p]);
+                }
+    }
+}
+
+/* A larger pool answers what a smaller one refuses: the request's size against the
+ * response's decides, and a response head too large for one pool fits another. */
+static void test_larger_pool_takes_more(void **state)
+{
+    (void)state;
+    struct headroom_request big = {.header_size = 21000, .cookie_len = 20000, .records = 4};
+    size_t use = headroom_request_use(&big);
+    assert_false(headroom_request_fits(HEADROOM_POOL_DEFAULT, use));
+    assert_true(headroom_request_fits(64 * 1024, use));
+    assert_int_equal(headroom_check(64 * 1024, use, 12 * 1024), HEADROOM_FITS);
+    assert_int_equal(headroom_check(64 * 1024, use, 30 * 1024), HEADROOM_REQUEST_TOO_LARGE);
+    /* 12 KiB of fields beside a plain request: fine in the default pool, never in the
+     * smallest. */
+    struct headroom_request plain = {.header_size = 120, .cookie_len = 0, .records = 3};
+    size_t small = headroom_request_use(&plain);
+    assert_int_equal(headroom_check(HEADROOM_POOL_DEFAULT, small, 12 * 1024), HEADROOM_FITS);
+    assert_int_equal(headroom_check(HEADROOM_POOL_MIN, small, 12 * 1024),
+                     HEADROOM_RESPONSE_TOO_LARGE);
+    assert_true(headroom_origin_head_max(HEADROOM_POOL_MIN) <
+                headroom_origin_head_max(HEADROOM_POOL_DEFAULT));
+    assert_true(headroom_origin_head_max(HEADROOM_POOL_DEFAULT) <
+                headroom_origin_head_max(HEADROOM_POOL_MAX));
 }
 
 /* Whatever the fetcher lets through fits beside a plain request once the front end has
- * added its own fields, so a client that asks plainly always gets the response. */
+ * added its own fields, so a client that asks plainly always gets the response; in the
+ * smallest pool that is still room for a common origin's head of a few KiB. */
 static void test_origin_limit_agrees(void **state)
 {
     (void)state;
@@ -97,9 +136,13 @@ static void test_origin_limit_agrees(void **state)
                  headroom_field_bytes("Cache-Status",
                                       "caching-proxy; fwd=uri-miss; fwd-status=200; "
                                       "stored; ttl=31536000; collapsed");
-    size_t max = headroom_origin_head_max();
-    assert_true(max > 16 * 1024);
-    assert_int_equal(headroom_check(headroom_request_use(&plain), max + own), HEADROOM_FITS);
+    for (size_t p = 0; p < NPOOLS; p++) {
+        size_t max = headroom_origin_head_max(pools[p]);
+        assert_true(max > pools[p] / 2);
+        assert_int_equal(headroom_check(pools[p], headroom_request_use(&plain), max + own),
+                         HEADROOM_FITS);
+    }
+    assert_true(headroom_origin_head_max(HEADROOM_POOL_DEFAULT) > 16 * 1024);
 }
 
 static void test_field_bytes(void **state)
@@ -116,6 +159,7 @@ int main(void)
         cmocka_unit_test(test_cookie_counts_twice),
         cmocka_unit_test(test_request_fits_leaves_room_for_an_answer),
         cmocka_unit_test(test_check_verdicts),
+        cmocka_unit_test(test_larger_pool_takes_more),
         cmocka_unit_test(test_origin_limit_agrees),
         cmocka_unit_test(test_field_bytes),
     };

@@ -515,15 +515,27 @@ static void test_large_heads_answered(void **state)
     twice_via(h, padded_origin(28), 200, "ok", 1);
 }
 
+/* Starts a proxy with `args` in front of the raw origin `o` (left running), GETs
+ * `path` once with a Cookie of `cookie_len` bytes, expecting `status` and a body that
+ * starts with `body`, and stops the proxy. */
+static void once_via(struct hx *h, struct rawo *o, const char *const *args, const char *path,
+                     size_t cookie_len, long status, const char *body)
+{
+    struct proxy *p = hx_proxy_start(h, rawo_url(o), NULL, args);
+    assert_non_null(p);
+    get_expect(p->port, path, cookie_len, status, body);
+    assert_int_equal(hx_proxy_stop(p), 0);
+}
+
 /* --header-memory moves those limits: with 64 KiB, a 40 KB origin head (502 by default)
  * passes and is stored, even beside an 8 KB cookie, and a 20 KB cookie (431 by
- * default) is answered; with
- * 8 KiB, a 12 KB origin head is refused and a 3 KB cookie leaves no room for a 4 KB
- * response head, while plain requests still get it. */
+ * default) is answered; with 8 KiB, a 12 KB origin head is refused and a 3 KB cookie
+ * leaves no room for a 4 KB response head, while plain requests still get it. */
 static void test_header_memory_moves_limits(void **state)
 {
     struct hx *h = *state;
     const char *const large[] = {"--header-memory", "64K", NULL};
+    const char *const small[] = {"--header-memory", "8K", NULL};
     struct rawo *o = padded_origin(40);
     assert_non_null(o);
     struct proxy *p = hx_proxy_start(h, rawo_url(o), NULL, large);
@@ -536,20 +548,9 @@ static void test_header_memory_moves_limits(void **state)
 
     o = padded_origin(12);
     assert_non_null(o);
-    p = hx_proxy_start(h, rawo_url(o), NULL, large);
-    assert_non_null(p);
-    get_expect(p->port, "/pad", 20000, 200, "ok");
-    assert_int_equal(hx_proxy_stop(p), 0);
-    p = hx_proxy_start(h, rawo_url(o), NULL, NULL); /* the default, same origin */
-    assert_non_null(p);
-    get_expect(p->port, "/pad-default", 20000, 431, ""); /* libmicrohttpd's own answer */
-    assert_int_equal(hx_proxy_stop(p), 0);
-
-    const char *const small[] = {"--header-memory", "8K", NULL};
-    p = hx_proxy_start(h, rawo_url(o), NULL, small);
-    assert_non_null(p);
-    get_expect(p->port, "/pad-small", 0, 502, "502 Bad Gateway: origin's response header");
-    assert_int_equal(hx_proxy_stop(p), 0);
+    once_via(h, o, large, "/pad", 20000, 200, "ok");
+    once_via(h, o, NULL, "/pad", 20000, 431, ""); /* the default: libmicrohttpd's own 431 */
+    once_via(h, o, small, "/pad", 0, 502, "502 Bad Gateway: origin's response header");
     rawo_stop(o);
 
     o = padded_origin(4);

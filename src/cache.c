@@ -198,19 +198,25 @@ static struct node *clock_evict_locked(struct cache *c, const struct node *keep)
     return victims;
 }
 
-/* A slot for `key` (`len` bytes), with no variant; NULL when out of memory. */
-static struct slot *slot_new(const char *key, size_t len)
-{
-    struct slot *s = calloc(1, sizeof *s + len + 1);
-    if (s != NULL)
-        memcpy(s->key, key, len + 1);
-    return s;
-}
-
 static void slot_free(struct slot *s)
 {
     free(s->variants);
     free(s);
+}
+
+/* A new slot for `key` (`len` bytes, hash `hash`), with no variant, added to the
+ * stripe's table; NULL when out of memory (nothing added). Caller holds the lock. */
+static struct slot *slot_add(struct stripe *st, uint64_t hash, const char *key, size_t len)
+{
+    struct slot *s = calloc(1, sizeof *s + len + 1);
+    if (s == NULL)
+        return NULL;
+    memcpy(s->key, key, len + 1);
+    if (hindex_add(&st->table, hash, s) != CP_OK) {
+        slot_free(s);
+        return NULL;
+    }
+    return s;
 }
 
 static bool slot_is(const void *item, const void *key)
@@ -521,15 +527,8 @@ static cp_err insert(struct cache *c, struct entry *e, bool loaded, const uint64
     if ((loaded && ((s != NULL && s->gone) || atomic_load(&c->marks_lost))) ||
         (since != NULL && changed_since(st, hash, *since)))
         goto superseded; /* invalidated since the disk was read */
-    if (s == NULL) {
-        s = slot_new(e->key, len);
-        if (s == NULL)
-            goto nomem;
-        if (hindex_add(&st->table, hash, s) != CP_OK) {
-            slot_free(s);
-            goto nomem;
-        }
-    }
+    if (s == NULL && (s = slot_add(st, hash, e->key, len)) == NULL)
+        goto nomem;
     for (size_t i = 0; i < s->n; i++) {
         const char *other = s->variants[i]->e->vary_key ? s->variants[i]->e->vary_key : "";
         if (strcmp(other, vk) == 0) {
@@ -649,11 +648,7 @@ static size_t remove_key(struct cache *c, const char *key,
     struct slot *s = slot_find(st, hash, key);
     if (s == NULL && keep) {
         /* Not in memory, maybe not loaded yet: the mark keeps its disk copy out. */
-        s = slot_new(key, len);
-        if (s != NULL && hindex_add(&st->table, hash, s) != CP_OK) {
-            slot_free(s);
-            s = NULL;
-        }
+        s = slot_add(st, hash, key, len);
         if (s == NULL)
             atomic_store(&c->marks_lost, true);
         else

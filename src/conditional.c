@@ -116,7 +116,7 @@ static bool none_match_fails(const struct hdrs *request, const struct hdrs *stor
     if (!etag_parse_str(hdrs_get(stored, "ETag"), &st))
         return false;
     for (size_t i = 0; i < request->n; i++)
-        if (strcasecmp(request->v[i].name, "If-None-Match") == 0 &&
+        if (hdrs_name_eq(request->v[i].name, "If-None-Match") &&
             list_matches(request->v[i].value, &st))
             return true;
     return false;
@@ -197,7 +197,7 @@ static bool takes_from_304(const struct hdrs *nm, const char *name)
     static const char *const body_fields[] = {"Content-Length", "Content-Encoding",
                                               "Content-Range", "Content-MD5", "ETag"};
     for (size_t i = 0; i < sizeof body_fields / sizeof body_fields[0]; i++)
-        if (strcasecmp(name, body_fields[i]) == 0)
+        if (hdrs_name_eq(name, body_fields[i]))
             return false;
     return !hdrs_hop_by_hop_in(nm, name);
 }
@@ -205,7 +205,7 @@ static bool takes_from_304(const struct hdrs *nm, const char *name)
 static bool has_before(const struct hdrs *h, size_t end, const char *name)
 {
     for (size_t i = 0; i < end; i++)
-        if (strcasecmp(h->v[i].name, name) == 0)
+        if (hdrs_name_eq(h->v[i].name, name))
             return true;
     return false;
 }
@@ -219,7 +219,7 @@ static cp_err add_field(struct hdrs *out, const struct hdr *f)
 static cp_err add_all_named(struct hdrs *out, const struct hdrs *nm, const char *name)
 {
     for (size_t j = 0; j < nm->n; j++)
-        if (strcasecmp(nm->v[j].name, name) == 0 && add_field(out, &nm->v[j]) != CP_OK)
+        if (hdrs_name_eq(nm->v[j].name, name) && add_field(out, &nm->v[j]) != CP_OK)
             return CP_ERR_NOMEM;
     return CP_OK;
 }
@@ -256,7 +256,7 @@ cp_err cond_304_fields(const struct hdrs *stored, struct hdrs *out)
 {
     for (size_t i = 0; i < stored->n; i++) {
         const struct hdr *f = &stored->v[i];
-        if (strcasecmp(f->name, "Content-Length") == 0 || hdrs_hop_by_hop_in(stored, f->name))
+        if (hdrs_name_eq(f->name, "Content-Length") || hdrs_hop_by_hop_in(stored, f->name))
             continue;
         if (add_field(out, f) != CP_OK) {
             hdrs_free(out);

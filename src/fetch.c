@@ -308,7 +308,7 @@ static char *put_line(char *at, const char *name, const char *value, char empty)
  * length itself, and there is nothing to wait for a 100 (Continue) for. */
 static bool field_for_curl(const char *name)
 {
-    return strcasecmp(name, "Content-Length") != 0 && strcasecmp(name, "Expect") != 0;
+    return !hdrs_name_eq(name, "Content-Length") && !hdrs_name_eq(name, "Expect");
 }
 
 /* Makes the job's header list for curl: the request's fields, then empty lines that

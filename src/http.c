@@ -58,7 +58,7 @@ static bool only_chunked(const struct hdrs *h)
 {
     size_t n = 0;
     for (size_t i = 0; i < h->n; i++) {
-        if (strcasecmp(h->v[i].name, "Transfer-Encoding") != 0)
+        if (!hdrs_name_eq(h->v[i].name, "Transfer-Encoding"))
             continue;
         if (++n > 1 || strcasecmp(h->v[i].value, "chunked") != 0)
             return false;
@@ -77,7 +77,7 @@ static bool lengths_agree(const struct hdrs *h)
 {
     int64_t length = -1;
     for (size_t i = 0; i < h->n; i++) {
-        if (strcasecmp(h->v[i].name, "Content-Length") != 0)
+        if (!hdrs_name_eq(h->v[i].name, "Content-Length"))
             continue;
         int64_t n;
         if (!http_parse_uint(h->v[i].value, &n) || n >= INT64_MAX / 2 ||
@@ -131,7 +131,7 @@ bool http_request_fields_ok(const struct hdrs *request)
          * the client hid there would reach them (RFC 9110 5.5). */
         if (strpbrk(request->v[i].value, "\r\n") != NULL)
             return false;
-        if (strcasecmp(name, "Host") == 0 && (++hosts > 1 || !host_value_ok(request->v[i].value)))
+        if (hdrs_name_eq(name, "Host") && (++hosts > 1 || !host_value_ok(request->v[i].value)))
             return false;
     }
     return lengths_agree(request);
@@ -355,7 +355,7 @@ void http_cache_control(const struct hdrs *h, struct cache_control *cc)
      * that an unterminated quote cannot swallow the next line; and it needs no memory. */
     struct cc_parse st = {false, false};
     for (size_t i = 0; i < h->n; i++)
-        if (strcasecmp(h->v[i].name, "Cache-Control") == 0)
+        if (hdrs_name_eq(h->v[i].name, "Cache-Control"))
             parse_cc_line(h->v[i].value, cc, &st);
 
     /* An unqualified no-cache/private overrides a qualified one: the qualified

@@ -319,19 +319,18 @@ static cp_err apply(int opt, const char *arg, struct config *cfg, char *why, siz
         cfg->serve_stale_on_error = (int64_t)u;
         return CP_OK;
     case OPT_THREADS:
-        if (!parse_u64(arg, CLI_MAX_THREADS, &u) || u == 0) {
-            say(why, why_len, "--threads '%s' (1-%u)", arg, CLI_MAX_THREADS);
+    case OPT_MAX_CONNECTIONS: {
+        unsigned max = opt == OPT_THREADS ? CLI_MAX_THREADS : CLI_MAX_CONNECTIONS;
+        if (!parse_u64(arg, max, &u) || u == 0) {
+            say(why, why_len, "--%s '%s' (1-%u)", opt_name(opt), arg, max);
             return CP_ERR_BAD_NUMBER;
         }
-        cfg->threads = (unsigned)u;
+        if (opt == OPT_THREADS)
+            cfg->threads = (unsigned)u;
+        else
+            cfg->max_connections = (unsigned)u;
         return CP_OK;
-    case OPT_MAX_CONNECTIONS:
-        if (!parse_u64(arg, CLI_MAX_CONNECTIONS, &u) || u == 0) {
-            say(why, why_len, "--max-connections '%s' (1-%u)", arg, CLI_MAX_CONNECTIONS);
-            return CP_ERR_BAD_NUMBER;
-        }
-        cfg->max_connections = (unsigned)u;
-        return CP_OK;
+    }
     case OPT_HEADER_MEMORY: {
         size_t n;
         if (!cli_parse_size(arg, &n) || n < HEADROOM_POOL_MIN || n > HEADROOM_POOL_MAX) {

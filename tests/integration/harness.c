@@ -1293,7 +1293,7 @@ size_t hresp_header_count(const struct hresp *r, const char *name)
     return n;
 }
 
-static int connect_local(uint16_t port, const char *ip)
+int hx_connect(uint16_t port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -1302,7 +1302,7 @@ static int connect_local(uint16_t port, const char *ip)
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
     sa.sin_port = htons(port);
-    inet_pton(AF_INET, ip, &sa.sin_addr);
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
         close(fd);
         return -1;
@@ -1312,7 +1312,7 @@ static int connect_local(uint16_t port, const char *ip)
 
 char *hx_raw(uint16_t port, const char *req, size_t *len)
 {
-    int fd = connect_local(port, "127.0.0.1");
+    int fd = hx_connect(port);
     if (fd < 0)
         return NULL;
     size_t left = strlen(req);
@@ -1738,7 +1738,7 @@ void hx_fresh_dir(struct hx *h, char *out, size_t len)
 
 static bool port_accepts(uint16_t port)
 {
-    int fd = connect_local(port, "127.0.0.1");
+    int fd = hx_connect(port);
     if (fd < 0)
         return false;
     close(fd);

@@ -172,6 +172,9 @@ size_t hresp_header_count(const struct hresp *r, const char *name);
  * their count in *len; NULL if the connection failed. */
 char *hx_raw(uint16_t port, const char *req, size_t *len);
 
+/* A new TCP connection to 127.0.0.1:port, or -1 if it could not be made. */
+int hx_connect(uint16_t port);
+
 /* A port nothing listens on right now (bound to port 0 and closed). */
 uint16_t hx_free_port(void);
 

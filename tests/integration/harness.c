@@ -735,7 +735,7 @@ static const char *opaque_tag(const char *t, size_t *len)
 /* True if the If-None-Match value `inm` is "*" or lists a tag weakly equal to `etag`. */
 static bool inm_matches(const char *inm, const char *etag)
 {
-    size_t elen;
+    size_t elen = 0; /* read only when e is set; -O3 cannot tell */
     const char *e = opaque_tag(etag, &elen);
     const char *p = inm;
     for (;;) {
